@@ -1,0 +1,208 @@
+/* client_load.c - the libcurl multi loop: C handles, C connections, N tasks, no retries. */
+#include "client_load.h"
+
+#include "client_http.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CLIENT_LOAD_ID_ESC_MAX (6 * 128 + 1) /* a 128-byte id, every byte as \u00XX */
+#define CLIENT_LOAD_BODY_MAX (2 * CLIENT_LOAD_ID_ESC_MAX + 128)
+
+struct client_load_slot {
+    CURL *curl;
+    uint64_t seq;      /* 0 when the slot is free */
+    uint64_t start_us; /* when it was handed to the multi handle */
+    char body[CLIENT_LOAD_BODY_MAX];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+long client_load_json_escape(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char tmp[8];
+        size_t k;
+        if (*p == '"' || *p == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)*p;
+            k = 2;
+        } else if (*p < 0x20) {
+            k = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
+        } else {
+            tmp[0] = (char)*p;
+            k = 1;
+        }
+        if (n + k >= cap)
+            return -1;
+        memcpy(out + n, tmp, k);
+        n += k;
+    }
+    out[n] = '\0';
+    return (long)n;
+}
+
+static size_t client_load_discard(char *data, size_t size, size_t nmemb, void *arg)
+{
+    (void)data;
+    (void)arg;
+    return size * nmemb;
+}
+
+static void client_load_progress(const struct client_load_config *cfg,
+                                 const struct client_stats *st, int last)
+{
+    enum { WIDTH = 40 };
+    char bar[WIDTH + 1];
+    uint64_t n = cfg->num_tasks ? cfg->num_tasks : 1;
+    size_t fill = (size_t)(st->num_sent * WIDTH / n);
+    memset(bar, '#', fill);
+    memset(bar + fill, '.', WIDTH - fill);
+    bar[WIDTH] = '\0';
+    fprintf(stderr, "\r[%s] %llu/%llu acked %llu failed %llu%s", bar,
+            (unsigned long long)st->num_sent, (unsigned long long)cfg->num_tasks,
+            (unsigned long long)st->num_acked, (unsigned long long)client_stats_num_failed(st),
+            last ? "\n" : "");
+    fflush(stderr);
+}
+
+/* Puts task seq into a free slot and hands it to the multi handle. */
+static int client_load_start(CURLM *multi, struct client_load_slot *slot, const char *esc_id,
+                             uint64_t seq)
+{
+    int n = snprintf(slot->body, sizeof(slot->body),
+                     "{\"titulo\":\"%s-%llu\",\"cliente\":\"%s\",\"seq\":%llu}", esc_id,
+                     (unsigned long long)seq, esc_id, (unsigned long long)seq);
+    if (n < 0 || (size_t)n >= sizeof(slot->body))
+        return -1; /* the id length was checked against the buffer in run() */
+    /* POSTFIELDS points at slot->body (no copy); only its size changes. */
+    curl_easy_setopt(slot->curl, CURLOPT_POSTFIELDSIZE, (long)n);
+    slot->seq = seq;
+    slot->errbuf[0] = '\0';
+    slot->start_us = client_http_now_us();
+    if (curl_multi_add_handle(multi, slot->curl) != CURLM_OK)
+        return -1;
+    return 0;
+}
+
+int client_load_run(const struct client_load_config *cfg, struct client_stats *st,
+                    unsigned char *acked)
+{
+    int rc = -1;
+    unsigned c = cfg->concurrency;
+    char esc_id[CLIENT_LOAD_ID_ESC_MAX];
+    struct curl_slist *headers = NULL;
+    struct client_load_slot *slots = NULL;
+    CURLM *multi = curl_multi_init();
+
+    if (client_load_json_escape(cfg->id, esc_id, sizeof(esc_id)) < 0) {
+        log_error("client id \"%.32s...\": too long to send", cfg->id);
+        errno = EINVAL;
+        goto done;
+    }
+    slots = calloc(c, sizeof(*slots));
+    headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (headers) {
+        struct curl_slist *h = curl_slist_append(headers, "Expect:");
+        if (h)
+            headers = h;
+    }
+    if (!multi || !slots || !headers)
+        goto nomem;
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c);
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c);
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)c);
+    for (unsigned i = 0; i < c; i++) {
+        CURL *e = curl_easy_init();
+        if (!e)
+            goto nomem;
+        slots[i].curl = e;
+        client_http_common_options(e, cfg->timeout_ms);
+        curl_easy_setopt(e, CURLOPT_URL, cfg->url);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, slots[i].body);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_load_discard);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slots[i].errbuf);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, &slots[i]);
+    }
+
+    uint64_t next_seq = 1, num_done = 0, start = client_http_now_us(), last_draw = 0;
+    unsigned num_busy = 0;
+    while (num_done < cfg->num_tasks) {
+        for (unsigned i = 0; i < c && num_busy < c && next_seq <= cfg->num_tasks; i++) {
+            if (slots[i].seq)
+                continue;
+            if (client_load_start(multi, &slots[i], esc_id, next_seq) < 0) {
+                log_error("POST %s: could not start the request for seq %llu", cfg->url,
+                          (unsigned long long)next_seq);
+                goto done;
+            }
+            next_seq++;
+            num_busy++;
+        }
+        int still;
+        CURLMcode mc = curl_multi_perform(multi, &still);
+        if (mc != CURLM_OK) {
+            log_error("POST %s: curl_multi_perform: %s", cfg->url, curl_multi_strerror(mc));
+            goto done;
+        }
+        int freed = 0, left;
+        CURLMsg *msg;
+        while ((msg = curl_multi_info_read(multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            struct client_load_slot *slot;
+            long status = 0;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+            CURLcode cc = msg->data.result;
+            uint64_t latency = client_http_now_us() - slot->start_us;
+            if (client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK)
+                acked[(slot->seq - 1) >> 3] |= (unsigned char)(1u << ((slot->seq - 1) & 7));
+            curl_multi_remove_handle(multi, msg->easy_handle);
+            slot->seq = 0;
+            num_busy--;
+            num_done++;
+            freed = 1;
+        }
+        if (cfg->progress) {
+            uint64_t now = client_http_now_us();
+            if (now - last_draw > 100000) {
+                client_load_progress(cfg, st, 0);
+                last_draw = now;
+            }
+        }
+        if (num_done == cfg->num_tasks || (freed && next_seq <= cfg->num_tasks))
+            continue;
+        mc = curl_multi_poll(multi, NULL, 0, 100, NULL);
+        if (mc != CURLM_OK) {
+            log_error("POST %s: curl_multi_poll: %s", cfg->url, curl_multi_strerror(mc));
+            goto done;
+        }
+    }
+    client_stats_finish(st, client_http_now_us() - start);
+    if (cfg->progress)
+        client_load_progress(cfg, st, 1);
+    rc = 0;
+    goto done;
+nomem:
+    log_error("POST %s: out of memory setting up %u connections", cfg->url, c);
+    errno = ENOMEM;
+done:
+    for (unsigned i = 0; slots && i < c; i++) {
+        if (!slots[i].curl)
+            continue;
+        if (slots[i].seq)
+            curl_multi_remove_handle(multi, slots[i].curl);
+        curl_easy_cleanup(slots[i].curl);
+    }
+    free(slots);
+    if (multi)
+        curl_multi_cleanup(multi);
+    curl_slist_free_all(headers);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/* client_load.h - sends one client's tasks through one libcurl multi handle.
+ *
+ *   struct client_load_config cfg = {.url = ".../tareas", .id = "c1", .num_tasks = 100,
+ *                                    .concurrency = 100, .timeout_ms = 30000};
+ *   unsigned char *acked = calloc(num_tasks / 8 + 1, 1);
+ *   client_stats_init(&st, num_tasks);
+ *   if (client_load_run(&cfg, &st, acked) < 0) ...   (curl could not be set up)
+ *
+ * POSTs {"titulo":"<id>-<seq>","cliente":"<id>","seq":<seq>} for seq 1..N,
+ * at most `concurrency` in flight, over at most `concurrency` keep-alive
+ * connections. There are exactly `concurrency` easy handles, each reused for
+ * request after request (no handle churn); their connections live in the
+ * multi handle's cache and are reused too. A request that fails is counted
+ * in st and never retried. Bit seq-1 of acked is set for each 201.
+ *
+ * Call curl_global_init() first. Bounded: every request has timeout_ms.
+ */
+#ifndef TASKSERVER_CLIENT_LOAD_H
+#define TASKSERVER_CLIENT_LOAD_H
+
+#include "client_stats.h"
+
+#include <stdint.h>
+
+struct client_load_config {
+    const char *url;      /* the POST endpoint, e.g. "http://127.0.0.1:9000/tareas" */
+    const char *id;       /* the client id: "cliente" and the prefix of "titulo" */
+    uint64_t num_tasks;   /* seq 1..num_tasks */
+    unsigned concurrency; /* transfers in flight and connections, >= 1 */
+    long timeout_ms;      /* per request */
+    int progress;         /* draw a progress bar on stderr (a terminal) */
+};
+
+/* Returns 0 when every task was attempted (failures are in st), or -1 with
+ * a message logged when curl could not be set up (errno ENOMEM). */
+int client_load_run(const struct client_load_config *cfg, struct client_stats *st,
+                    unsigned char *acked);
+
+/* Writes s as the inside of a JSON string (quotes, backslashes, control
+ * characters escaped) into out. Returns its length, or -1 if cap is too small. */
+long client_load_json_escape(const char *s, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,406 @@
+/* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they were stored. */
+#include "client_http.h"
+#include "client_load.h"
+#include "client_stats.h"
+#include "client_verify.h"
+#include "log.h"
+#include "task_json.h"
+#include "version.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Exit codes, as the issue and the README state them. */
+enum {
+    CLIENT_EXIT_OK = 0,          /* all acknowledged and (with --verify) stored once */
+    CLIENT_EXIT_FAILED = 1,      /* tasks lost, doubled or refused */
+    CLIENT_EXIT_USAGE = 2,       /* bad URL, bad number, bad flag */
+    CLIENT_EXIT_UNREACHABLE = 3  /* no answer from the server after --wait */
+};
+
+#define CLIENT_TASKS_MAX 100000000ULL /* 10^8 tasks: 12.5 MB of bitmap, 400 MB of latencies */
+#define CLIENT_CONCURRENCY_MAX 10000
+
+struct client_options {
+    char url[CLIENT_HTTP_URL_MAX];
+    char id[TASK_CLIENTE_MAX + 1];
+    uint64_t num_tasks;
+    unsigned concurrency;
+    double wait_s;
+    double timeout_s;
+    int verify;      /* send, then check */
+    int verify_only; /* check seq 1..N without sending */
+    int health;      /* one GET /health */
+    int json;
+    int quiet;
+};
+
+static void client_usage(FILE *out)
+{
+    fputs("usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--id NAME]\n"
+          "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
+          "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
+          "       clientemulator --health [--url URL]\n"
+          "       clientemulator --help | --version\n"
+          "\n"
+          "POSTs tasks {\"titulo\":\"<id>-<seq>\",\"cliente\":\"<id>\",\"seq\":<seq>}, seq 1..N, to\n"
+          "URL/tareas over one libcurl multi handle with C keep-alive connections, and\n"
+          "prints a summary: sent, acknowledged, failed by kind, rate, latency p50/p90/p99/max.\n"
+          "\n"
+          "  --url URL          server (default http://localhost:9000; env SERVER_URL)\n"
+          "  --tasks N          tasks to send (default 100; env TASKS)\n"
+          "  --concurrency C    requests in flight and connections (default 100; env CONCURRENCY)\n"
+          "  --id NAME          client id (default: the host name; env CLIENT_ID)\n"
+          "  --verify           then GET /tareas and check each acknowledged task is stored once\n"
+          "  --verify-only      only the check, counting seq 1..N as acknowledged\n"
+          "  --wait S           wait up to S seconds for GET /health to answer 200 (default 30)\n"
+          "  --timeout S        per-request timeout in seconds (default 30)\n"
+          "  --json             print the summary as one JSON object\n"
+          "  --quiet            no progress bar and no text summary (errors still go to stderr)\n"
+          "  --health           one GET /health: exit 0 on 200, 1 on another status, 3 if no answer\n"
+          "\n"
+          "Failed requests are never retried. Exit: 0 all acknowledged (and stored once),\n"
+          "1 tasks lost, doubled or refused, 2 usage error, 3 server unreachable.\n",
+          out);
+}
+
+static int client_parse_u64(const char *what, const char *s, uint64_t min, uint64_t max,
+                            uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || s[0] == '-' || v < min || v > max) {
+        log_error("%s \"%s\": expected a whole number from %llu to %llu", what, s,
+                  (unsigned long long)min, (unsigned long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int client_parse_seconds(const char *what, const char *s, double min, double max,
+                                double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < min || v > max) {
+        log_error("%s \"%s\": expected seconds from %g to %g", what, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int client_set_string(const char *what, const char *s, char *out, size_t cap)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= cap) {
+        log_error("%s \"%.40s\": must be 1 to %zu bytes", what, s, cap - 1);
+        return -1;
+    }
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+/* Environment first, flags over it. Returns 0 to run, 1 when --help or
+ * --version was printed, -1 after a usage error was printed. */
+static int client_parse(struct client_options *o, int argc, char **argv)
+{
+    const char *env;
+    uint64_t n;
+
+    memset(o, 0, sizeof(*o));
+    snprintf(o->url, sizeof(o->url), "http://localhost:9000");
+    o->num_tasks = 100;
+    o->concurrency = 100;
+    o->wait_s = 30;
+    o->timeout_s = 30;
+    if (gethostname(o->id, sizeof(o->id)) < 0 || !o->id[0])
+        snprintf(o->id, sizeof(o->id), "client");
+    o->id[sizeof(o->id) - 1] = '\0';
+
+    if ((env = getenv("SERVER_URL")) && *env &&
+        client_set_string("environment SERVER_URL", env, o->url, sizeof(o->url)) < 0)
+        return -1;
+    if ((env = getenv("TASKS")) && *env) {
+        if (client_parse_u64("environment TASKS", env, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
+            return -1;
+    }
+    if ((env = getenv("CONCURRENCY")) && *env) {
+        if (client_parse_u64("environment CONCURRENCY", env, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+            return -1;
+        o->concurrency = (unsigned)n;
+    }
+    if ((env = getenv("CLIENT_ID")) && *env &&
+        client_set_string("environment CLIENT_ID", env, o->id, sizeof(o->id)) < 0)
+        return -1;
+
+    enum { OPT_VERIFY_ONLY = 256, OPT_HEALTH, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"url", required_argument, NULL, 'u'},
+        {"tasks", required_argument, NULL, 'n'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"id", required_argument, NULL, 'i'},
+        {"verify", no_argument, NULL, 'v'},
+        {"verify-only", no_argument, NULL, OPT_VERIFY_ONLY},
+        {"wait", required_argument, NULL, 'w'},
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"health", no_argument, NULL, OPT_HEALTH},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":u:n:c:i:vw:t:jqh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'u':
+            if (client_set_string("--url", optarg, o->url, sizeof(o->url)) < 0)
+                return -1;
+            break;
+        case 'n':
+            if (client_parse_u64("--tasks", optarg, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
+                return -1;
+            break;
+        case 'c':
+            if (client_parse_u64("--concurrency", optarg, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+                return -1;
+            o->concurrency = (unsigned)n;
+            break;
+        case 'i':
+            if (client_set_string("--id", optarg, o->id, sizeof(o->id)) < 0)
+                return -1;
+            break;
+        case 'v':
+            o->verify = 1;
+            break;
+        case OPT_VERIFY_ONLY:
+            o->verify = o->verify_only = 1;
+            break;
+        case 'w':
+            if (client_parse_seconds("--wait", optarg, 0, 86400, &o->wait_s) < 0)
+                return -1;
+            break;
+        case 't':
+            if (client_parse_seconds("--timeout", optarg, 0.001, 86400, &o->timeout_s) < 0)
+                return -1;
+            break;
+        case 'j':
+            o->json = 1;
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case OPT_HEALTH:
+            o->health = 1;
+            break;
+        case 'h':
+            client_usage(stdout);
+            return 1;
+        case OPT_VERSION:
+            version_print(stdout, "clientemulator");
+            return 1;
+        case ':':
+            log_error("option %s: needs a value (see --help)", argv[optind - 1]);
+            return -1;
+        default:
+            log_error("option %s: unknown (see --help)", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        log_error("argument \"%s\": unexpected (see --help)", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* The write callback of GET /tareas: every byte of a 200 goes to the verifier. */
+static int client_verify_body(void *arg, long status, const char *data, size_t len)
+{
+    if (status != 200)
+        return 0; /* an error page: the status is reported after the transfer */
+    return client_verify_feed(arg, data, len) < 0 ? -1 : 0;
+}
+
+static void client_print_json_string(FILE *out, const char *s)
+{
+    char buf[CLIENT_HTTP_URL_MAX * 6 + 1];
+    if (client_load_json_escape(s, buf, sizeof(buf)) < 0)
+        buf[0] = '\0';
+    fprintf(out, "\"%s\"", buf);
+}
+
+static int client_health(const struct client_options *o, const char *health_url)
+{
+    long status;
+    int code;
+    char err[512];
+    if (client_http_get(health_url, (long)(o->timeout_s * 1000), NULL, NULL, &status, &code, err,
+                        sizeof(err)) < 0) {
+        log_error("health: %s", err);
+        return CLIENT_EXIT_UNREACHABLE;
+    }
+    if (status != 200) {
+        log_error("health: GET %s answered HTTP %ld", health_url, status);
+        return CLIENT_EXIT_FAILED;
+    }
+    if (!o->quiet)
+        printf("GET %s: 200\n", health_url);
+    return CLIENT_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct client_options o;
+    char health_url[CLIENT_HTTP_URL_MAX], tareas_url[CLIENT_HTTP_URL_MAX], err[1024];
+    struct client_stats st;
+    struct client_verify *v = NULL;
+    unsigned char *acked = NULL;
+    int stats_ready = 0, rc = CLIENT_EXIT_FAILED;
+
+    log_init("clientemulator");
+    int pr = client_parse(&o, argc, argv);
+    if (pr != 0)
+        return pr > 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_USAGE;
+    version_warn_if_unlocked("clientemulator");
+    if (client_http_endpoint(o.url, "/health", health_url, sizeof(health_url), err,
+                             sizeof(err)) < 0 ||
+        client_http_endpoint(o.url, "/tareas", tareas_url, sizeof(tareas_url), err,
+                             sizeof(err)) < 0) {
+        log_error("%s", err);
+        return CLIENT_EXIT_USAGE;
+    }
+    /* A peer that closes while we write must be an error code, not a signal. */
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("curl_global_init failed");
+        return CLIENT_EXIT_FAILED;
+    }
+    long timeout_ms = (long)ceil(o.timeout_s * 1000);
+    if (o.health) {
+        rc = client_health(&o, health_url);
+        goto done;
+    }
+
+    if (client_http_wait_ok(health_url, (long)(o.wait_s * 1000), timeout_ms, err, sizeof(err)) <
+        0) {
+        log_error("%s", err);
+        rc = CLIENT_EXIT_UNREACHABLE;
+        goto done;
+    }
+
+    if (o.concurrency > o.num_tasks && o.num_tasks > 0)
+        o.concurrency = (unsigned)o.num_tasks; /* no idle handles */
+    if (client_stats_init(&st, o.verify_only ? 0 : o.num_tasks) < 0) {
+        log_error("%llu tasks: out of memory for the latencies", (unsigned long long)o.num_tasks);
+        goto done;
+    }
+    stats_ready = 1;
+    if (!o.verify_only) {
+        acked = calloc((size_t)(o.num_tasks / 8 + 1), 1);
+        if (!acked) {
+            log_error("%llu tasks: out of memory", (unsigned long long)o.num_tasks);
+            goto done;
+        }
+        struct client_load_config cfg = {
+            .url = tareas_url,
+            .id = o.id,
+            .num_tasks = o.num_tasks,
+            .concurrency = o.concurrency,
+            .timeout_ms = timeout_ms,
+            .progress = !o.quiet && isatty(STDERR_FILENO),
+        };
+        if (client_load_run(&cfg, &st, acked) < 0)
+            goto done;
+    }
+
+    rc = client_stats_num_failed(&st) ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
+    if (o.verify) {
+        long status;
+        int code;
+        v = client_verify_new(o.id, o.num_tasks, acked);
+        if (!v) {
+            log_error("verify %s: out of memory for %llu tasks", tareas_url,
+                      (unsigned long long)o.num_tasks);
+            rc = CLIENT_EXIT_FAILED;
+            goto done;
+        }
+        if (client_http_get(tareas_url, timeout_ms, client_verify_body, v, &status, &code, err,
+                            sizeof(err)) < 0) {
+            log_error("verify: %s", err);
+            rc = code == CURLE_COULDNT_CONNECT ? CLIENT_EXIT_UNREACHABLE : CLIENT_EXIT_FAILED;
+            client_verify_free(v);
+            v = NULL;
+            goto report;
+        }
+        if (status != 200) {
+            log_error("verify: GET %s answered HTTP %ld", tareas_url, status);
+            rc = CLIENT_EXIT_FAILED;
+            client_verify_free(v);
+            v = NULL;
+            goto report;
+        }
+        client_verify_finish(v);
+        if (!client_verify_ok(v))
+            rc = CLIENT_EXIT_FAILED;
+    }
+
+report:
+    if (o.json) {
+        printf("{\"url\":");
+        client_print_json_string(stdout, o.url);
+        printf(",\"id\":");
+        client_print_json_string(stdout, o.id);
+        printf(",\"tasks\":%llu,\"concurrency\":%u,\"locking_build\":%s,",
+               (unsigned long long)o.num_tasks, o.concurrency,
+               version_locking() ? "true" : "false");
+        client_stats_print_json_fields(&st, stdout);
+        printf(",\"verify\":");
+        if (v)
+            client_verify_print_json(v, stdout);
+        else
+            printf("null");
+        printf(",\"exit\":%d}\n", rc);
+    } else if (!o.quiet) {
+        if (!o.verify_only) {
+            printf("client \"%s\": %llu tasks to %s, concurrency %u\n", o.id,
+                   (unsigned long long)o.num_tasks, tareas_url, o.concurrency);
+            client_stats_print_text(&st, stdout);
+        }
+        if (v)
+            client_verify_print_text(v, stdout, tareas_url);
+    }
+    if (rc == CLIENT_EXIT_FAILED && client_stats_num_failed(&st))
+        log_error("POST %s: %llu of %llu requests failed, the first: %s", tareas_url,
+                  (unsigned long long)client_stats_num_failed(&st),
+                  (unsigned long long)st.num_sent, st.first_error);
+    if (v && !client_verify_ok(v)) {
+        const struct client_verify_result *r = client_verify_result(v);
+        log_error("verify %s: %llu of this client's acknowledged tasks lost, %llu doubled, "
+                  "%llu duplicate ids, %llu damaged lines",
+                  tareas_url, (unsigned long long)r->num_missing,
+                  (unsigned long long)r->num_doubled, (unsigned long long)r->num_dup_ids,
+                  (unsigned long long)r->num_damaged_lines);
+    }
+done:
+    fflush(stdout);
+    client_verify_free(v);
+    free(acked);
+    if (stats_ready)
+        client_stats_release(&st);
+    curl_global_cleanup();
+    return rc;
+}

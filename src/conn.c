@@ -1,0 +1,884 @@
+/* conn.c - one HTTP/1.1 connection: buffers, the request state machine, responses, deadlines. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_parser.h"
+#include "log.h"
+#include "version.h"
+
+#define CONN_BUF_SIZE 4096          /* first input buffer; most requests fit */
+#define CONN_POOL_MAX 64            /* spare CONN_BUF_SIZE buffers kept per worker */
+#define CONN_HEAD_MAX 640           /* a response head: status, 5 headers, extras */
+#define CONN_LINGER_MS 2000         /* how long to drain a client after an error response */
+#define CONN_LINGER_BYTES (1 << 22) /* ... and how much of it to read and drop */
+#define CONN_SENDFILE_CHUNK (1 << 20)
+
+/*
+ * One request at a time per connection; the state says what the connection
+ * is waiting for, and deadline_ms when it gives up waiting:
+ *
+ *   accept
+ *     |
+ *     v            head complete, body announced
+ *   READ_HEAD ----------------------------------> READ_BODY
+ *     |   ^  \                                      |
+ *     |   |   \ head complete, no body              | body complete
+ *     |   |    v                                    v
+ *     |   |   (api_handle: one response) <----------+
+ *     |   |    |                    \ GET /tareas
+ *     |   |    v                     v
+ *     |   +-- WRITE -- head sent --> SEND_FILE   (file range, then suffix)
+ *     |   keep-alive: next request     |
+ *     |   (pipelined bytes first)  <---+
+ *     |              |
+ *     |              | must close, and the client may still be sending
+ *     v              v
+ *   closed <------ LINGER   (write side shut: read and drop until EOF or deadline)
+ *
+ * Deadlines: READ_HEAD idle (nothing buffered) -> keep-alive timeout (header
+ * timeout before the first request), closed silently; READ_HEAD with bytes
+ * buffered -> header timeout from the first byte, 408; READ_BODY -> body
+ * timeout, 408; WRITE and SEND_FILE -> send timeout from the last progress,
+ * closed (the client stopped reading); LINGER -> CONN_LINGER_MS.
+ *
+ * While a response is pending the connection does not read (epoll interest
+ * is EPOLLOUT only), so a client that pipelines without reading cannot make
+ * the worker buffer without bound: the kernel's socket buffers push back.
+ */
+enum conn_state {
+    CONN_READ_HEAD,
+    CONN_READ_BODY,
+    CONN_WRITE,
+    CONN_SEND_FILE,
+    CONN_LINGER,
+};
+
+struct conn {
+    struct conn_server *srv;
+    struct conn *prev, *next; /* srv->conns */
+    int fd;
+    enum conn_state state;
+    uint64_t deadline_ms;  /* monotonic; meaning depends on state (chart above) */
+    unsigned num_requests; /* requests answered on this connection */
+
+    char *buf; /* input, NULL while nothing is buffered */
+    size_t buf_len;
+    size_t buf_cap;
+    size_t parse_prev; /* buf_len at the last "need more" from the parser */
+
+    /* The request being served (valid from READ_BODY on). */
+    struct api_route route;
+    size_t head_len;
+    enum http_body_kind body_kind;
+    uint64_t content_length;
+    struct http_chunked_decoder dec;
+    size_t dec_pos;  /* chunked: undecoded input starts here */
+    size_t body_len; /* decoded body bytes at buf + head_len */
+    size_t req_end;  /* the next request starts here (once the body is complete) */
+    int keep_alive;
+    int minor_version;
+
+    /* The response being sent. */
+    char *out; /* unsent head and body bytes (only after a short write) */
+    size_t out_len;
+    size_t out_off;
+    int file_fd; /* SEND_FILE: [file_off, file_end) of file_fd, then suffix */
+    off_t file_off;
+    off_t file_end;
+    const char *suffix;
+    size_t suffix_len;
+    int close_after; /* close once the response is out */
+    int linger;      /* ... through LINGER: the client may still be sending */
+    size_t lingered; /* bytes dropped in LINGER */
+};
+
+struct conn_server {
+    struct event_loop *loop;
+    struct api *api;
+    const struct config *cfg;
+    struct http_limits limits;
+    struct conn *conns; /* every open connection */
+    unsigned num_conns;
+    int draining;
+    uint64_t now_ms;
+    uint64_t last_sweep_ms;
+    time_t date_sec;
+    char date[48]; /* "Date: Wed, 26 Nov 2026 15:00:00 GMT\r\n" */
+    size_t date_len;
+    char server[64]; /* "Server: taskserver/0.1.0\r\n" */
+    size_t server_len;
+    char *pool[CONN_POOL_MAX]; /* spare input buffers: no malloc per request */
+    size_t num_pool;
+    struct http_request req; /* parser output, used only within one call */
+    char head[CONN_HEAD_MAX];
+    char discard[16384]; /* LINGER reads */
+};
+
+static int conn_process(struct conn *c);
+
+/* ---- clock and headers ---- */
+
+static uint64_t conn_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void conn_update_date(struct conn_server *srv)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec == srv->date_sec && srv->date_len > 0)
+        return;
+    srv->date_sec = ts.tv_sec;
+    gmtime_r(&ts.tv_sec, &tm);
+    /* No setlocale() anywhere: %a and %b are the English names HTTP wants. */
+    srv->date_len =
+        strftime(srv->date, sizeof(srv->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+}
+
+static char *conn_put(char *p, const char *s, size_t len)
+{
+    memcpy(p, s, len);
+    return p + len;
+}
+
+#define CONN_PUT_LIT(p, lit) conn_put((p), (lit), sizeof(lit) - 1)
+
+static char *conn_put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Formats the response head into srv->head; returns its length. */
+static size_t conn_format_head(struct conn_server *srv, const struct api_response *resp,
+                               uint64_t content_length, int close_after, int minor_version)
+{
+    const char *text = http_status_text(resp->status);
+    size_t text_len = strlen(text);
+    char *p = srv->head;
+    /* Fixed parts: ~150 bytes plus the reason phrase; extras are bounded by their array. */
+    if (text_len > 64)
+        text_len = 64;
+    p = CONN_PUT_LIT(p, "HTTP/1.1 ");
+    p = conn_put_u64(p, (uint64_t)resp->status);
+    *p++ = ' ';
+    p = conn_put(p, text, text_len);
+    p = CONN_PUT_LIT(p, "\r\n");
+    p = conn_put(p, srv->server, srv->server_len);
+    p = conn_put(p, srv->date, srv->date_len);
+    p = CONN_PUT_LIT(p, "Content-Type: ");
+    p = conn_put(p, resp->content_type, strlen(resp->content_type));
+    p = CONN_PUT_LIT(p, "\r\nContent-Length: ");
+    p = conn_put_u64(p, content_length);
+    p = CONN_PUT_LIT(p, "\r\n");
+    p = conn_put(p, resp->headers, resp->headers_len);
+    if (close_after)
+        p = CONN_PUT_LIT(p, "Connection: close\r\n");
+    else if (minor_version == 0)
+        p = CONN_PUT_LIT(p, "Connection: keep-alive\r\n");
+    p = CONN_PUT_LIT(p, "\r\n");
+    return (size_t)(p - srv->head);
+}
+
+/* ---- buffers ---- */
+
+static void conn_buf_release(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    if (c->buf == NULL)
+        return;
+    if (c->buf_cap == CONN_BUF_SIZE && srv->num_pool < CONN_POOL_MAX)
+        srv->pool[srv->num_pool++] = c->buf;
+    else
+        free(c->buf);
+    c->buf = NULL;
+    c->buf_len = 0;
+    c->buf_cap = 0;
+}
+
+/* Makes the input buffer at least want bytes (want > buf_cap grows it). */
+static int conn_buf_reserve(struct conn *c, size_t want)
+{
+    struct conn_server *srv = c->srv;
+    if (c->buf == NULL) {
+        if (want <= CONN_BUF_SIZE && srv->num_pool > 0) {
+            c->buf = srv->pool[--srv->num_pool];
+        } else {
+            size_t cap = want > CONN_BUF_SIZE ? want : CONN_BUF_SIZE;
+            c->buf = malloc(cap);
+            if (c->buf == NULL)
+                return -1;
+            c->buf_cap = cap;
+            return 0;
+        }
+        c->buf_cap = CONN_BUF_SIZE;
+        return 0;
+    }
+    if (want <= c->buf_cap)
+        return 0;
+    size_t cap = c->buf_cap * 2 > want ? c->buf_cap * 2 : want;
+    char *p = realloc(c->buf, cap);
+    if (p == NULL)
+        return -1;
+    c->buf = p;
+    c->buf_cap = cap;
+    return 0;
+}
+
+/* The buffer size the current state may use: a bound on memory per connection. */
+static size_t conn_buf_limit(const struct conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    if (c->state == CONN_READ_BODY) {
+        if (c->body_kind == HTTP_BODY_LENGTH)
+            return c->head_len + (size_t)c->content_length;
+        /* Chunked: decoded bytes stay below max_body; leave room for framing. */
+        return c->head_len + cfg->max_body + 8192;
+    }
+    /* Slightly above the limit, so the parser sees the excess and answers 431. */
+    return cfg->max_header_bytes + 1024;
+}
+
+/* ---- life cycle ---- */
+
+static void conn_close(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    if (event_loop_del(srv->loop, c->fd) < 0)
+        log_error("epoll del connection fd %d: %s", c->fd, strerror(errno));
+    close(c->fd); /* never retried: the descriptor is gone even on EINTR */
+    conn_buf_release(c);
+    free(c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->num_conns--;
+    free(c);
+}
+
+static void conn_set_interest(struct conn *c, unsigned mask)
+{
+    if (event_loop_modify(c->srv->loop, c->fd, mask) < 0)
+        log_error("epoll mod connection fd %d: %s", c->fd, strerror(errno));
+}
+
+/* Back to READ_HEAD for the next request, keeping pipelined bytes. */
+static void conn_next_request(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    size_t rest = c->buf_len - c->req_end;
+    if (rest > 0 && c->req_end > 0)
+        memmove(c->buf, c->buf + c->req_end, rest);
+    c->buf_len = rest;
+    c->parse_prev = 0;
+    c->req_end = 0;
+    c->num_requests++;
+    c->state = CONN_READ_HEAD;
+    if (rest == 0) {
+        conn_buf_release(c); /* idle keep-alive connections hold no buffer */
+        c->deadline_ms = srv->now_ms + srv->cfg->keepalive_timeout_ms;
+    } else {
+        c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms;
+    }
+}
+
+/* ---- writing ---- */
+
+static int conn_would_block(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK;
+}
+
+/* After a failed send(): 0 when the socket is merely full, else -1 (logged
+ * unless the client simply went away). */
+static int conn_flush_error(const struct conn *c)
+{
+    if (conn_would_block(errno))
+        return 0;
+    if (errno != EPIPE && errno != ECONNRESET)
+        log_error("send to connection fd %d: %s", c->fd, strerror(errno));
+    return -1;
+}
+
+/* Pushes the pending response out. Returns 1 when all of it is sent, 0 when
+ * the socket is full (wait for EPOLLOUT), -1 when the connection is broken. */
+static int conn_flush(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    int progress = 0;
+    int rc = 1;
+
+    while (c->out_off < c->out_len) {
+        int more = c->file_fd >= 0 || c->suffix_len > 0;
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = conn_flush_error(c);
+            goto out;
+        }
+        c->out_off += (size_t)n;
+        progress = 1;
+    }
+    while (c->file_fd >= 0 && c->file_off < c->file_end) {
+        off_t left = c->file_end - c->file_off;
+        size_t count = left > CONN_SENDFILE_CHUNK ? CONN_SENDFILE_CHUNK : (size_t)left;
+        ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, count);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (conn_would_block(errno)) {
+                rc = 0;
+                goto out;
+            }
+            if (errno != EPIPE && errno != ECONNRESET)
+                log_error("sendfile %s to connection fd %d: %s", srv->cfg->file, c->fd,
+                          strerror(errno));
+            rc = -1;
+            goto out;
+        }
+        if (n == 0) {
+            /* The snapshot's bytes never change, unless someone truncated the
+             * file (taskctl reset): the promised length cannot be sent. */
+            log_error("sendfile %s: file shorter than its snapshot (%lld < %lld bytes)",
+                      srv->cfg->file, (long long)c->file_off, (long long)c->file_end);
+            rc = -1;
+            goto out;
+        }
+        progress = 1;
+    }
+    c->file_fd = -1;
+    while (c->suffix_len > 0) {
+        ssize_t n = send(c->fd, c->suffix, c->suffix_len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = conn_flush_error(c);
+            goto out;
+        }
+        c->suffix += n;
+        c->suffix_len -= (size_t)n;
+        progress = 1;
+    }
+out:
+    if (progress)
+        c->deadline_ms = srv->now_ms + srv->cfg->send_timeout_ms;
+    return rc;
+}
+
+/* The response is out: close, linger, or go on with the next request.
+ * Returns 0, or -1 when the connection is gone. */
+static int conn_response_done(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    if (c->close_after) {
+        if (!c->linger) {
+            conn_close(c);
+            return -1;
+        }
+        /* Closing with unread input makes the kernel send RST, which can
+         * destroy the response before the client reads it: shut the write
+         * side (FIN after the response) and drop input until the client
+         * closes or the deadline passes. */
+        if (shutdown(c->fd, SHUT_WR) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        conn_buf_release(c);
+        c->state = CONN_LINGER;
+        c->deadline_ms = srv->now_ms + CONN_LINGER_MS;
+        conn_set_interest(c, EVENT_LOOP_READ);
+        return 0;
+    }
+    conn_next_request(c);
+    if (c->buf_len == 0 && srv->draining) {
+        conn_close(c);
+        return -1;
+    }
+    conn_set_interest(c, EVENT_LOOP_READ);
+    return 0;
+}
+
+/* Sends resp (HEAD requests: headers only). complete: the request's bytes
+ * were all read (req_end is valid), so the connection may continue.
+ * Returns 0, or -1 when the connection is gone. */
+static int conn_respond(struct conn *c, const struct api_response *resp, int complete)
+{
+    struct conn_server *srv = c->srv;
+    int head_only = c->route.head && complete;
+    uint64_t length =
+        resp->file_fd >= 0 ? (uint64_t)resp->file_len + resp->suffix_len : resp->body_len;
+
+    c->close_after = !complete || !c->keep_alive || srv->draining;
+    c->linger = !complete || (c->close_after && c->buf_len > c->req_end);
+    size_t head_len = conn_format_head(srv, resp, length, c->close_after, c->minor_version);
+
+    struct iovec iov[2] = {{srv->head, head_len}, {(void *)resp->body, 0}};
+    size_t total = head_len;
+    if (!head_only && resp->file_fd < 0 && resp->body_len > 0) {
+        iov[1].iov_len = resp->body_len;
+        total += resp->body_len;
+    }
+    c->file_fd = -1;
+    c->suffix = NULL;
+    c->suffix_len = 0;
+    if (!head_only && resp->file_fd >= 0) {
+        c->file_fd = resp->file_fd;
+        c->file_off = 0;
+        c->file_end = resp->file_len;
+        c->suffix = resp->suffix;
+        c->suffix_len = resp->suffix_len;
+    }
+
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    int flags = MSG_NOSIGNAL | (c->file_fd >= 0 ? MSG_MORE : 0);
+    ssize_t n;
+    do {
+        n = sendmsg(c->fd, &msg, flags);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (!conn_would_block(errno)) {
+            if (errno != EPIPE && errno != ECONNRESET)
+                log_error("send to connection fd %d: %s", c->fd, strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+        n = 0;
+    }
+    c->deadline_ms = srv->now_ms + srv->cfg->send_timeout_ms;
+    c->state = c->file_fd >= 0 ? CONN_SEND_FILE : CONN_WRITE;
+    if ((size_t)n < total) {
+        /* Short write: keep the rest (the api's body is only valid until its
+         * next call, and the head scratch is shared). */
+        size_t rest = total - (size_t)n;
+        c->out = malloc(rest);
+        if (c->out == NULL) {
+            log_error("out of memory for a response on connection fd %d", c->fd);
+            conn_close(c);
+            return -1;
+        }
+        size_t skip = (size_t)n;
+        size_t o = 0;
+        for (int i = 0; i < 2; i++) {
+            size_t len = iov[i].iov_len;
+            if (skip >= len) {
+                skip -= len;
+                continue;
+            }
+            memcpy(c->out + o, (char *)iov[i].iov_base + skip, len - skip);
+            o += len - skip;
+            skip = 0;
+        }
+        c->out_len = rest;
+        c->out_off = 0;
+    }
+    int r = conn_flush(c);
+    if (r < 0) {
+        conn_close(c);
+        return -1;
+    }
+    if (r == 0) {
+        conn_set_interest(c, EVENT_LOOP_WRITE);
+        return 0;
+    }
+    return conn_response_done(c);
+}
+
+/* An error response from the connection layer (parser, limits, timeouts):
+ * the status and body come from api_error(), the one place for errors. */
+static int conn_fail(struct conn *c, int status, const char *message)
+{
+    struct api_response resp;
+    api_error(c->srv->api, status, message, &resp);
+    c->route.head = 0;
+    return conn_respond(c, &resp, 0);
+}
+
+/* ---- reading and parsing ---- */
+
+/* Reads once. Returns bytes read (> 0), 0 on EAGAIN, -1 on EOF or error. */
+static ssize_t conn_read(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    size_t limit = conn_buf_limit(c);
+    size_t want = c->buf_len + CONN_BUF_SIZE;
+    if (c->buf != NULL && c->buf_len < c->buf_cap)
+        want = c->buf_cap; /* room left: no need to grow */
+    if (want > limit)
+        want = limit > c->buf_len ? limit : c->buf_len + 1;
+    if (conn_buf_reserve(c, want) < 0) {
+        log_error("out of memory for input on connection fd %d", c->fd);
+        return -1;
+    }
+    ssize_t n;
+    do {
+        n = read(c->fd, c->buf + c->buf_len, c->buf_cap - c->buf_len);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (conn_would_block(errno)) {
+            if (c->buf_len == 0)
+                conn_buf_release(c);
+            return 0;
+        }
+        if (errno != ECONNRESET)
+            log_error("read from connection fd %d: %s", c->fd, strerror(errno));
+        return -1;
+    }
+    if (n == 0)
+        return -1;
+    if (c->state == CONN_READ_HEAD && c->buf_len == 0)
+        c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms; /* from the first byte */
+    c->buf_len += (size_t)n;
+    return n;
+}
+
+/* The head is parsed (head_len bytes): route it and decide about the body.
+ * Returns 0, or -1 when the connection is gone. */
+static int conn_start_request(struct conn *c, size_t head_len)
+{
+    struct conn_server *srv = c->srv;
+    const struct http_request *req = &srv->req;
+    const struct config *cfg = srv->cfg;
+
+    api_route(req->method, req->method_len, req->path, req->path_len, &c->route);
+    c->head_len = head_len;
+    c->keep_alive = req->keep_alive;
+    c->minor_version = req->minor_version;
+    c->body_kind = req->body_kind;
+    c->content_length = req->body_kind == HTTP_BODY_LENGTH ? req->content_length : 0;
+    c->body_len = 0;
+    c->dec_pos = head_len;
+    memset(&c->dec, 0, sizeof(c->dec));
+    c->req_end = head_len;
+
+    int has_body = c->body_kind == HTTP_BODY_CHUNKED || c->content_length > 0;
+    int refused = c->route.endpoint == API_NOT_FOUND || c->route.endpoint == API_METHOD_NOT_ALLOWED;
+
+    if (has_body && refused) {
+        /* Also the Expect: 100-continue refusal: the final status instead
+         * of 100, and the body is never read. */
+        struct api_response resp;
+        api_handle(srv->api, &c->route, NULL, 0, &resp);
+        c->route.head = 0;
+        return conn_respond(c, &resp, 0);
+    }
+    if (c->body_kind == HTTP_BODY_LENGTH && c->content_length > cfg->max_body)
+        return conn_fail(c, 413, "request body larger than the limit");
+    if (c->route.wants_body && c->body_kind == HTTP_BODY_NONE) {
+        struct api_response resp;
+        api_error(srv->api, 411, "a body with content-length or chunked encoding is required",
+                  &resp);
+        return conn_respond(c, &resp, 1);
+    }
+    if (!has_body) {
+        struct api_response resp;
+        api_handle(srv->api, &c->route, NULL, 0, &resp);
+        return conn_respond(c, &resp, 1);
+    }
+    /* RFC 9110 10.1.1: no 100 to an HTTP/1.0 client; none needed if the body is here. */
+    if (req->expect_continue && c->minor_version >= 1 && c->buf_len == head_len) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ssize_t n;
+        do {
+            n = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        /* A full socket (EAGAIN) just skips the optional 100; a partial one
+         * would corrupt the stream, and a real error is fatal. */
+        if ((n < 0 && !conn_would_block(errno)) || (n >= 0 && (size_t)n != sizeof(cont) - 1)) {
+            conn_close(c);
+            return -1;
+        }
+    }
+    c->state = CONN_READ_BODY;
+    c->deadline_ms = srv->now_ms + cfg->body_timeout_ms;
+    return 0;
+}
+
+/* Returns 1 when the body is complete (body at buf + head_len, req_end
+ * set), 0 when more is needed, -1 when the connection is gone. */
+static int conn_read_body(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    if (c->body_kind == HTTP_BODY_LENGTH) {
+        if (c->buf_len - c->head_len < c->content_length)
+            return 0;
+        c->body_len = (size_t)c->content_length;
+        c->req_end = c->head_len + c->body_len;
+        return 1;
+    }
+    if (c->buf_len <= c->dec_pos)
+        return 0;
+    size_t orig = c->buf_len - c->dec_pos;
+    size_t len = orig;
+    long r = http_decode_chunked(&c->dec, c->buf + c->dec_pos, &len, srv->cfg->max_body);
+    if (r == -1) {
+        int status = c->dec.error_status ? c->dec.error_status : 400;
+        return conn_fail(c, status, c->dec.error ? c->dec.error : "bad chunked encoding") < 0 ? -1
+                                                                                              : 0;
+    }
+    /* The decoded bytes sit at dec_pos, right after the body so far. */
+    c->body_len += len;
+    if (r == -2) {
+        c->buf_len = c->dec_pos + len;
+        c->dec_pos = c->buf_len;
+        return 0;
+    }
+    c->req_end = c->dec_pos + orig - (size_t)r;
+    c->dec_pos += len;
+    return 1;
+}
+
+/* Serves what is buffered: pipelined requests, one at a time, in order.
+ * Returns 0, or -1 when the connection is gone. */
+static int conn_process(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    for (;;) {
+        if (c->state == CONN_READ_HEAD) {
+            if (c->buf_len == 0)
+                return 0;
+            int n = http_parse_request(c->buf, c->buf_len, c->parse_prev, &srv->limits, &srv->req);
+            if (n == -2) {
+                c->parse_prev = c->buf_len;
+                if (c->buf_len >= conn_buf_limit(c))
+                    return conn_fail(c, 431, "request header section too large");
+                return 0;
+            }
+            if (n < 0)
+                return conn_fail(c, srv->req.error_status ? srv->req.error_status : 400,
+                                 srv->req.error ? srv->req.error : "bad request");
+            if (conn_start_request(c, (size_t)n) < 0)
+                return -1;
+        } else if (c->state == CONN_READ_BODY) {
+            int r = conn_read_body(c);
+            if (r < 0)
+                return -1;
+            if (r == 0)
+                return 0;
+            struct api_response resp;
+            api_handle(srv->api, &c->route, c->buf + c->head_len, c->body_len, &resp);
+            if (conn_respond(c, &resp, 1) < 0)
+                return -1;
+        } else {
+            return 0; /* a response is pending, or LINGER */
+        }
+    }
+}
+
+static void conn_linger_read(struct conn *c)
+{
+    struct conn_server *srv = c->srv;
+    ssize_t n;
+    do {
+        n = read(c->fd, srv->discard, sizeof(srv->discard));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && conn_would_block(errno))
+        return;
+    if (n <= 0) {
+        conn_close(c);
+        return;
+    }
+    c->lingered += (size_t)n;
+    if (c->lingered > CONN_LINGER_BYTES)
+        conn_close(c);
+}
+
+static void conn_on_event(struct event_loop *loop, int fd, void *arg, unsigned events)
+{
+    struct conn *c = arg;
+    (void)loop;
+    (void)fd;
+    switch (c->state) {
+    case CONN_READ_HEAD:
+    case CONN_READ_BODY:
+        if (events & (EVENT_LOOP_READ | EVENT_LOOP_ERROR)) {
+            ssize_t n = conn_read(c);
+            if (n < 0) {
+                conn_close(c);
+                return;
+            }
+            if (n > 0)
+                conn_process(c);
+        }
+        return;
+    case CONN_WRITE:
+    case CONN_SEND_FILE:
+        if (events & (EVENT_LOOP_WRITE | EVENT_LOOP_ERROR)) {
+            int r = conn_flush(c);
+            if (r < 0) {
+                conn_close(c);
+                return;
+            }
+            if (r > 0 && conn_response_done(c) == 0)
+                conn_process(c);
+        }
+        return;
+    case CONN_LINGER:
+        conn_linger_read(c);
+        return;
+    }
+}
+
+/* ---- the server ---- */
+
+struct conn_server *conn_server_create(struct event_loop *loop, struct api *api,
+                                       const struct config *cfg)
+{
+    struct conn_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->loop = loop;
+    srv->api = api;
+    srv->cfg = cfg;
+    srv->limits.max_request_line = cfg->max_request_line;
+    srv->limits.max_header_bytes = cfg->max_header_bytes;
+    srv->limits.max_headers =
+        cfg->max_headers < HTTP_MAX_HEADERS_CAP ? cfg->max_headers : HTTP_MAX_HEADERS_CAP;
+    int n =
+        snprintf(srv->server, sizeof(srv->server), "Server: taskserver/%s\r\n", version_string());
+    srv->server_len = n > 0 && (size_t)n < sizeof(srv->server) ? (size_t)n : 0;
+    srv->now_ms = conn_monotonic_ms();
+    srv->last_sweep_ms = srv->now_ms;
+    conn_update_date(srv);
+    return srv;
+}
+
+void conn_server_free(struct conn_server *srv)
+{
+    if (srv == NULL)
+        return;
+    while (srv->conns != NULL)
+        conn_close(srv->conns);
+    while (srv->num_pool > 0)
+        free(srv->pool[--srv->num_pool]);
+    free(srv);
+}
+
+unsigned conn_server_count(const struct conn_server *srv)
+{
+    return srv->num_conns;
+}
+
+static void conn_expire(struct conn *c)
+{
+    switch (c->state) {
+    case CONN_READ_HEAD:
+        if (c->buf_len == 0)
+            conn_close(c); /* idle keep-alive: nothing to answer */
+        else
+            conn_fail(c, 408, "timed out reading the request header");
+        return;
+    case CONN_READ_BODY:
+        conn_fail(c, 408, "timed out reading the request body");
+        return;
+    case CONN_WRITE:
+    case CONN_SEND_FILE:
+    case CONN_LINGER:
+        conn_close(c); /* the client stopped reading, or lingering is over */
+        return;
+    }
+}
+
+void conn_server_tick(struct conn_server *srv)
+{
+    srv->now_ms = conn_monotonic_ms();
+    conn_update_date(srv);
+    /* A sweep over all connections every CONN_TICK_MS: a few thousand
+     * comparisons, far simpler than keeping ordered timer lists in sync with
+     * every state change, and the precision needed is seconds. */
+    if (srv->now_ms - srv->last_sweep_ms < CONN_TICK_MS)
+        return;
+    srv->last_sweep_ms = srv->now_ms;
+    struct conn *next;
+    for (struct conn *c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (srv->now_ms >= c->deadline_ms)
+            conn_expire(c); /* may free c, never another connection */
+    }
+}
+
+void conn_server_drain(struct conn_server *srv)
+{
+    struct conn *next;
+    srv->draining = 1;
+    for (struct conn *c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_READ_HEAD && c->buf_len == 0)
+            conn_close(c);
+    }
+}
+
+int conn_open(struct conn_server *srv, int fd)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    c->srv = srv;
+    c->fd = fd;
+    c->file_fd = -1;
+    c->state = CONN_READ_HEAD;
+    /* The cached clock is refreshed after each poll, but a worker without
+     * connections polls without a timeout: its clock may be minutes old. */
+    srv->now_ms = conn_monotonic_ms();
+    c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms;
+    if (event_loop_add(srv->loop, fd, EVENT_LOOP_READ, conn_on_event, c) < 0) {
+        int saved_errno = errno;
+        close(fd);
+        free(c);
+        errno = saved_errno;
+        return -1;
+    }
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->num_conns++;
+    return 0;
+}
+
+void conn_reject(struct conn_server *srv, int fd)
+{
+    struct api_response resp;
+    api_error(srv->api, 503, "too many connections to this worker, retry", &resp);
+    size_t head_len = conn_format_head(srv, &resp, resp.body_len, 1, 1);
+    struct iovec iov[2] = {{srv->head, head_len}, {(void *)resp.body, resp.body_len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    ssize_t n;
+    /* Best effort on a fresh socket: its send buffer is empty. */
+    do {
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    (void)n;
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}

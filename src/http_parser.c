@@ -1,0 +1,865 @@
+/* http_parser.c - incremental HTTP/1.1 request-head parser and chunked-body decoder. */
+#include "http_parser.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * The request head is parsed in two passes.
+ *
+ * Framing (find_head_end) looks only at line ends: it skips the empty lines
+ * allowed before the request line, enforces the two size limits and finds the
+ * empty line that ends the header section. It is cheap (memchr) and, thanks to
+ * prev_len, never rescans bytes already searched for the end. Until the head is
+ * complete nothing else is looked at, so the answer for a given buffer is the
+ * same whatever the history of calls: -2, or a limit error as soon as the
+ * buffered bytes prove that a limit is exceeded (so a caller never needs more
+ * than the limits buffered), whichever limit is crossed first in byte order.
+ *
+ * Syntax and semantics (parse_head) run once over the complete head: the
+ * request line, every field line, and then the rules that need all fields
+ * (Host count, Content-Length versus Transfer-Encoding). Errors are reported
+ * in byte order, then in the order of the final checks.
+ */
+
+#define CHUNK_SIZE_DIGITS_MAX 16      /* hex digits: 64 bits, so the size cannot overflow */
+#define CHUNK_EXT_BYTES_MAX 4096      /* chunk extensions on one chunk-size line */
+#define CHUNK_TRAILER_BYTES_MAX 16384 /* the whole trailer section */
+
+/* RFC 9110 §5.6.2: token characters. */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    switch (c) {
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* RFC 9110 §5.5: field-vchar (VCHAR or obs-text), i.e. neither a control nor DEL nor SP. */
+static int is_field_vchar(unsigned char c)
+{
+    return c > 0x20 && c != 0x7f;
+}
+
+static int is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* Case-insensitive comparison of s[0..n) with a lower-case literal. */
+static int token_eq(const char *s, size_t n, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (lit[i] == '\0' || ascii_lower((unsigned char)s[i]) != (unsigned char)lit[i])
+            return 0;
+    }
+    return lit[n] == '\0';
+}
+
+static int fail(struct http_request *req, int status, const char *why)
+{
+    req->error_status = status;
+    req->error = why;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- framing */
+
+/* Skips the empty lines (CRLF or LF) that RFC 9112 §2.2 lets a server ignore
+ * before the request line; returns where the request line starts. */
+static size_t skip_empty_lines(const char *buf, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        if (buf[i] == '\n')
+            i++;
+        else if (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n')
+            i += 2;
+        else
+            break;
+    }
+    return i;
+}
+
+/* Returns the buffered length at which the request line starting at rl is
+ * known to be longer than max_rl bytes (without its line end), or 0 if the
+ * bytes so far do not prove it. *line_end is set to the index of the line's LF
+ * when the line is complete and fits, else to 0. */
+static size_t request_line_overflow(const char *buf, size_t len, size_t rl, size_t max_rl,
+                                    size_t *line_end)
+{
+    size_t window = len - rl;
+    const char *lf;
+    size_t k;
+
+    *line_end = 0;
+    if (window > max_rl && window - max_rl > 2)
+        window = max_rl + 2;
+    lf = memchr(buf + rl, '\n', window);
+    if (lf != NULL) {
+        size_t p = (size_t)(lf - buf);
+        size_t content = p - rl - (p > rl && buf[p - 1] == '\r');
+        if (content <= max_rl) {
+            *line_end = p;
+            return 0;
+        }
+    }
+    /* The byte at k is the first one past the limit. It proves the overflow
+     * unless it is a CR whose LF has not arrived yet. */
+    k = rl + max_rl;
+    if (len > k && buf[k] != '\r')
+        return k + 1;
+    if (len > k + 1)
+        return k + 2;
+    return 0;
+}
+
+/* Finds the end of the head: the index just past the empty line. Returns that
+ * length, -2, or -1 with a limit status (414, 431) in req. */
+static long find_head_end(const char *buf, size_t len, size_t prev_len,
+                          const struct http_limits *limits, struct http_request *req)
+{
+    /* The head length is returned as an int. */
+    size_t max_hb = limits->max_header_bytes < INT_MAX ? limits->max_header_bytes : INT_MAX;
+    size_t rl = skip_empty_lines(buf, len);
+    size_t line_end;
+    size_t over_414 = request_line_overflow(buf, len, rl, limits->max_request_line, &line_end);
+    size_t a;
+
+    if (over_414 != 0) {
+        /* The header-byte limit may have been crossed at an earlier byte. */
+        if (over_414 > max_hb && len >= max_hb)
+            return fail(req, 431, "request header section too large");
+        return fail(req, 414, "request line too long");
+    }
+    if (line_end == 0) {
+        if (len >= max_hb)
+            return fail(req, 431, "request header section too large");
+        return -2;
+    }
+
+    /* The head ends with an LF followed by an empty line (LF or CRLF). Such an
+     * end lying wholly before prev_len would have been found by the last call,
+     * so its first LF is at prev_len - 2 or later. */
+    a = line_end;
+    if (prev_len <= len && prev_len >= 2 && prev_len - 2 > a)
+        a = prev_len - 2;
+    while (a < len) {
+        const char *lf = memchr(buf + a, '\n', len - a);
+        size_t end = 0;
+        if (lf == NULL)
+            break;
+        a = (size_t)(lf - buf);
+        if (a + 1 < len && buf[a + 1] == '\n')
+            end = a + 2;
+        else if (a + 2 < len && buf[a + 1] == '\r' && buf[a + 2] == '\n')
+            end = a + 3;
+        if (end != 0) {
+            if (end > max_hb)
+                return fail(req, 431, "request header section too large");
+            return (long)end;
+        }
+        a++;
+    }
+    if (len >= max_hb)
+        return fail(req, 431, "request header section too large");
+    return -2;
+}
+
+/* ------------------------------------------------------ syntax and meaning */
+
+/* Returns the next line of the complete head at *pos: its content without the
+ * line end in [*ls, *le), and moves *pos past the LF (which must exist). */
+static void next_line(const char *buf, size_t *pos, size_t *ls, size_t *le)
+{
+    size_t p = *pos;
+
+    while (buf[p] != '\n')
+        p++;
+    *ls = *pos;
+    *le = (p > *pos && buf[p - 1] == '\r') ? p - 1 : p;
+    *pos = p + 1;
+}
+
+/* The message for the byte at i that may not appear there (i == le: the
+ * line ended too early). */
+static const char *bad_byte_reason(const char *buf, size_t i, size_t le, const char *otherwise)
+{
+    unsigned char c = i < le ? (unsigned char)buf[i] : 'x';
+
+    if (c == '\r')
+        return "bare cr in request head";
+    if (c == '\0')
+        return "nul byte in request head";
+    return otherwise;
+}
+
+/* Splits a comma-separated field value (RFC 9110 §5.6.1) into elements with
+ * their optional whitespace trimmed, skipping empty ones. Returns 1 with the
+ * next element in [*e, *e + *e_len), 0 at the end. */
+static int list_next(const char **p, const char *end, const char **e, size_t *e_len)
+{
+    while (*p < end) {
+        const char *s = *p;
+        const char *t;
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        t = comma != NULL ? comma : end;
+        *p = comma != NULL ? comma + 1 : end;
+        while (s < t && is_ows((unsigned char)*s))
+            s++;
+        while (t > s && is_ows((unsigned char)t[-1]))
+            t--;
+        if (t > s) {
+            *e = s;
+            *e_len = (size_t)(t - s);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* What the fields say, gathered while they are parsed. */
+struct head_meaning {
+    size_t num_host;
+    int has_length;
+    uint64_t length;
+    int has_te;
+    size_t num_codings;
+    int chunked_only; /* the one coding is "chunked" */
+    int conn_close;
+    int conn_keep_alive;
+    int expect_continue;
+    int expect_other;
+};
+
+/* Content-Length (RFC 9112 §6.3): digits only, below 2^63, and every value in
+ * every field the same (a list "5, 5" is the same as two fields). */
+static int take_content_length(const struct http_header *h, struct head_meaning *m,
+                               struct http_request *req)
+{
+    const char *p = h->value;
+    const char *end = h->value + h->value_len;
+    const char *e;
+    size_t e_len;
+    int any = 0;
+
+    while (list_next(&p, end, &e, &e_len)) {
+        uint64_t v = 0;
+        size_t i;
+        for (i = 0; i < e_len; i++) {
+            unsigned d = (unsigned char)e[i] - '0';
+            if (d > 9)
+                return fail(req, 400, "invalid content-length");
+            if (v > ((uint64_t)INT64_MAX - d) / 10)
+                return fail(req, 400, "content-length too large");
+            v = v * 10 + d;
+        }
+        if (m->has_length && m->length != v)
+            return fail(req, 400, "conflicting content-length values");
+        m->has_length = 1;
+        m->length = v;
+        any = 1;
+    }
+    if (!any)
+        return fail(req, 400, "empty content-length");
+    return 0;
+}
+
+/* Transfer-Encoding: each element is a coding name, maybe with parameters. */
+static int take_transfer_encoding(const struct http_header *h, struct head_meaning *m,
+                                  struct http_request *req)
+{
+    const char *p = h->value;
+    const char *end = h->value + h->value_len;
+    const char *e;
+    size_t e_len;
+
+    m->has_te = 1;
+    while (list_next(&p, end, &e, &e_len)) {
+        size_t n = 0;
+        while (n < e_len && is_tchar((unsigned char)e[n]))
+            n++;
+        if (n == 0)
+            return fail(req, 400, "invalid transfer-encoding");
+        m->num_codings++;
+        m->chunked_only = m->num_codings == 1 && n == e_len && token_eq(e, n, "chunked");
+    }
+    return 0;
+}
+
+static void take_connection(const struct http_header *h, struct head_meaning *m)
+{
+    const char *p = h->value;
+    const char *end = h->value + h->value_len;
+    const char *e;
+    size_t e_len;
+
+    while (list_next(&p, end, &e, &e_len)) {
+        if (token_eq(e, e_len, "close"))
+            m->conn_close = 1;
+        else if (token_eq(e, e_len, "keep-alive"))
+            m->conn_keep_alive = 1;
+    }
+}
+
+static void take_expect(const struct http_header *h, struct head_meaning *m)
+{
+    const char *p = h->value;
+    const char *end = h->value + h->value_len;
+    const char *e;
+    size_t e_len;
+
+    while (list_next(&p, end, &e, &e_len)) {
+        if (token_eq(e, e_len, "100-continue"))
+            m->expect_continue = 1;
+        else
+            m->expect_other = 1;
+    }
+}
+
+static int take_field(const struct http_header *h, struct head_meaning *m, struct http_request *req)
+{
+    if (token_eq(h->name, h->name_len, "host")) {
+        if (m->num_host++ == 0) {
+            req->host = h->value;
+            req->host_len = h->value_len;
+        }
+    } else if (token_eq(h->name, h->name_len, "content-length")) {
+        return take_content_length(h, m, req);
+    } else if (token_eq(h->name, h->name_len, "transfer-encoding")) {
+        return take_transfer_encoding(h, m, req);
+    } else if (token_eq(h->name, h->name_len, "connection")) {
+        take_connection(h, m);
+    } else if (token_eq(h->name, h->name_len, "expect")) {
+        take_expect(h, m);
+    }
+    return 0;
+}
+
+/* The request-target (RFC 9112 §3.2): origin-form, or absolute-form with an
+ * http(s) scheme, whose path is kept and whose authority is not checked
+ * against Host. Asterisk-form and authority-form are refused: this server
+ * answers neither OPTIONS * nor CONNECT. */
+static int take_target(const char *t, size_t t_len, struct http_request *req)
+{
+    size_t i = 0;
+    size_t auth;
+
+    if (t[0] == '/') {
+        req->path = t;
+        req->path_len = t_len;
+        return 0;
+    }
+    if (t_len == 1 && t[0] == '*')
+        return fail(req, 400, "asterisk-form request target not served");
+    while (i < t_len && t[i] != ':')
+        i++;
+    if (!(i + 2 < t_len && t[i + 1] == '/' && t[i + 2] == '/'))
+        return fail(req, 400, "invalid request target");
+    if (!token_eq(t, i, "http") && !token_eq(t, i, "https"))
+        return fail(req, 400, "request target scheme not served");
+    auth = i + 3;
+    i = auth;
+    while (i < t_len && t[i] != '/' && t[i] != '?' && t[i] != '#')
+        i++;
+    if (i == auth)
+        return fail(req, 400, "empty host in request target");
+    if (i < t_len && t[i] == '/') {
+        req->path = t + i;
+        req->path_len = t_len - i;
+    } else {
+        /* "http://host" or "http://host?q": the path is "/" and, since the
+         * result can only point into the caller's buffer, the query is lost. */
+        req->path = "/";
+        req->path_len = 1;
+    }
+    return 0;
+}
+
+/* Request line (RFC 9112 §3): method SP request-target SP HTTP-version, with
+ * exactly one SP between the parts. */
+static int take_request_line(const char *buf, size_t ls, size_t le, struct http_request *req)
+{
+    size_t i = ls;
+    size_t t;
+    const char *v;
+
+    while (i < le && is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i == ls || i == le || buf[i] != ' ')
+        return fail(req, 400, bad_byte_reason(buf, i, le, "invalid method"));
+    req->method = buf + ls;
+    req->method_len = i - ls;
+
+    t = ++i;
+    while (i < le && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
+        i++;
+    if (i == t || i == le || buf[i] != ' ')
+        return fail(req, 400, bad_byte_reason(buf, i, le, "invalid request target"));
+    if (take_target(buf + t, i - t, req) < 0)
+        return -1;
+
+    i++;
+    v = buf + i;
+    if (le - i != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+        v[7] < '0' || v[7] > '9')
+        return fail(req, 400, "invalid http version");
+    if (v[5] != '1')
+        return fail(req, 505, "http version not supported");
+    req->minor_version = v[7] == '0' ? 0 : 1;
+    return 0;
+}
+
+/* One field line (RFC 9112 §5): field-name ":" OWS field-value OWS. */
+static int take_field_line(const char *buf, size_t ls, size_t le, size_t max_headers,
+                           struct http_request *req)
+{
+    size_t i = ls;
+    size_t v;
+    size_t ve;
+    struct http_header *h;
+
+    if (is_ows((unsigned char)buf[ls]))
+        return fail(req, 400, "obsolete line folding in request head");
+    while (i < le && is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i < le && buf[i] == ':' && i > ls) {
+        /* fine */
+    } else if (i < le && is_ows((unsigned char)buf[i]) && i > ls) {
+        return fail(req, 400, "whitespace before colon in header field");
+    } else {
+        return fail(req, 400, bad_byte_reason(buf, i, le, "invalid header name"));
+    }
+
+    v = i + 1;
+    while (v < le && is_ows((unsigned char)buf[v]))
+        v++;
+    for (ve = v; ve < le; ve++) {
+        unsigned char c = (unsigned char)buf[ve];
+        if (!is_field_vchar(c) && !is_ows(c))
+            return fail(req, 400,
+                        bad_byte_reason(buf, ve, le, "control character in header value"));
+    }
+    while (ve > v && is_ows((unsigned char)buf[ve - 1]))
+        ve--;
+
+    if (req->num_headers >= max_headers)
+        return fail(req, 431, "too many header fields");
+    h = &req->headers[req->num_headers++];
+    h->name = buf + ls;
+    h->name_len = i - ls;
+    h->value = buf + v;
+    h->value_len = ve - v;
+    return 0;
+}
+
+/* Parses the complete head buf[0..n), which framing has checked. */
+static int parse_head(const char *buf, size_t n, size_t max_headers, struct http_request *req)
+{
+    struct head_meaning m;
+    size_t pos = skip_empty_lines(buf, n);
+    size_t ls;
+    size_t le;
+
+    memset(&m, 0, sizeof(m));
+    next_line(buf, &pos, &ls, &le);
+    if (take_request_line(buf, ls, le, req) < 0)
+        return -1;
+    for (;;) {
+        next_line(buf, &pos, &ls, &le);
+        if (le == ls) {
+            /* Only the final empty line is empty: framing stopped there. A
+             * lone CR would leave le > ls and fail as a bad byte. */
+            break;
+        }
+        if (take_field_line(buf, ls, le, max_headers, req) < 0)
+            return -1;
+        if (take_field(&req->headers[req->num_headers - 1], &m, req) < 0)
+            return -1;
+    }
+    assert(pos == n);
+
+    if (req->minor_version == 1 && m.num_host == 0)
+        return fail(req, 400, "missing host header");
+    if (m.num_host > 1)
+        return fail(req, 400, "more than one host header");
+    if (m.has_te) {
+        if (req->minor_version == 0)
+            return fail(req, 400, "transfer-encoding in an http/1.0 request");
+        if (m.has_length)
+            return fail(req, 400, "both content-length and transfer-encoding");
+        if (m.num_codings == 0)
+            return fail(req, 400, "empty transfer-encoding");
+        if (m.num_codings != 1 || !m.chunked_only)
+            return fail(req, 501, "transfer-coding not implemented");
+        req->body_kind = HTTP_BODY_CHUNKED;
+    } else if (m.has_length) {
+        req->body_kind = HTTP_BODY_LENGTH;
+        req->content_length = m.length;
+    }
+    if (m.conn_close)
+        req->keep_alive = 0;
+    else
+        req->keep_alive = req->minor_version == 1 || m.conn_keep_alive;
+    /* Expect arrived with HTTP/1.1; an HTTP/1.0 client cannot wait for a 100
+     * (RFC 9110 §10.1.1 says to ignore 100-continue from it). */
+    if (req->minor_version == 1) {
+        req->expect_continue = m.expect_continue;
+        req->expect_unsupported = m.expect_other;
+    }
+    return 0;
+}
+
+int http_parse_request(const char *buf, size_t len, size_t prev_len,
+                       const struct http_limits *limits, struct http_request *req)
+{
+    size_t max_headers;
+    long n;
+
+    assert(buf != NULL || len == 0);
+    assert(limits != NULL && req != NULL);
+
+    req->method = NULL;
+    req->method_len = 0;
+    req->path = NULL;
+    req->path_len = 0;
+    req->minor_version = 0;
+    req->num_headers = 0;
+    req->body_kind = HTTP_BODY_NONE;
+    req->content_length = 0;
+    req->keep_alive = 0;
+    req->expect_continue = 0;
+    req->expect_unsupported = 0;
+    req->host = NULL;
+    req->host_len = 0;
+    req->error_status = 0;
+    req->error = NULL;
+
+    if (len == 0)
+        return -2;
+    n = find_head_end(buf, len, prev_len, limits, req);
+    if (n < 0)
+        return (int)n;
+    max_headers = limits->max_headers;
+    if (max_headers > HTTP_MAX_HEADERS_CAP)
+        max_headers = HTTP_MAX_HEADERS_CAP;
+    if (parse_head(buf, (size_t)n, max_headers, req) < 0)
+        return -1;
+    return (int)n;
+}
+
+const struct http_header *http_find_header(const struct http_request *req, const char *name)
+{
+    size_t name_len = strlen(name);
+    size_t i;
+
+    for (i = 0; i < req->num_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        size_t j;
+        if (h->name_len != name_len)
+            continue;
+        for (j = 0; j < name_len; j++) {
+            if (ascii_lower((unsigned char)h->name[j]) != ascii_lower((unsigned char)name[j]))
+                break;
+        }
+        if (j == name_len)
+            return h;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------- chunked body */
+
+/*
+ * The chunked decoder (RFC 9112 §7.1) is a byte-at-a-time state machine, so a
+ * body may be split anywhere between reads; only chunk data is copied in bulk.
+ *
+ *   SIZE -hex-> SIZE_MORE -hex...-> SIZE_MORE
+ *   SIZE_MORE -SP/HT-> EXT_BWS -';'-> EXT;  SIZE_MORE -';'-> EXT
+ *   EXT <-> EXT_QUOTED <-> EXT_ESCAPE        (extensions are skipped)
+ *   SIZE_MORE/EXT -CR-> SIZE_LF -LF-> DATA (size > 0) or TRAILER (size 0)
+ *   DATA -size bytes-> DATA_CR -CR-> DATA_LF -LF-> SIZE
+ *   TRAILER -tchar-> TRAILER_NAME -':'-> TRAILER_VALUE -CR-> TRAILER_LF -LF-> TRAILER
+ *   TRAILER -CR-> LAST_LF -LF-> DONE
+ *
+ * Framing lines must end with CRLF: a bare LF is refused here although the
+ * head accepts one. Chunk framing is where lenient parsers disagree and
+ * request smuggling lives, and RFC 9112 §2.2 allows bare LF only for the
+ * start-line and header fields.
+ *
+ * The private fields: chunk_left is the size being read and then the data
+ * left; size_digits counts hex digits; trailer_bytes counts the extension
+ * bytes of the current size line and, after the last chunk, the trailer
+ * section (the two uses never overlap).
+ */
+enum chunk_state {
+    CH_SIZE = 0, /* zero-initialized decoder starts here */
+    CH_SIZE_MORE,
+    CH_EXT_BWS,
+    CH_EXT,
+    CH_EXT_QUOTED,
+    CH_EXT_ESCAPE,
+    CH_SIZE_LF,
+    CH_DATA,
+    CH_DATA_CR,
+    CH_DATA_LF,
+    CH_TRAILER,
+    CH_TRAILER_NAME,
+    CH_TRAILER_VALUE,
+    CH_TRAILER_LF,
+    CH_LAST_LF,
+    CH_DONE,
+    CH_ERROR,
+};
+
+static long chunk_fail(struct http_chunked_decoder *dec, size_t *len, int status, const char *why)
+{
+    dec->state = CH_ERROR;
+    dec->error_status = status;
+    dec->error = why;
+    *len = 0;
+    return -1;
+}
+
+/* RFC 9110 §5.6.4: qdtext, and what may follow a backslash in a quoted-pair. */
+static int is_qdtext(unsigned char c)
+{
+    return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
+           (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+}
+
+long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *len,
+                         uint64_t max_body)
+{
+    size_t n = *len;
+    size_t r = 0; /* read position */
+    size_t w = 0; /* write position of decoded data, never ahead of r */
+
+    assert(dec != NULL && len != NULL && (buf != NULL || n == 0));
+    if (dec->state == CH_ERROR)
+        return chunk_fail(dec, len, dec->error_status, dec->error);
+    if (dec->state == CH_DONE) {
+        *len = 0;
+        return (long)n;
+    }
+
+    while (r < n) {
+        unsigned char c = (unsigned char)buf[r];
+        int d;
+
+        if (dec->state == CH_DATA) {
+            size_t k = n - r;
+            if (k > dec->chunk_left)
+                k = (size_t)dec->chunk_left;
+            memmove(buf + w, buf + r, k);
+            w += k;
+            r += k;
+            dec->chunk_left -= k;
+            dec->decoded += k;
+            if (dec->chunk_left == 0)
+                dec->state = CH_DATA_CR;
+            continue;
+        }
+        r++;
+        if (dec->state == CH_EXT || dec->state == CH_EXT_BWS || dec->state == CH_EXT_QUOTED ||
+            dec->state == CH_EXT_ESCAPE) {
+            if (++dec->trailer_bytes > CHUNK_EXT_BYTES_MAX)
+                return chunk_fail(dec, len, 400, "chunk extension too long");
+        } else if (dec->state >= CH_TRAILER && dec->state <= CH_LAST_LF) {
+            if (++dec->trailer_bytes > CHUNK_TRAILER_BYTES_MAX)
+                return chunk_fail(dec, len, 400, "chunked trailer section too large");
+        }
+
+        switch (dec->state) {
+        case CH_SIZE:
+        case CH_SIZE_MORE:
+            d = hex_value(c);
+            if (d >= 0) {
+                if (dec->size_digits == CHUNK_SIZE_DIGITS_MAX)
+                    return chunk_fail(dec, len, 400, "chunk size too long");
+                dec->size_digits++;
+                dec->chunk_left = dec->chunk_left * 16 + (unsigned)d;
+                if (dec->chunk_left > max_body - dec->decoded)
+                    return chunk_fail(dec, len, 413, "chunked body too large");
+                dec->state = CH_SIZE_MORE;
+            } else if (dec->state == CH_SIZE) {
+                return chunk_fail(dec, len, 400, "invalid chunk size");
+            } else if (c == ';') {
+                dec->state = CH_EXT;
+            } else if (is_ows(c)) {
+                dec->state = CH_EXT_BWS;
+            } else if (c == '\r') {
+                dec->state = CH_SIZE_LF;
+            } else {
+                return chunk_fail(dec, len, 400, "invalid chunk size line");
+            }
+            break;
+        case CH_EXT_BWS:
+            if (c == ';')
+                dec->state = CH_EXT;
+            else if (!is_ows(c))
+                return chunk_fail(dec, len, 400, "invalid chunk size line");
+            break;
+        case CH_EXT:
+            if (c == '"')
+                dec->state = CH_EXT_QUOTED;
+            else if (c == '\r')
+                dec->state = CH_SIZE_LF;
+            else if (!is_tchar(c) && c != '=' && c != ';' && !is_ows(c))
+                return chunk_fail(dec, len, 400, "invalid chunk extension");
+            break;
+        case CH_EXT_QUOTED:
+            if (c == '"')
+                dec->state = CH_EXT;
+            else if (c == '\\')
+                dec->state = CH_EXT_ESCAPE;
+            else if (!is_qdtext(c))
+                return chunk_fail(dec, len, 400, "invalid chunk extension");
+            break;
+        case CH_EXT_ESCAPE:
+            if (!is_field_vchar(c) && !is_ows(c))
+                return chunk_fail(dec, len, 400, "invalid chunk extension");
+            dec->state = CH_EXT_QUOTED;
+            break;
+        case CH_SIZE_LF:
+            if (c != '\n')
+                return chunk_fail(dec, len, 400, "chunk size line not ended by crlf");
+            dec->trailer_bytes = 0;
+            dec->state = dec->chunk_left == 0 ? CH_TRAILER : CH_DATA;
+            break;
+        case CH_DATA_CR:
+            if (c != '\r')
+                return chunk_fail(dec, len, 400, "chunk data not followed by crlf");
+            dec->state = CH_DATA_LF;
+            break;
+        case CH_DATA_LF:
+            if (c != '\n')
+                return chunk_fail(dec, len, 400, "chunk data not followed by crlf");
+            dec->size_digits = 0;
+            dec->trailer_bytes = 0;
+            dec->state = CH_SIZE;
+            break;
+        case CH_TRAILER:
+            if (c == '\r')
+                dec->state = CH_LAST_LF;
+            else if (is_tchar(c))
+                dec->state = CH_TRAILER_NAME;
+            else
+                return chunk_fail(dec, len, 400, "invalid trailer field");
+            break;
+        case CH_TRAILER_NAME:
+            if (c == ':')
+                dec->state = CH_TRAILER_VALUE;
+            else if (!is_tchar(c))
+                return chunk_fail(dec, len, 400, "invalid trailer field");
+            break;
+        case CH_TRAILER_VALUE:
+            if (c == '\r')
+                dec->state = CH_TRAILER_LF;
+            else if (!is_field_vchar(c) && !is_ows(c))
+                return chunk_fail(dec, len, 400, "invalid trailer field");
+            break;
+        case CH_TRAILER_LF:
+            if (c != '\n')
+                return chunk_fail(dec, len, 400, "trailer field not ended by crlf");
+            dec->state = CH_TRAILER;
+            break;
+        case CH_LAST_LF:
+            if (c != '\n')
+                return chunk_fail(dec, len, 400, "chunked body not ended by crlf");
+            dec->state = CH_DONE;
+            *len = w;
+            return (long)(n - r);
+        default:
+            assert(0 && "unreachable chunk state");
+            return chunk_fail(dec, len, 400, "invalid chunked decoder state");
+        }
+    }
+    *len = w;
+    return -2;
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
+    }
+}

@@ -1,0 +1,124 @@
+/* http_parser.h - incremental HTTP/1.1 request parsing (RFC 9110, RFC 9112).
+ *
+ * No I/O, no allocation: every string in the result points into the caller's
+ * buffer, which must stay put while the result is used.
+ *
+ * Calling sequence for one request on a connection:
+ *
+ *   struct http_request req;
+ *   int n = http_parse_request(buf, buf_len, prev_len, &limits, &req);
+ *     n >= 0   the header section is complete and n bytes long; the body (if
+ *              any) starts at buf + n. req.body_kind says how to read it.
+ *     n == -2  need more bytes: read more, call again with the whole buffer
+ *              (prev_len = the length given last time, to skip a rescan).
+ *              Until the header section is complete only the size limits
+ *              are checked (414, 431, as soon as the buffered bytes exceed
+ *              them), so a caller never needs more than max_header_bytes
+ *              buffered; everything else is judged once the head is whole.
+ *              The result depends only on buf[0..len), never on prev_len.
+ *     n == -1  bad request: req.error_status is the status to answer
+ *              (400, 414, 431, 501, 505) and req.error says why.
+ *   Empty lines before the request line are skipped and counted in n. Lines
+ *   end with CRLF or a bare LF; a CR anywhere else is an error.
+ *
+ *   Body with Content-Length: wait for req.content_length bytes.
+ *   Chunked body: decode in place as bytes arrive:
+ *       struct http_chunked_decoder dec = {0};
+ *       long r = http_decode_chunked(&dec, data, &data_len, max_body);
+ *     data[0..data_len) is rewritten to the decoded bytes so far;
+ *     r >= 0   the body is complete; the last r bytes of the input belong
+ *              to the next request (see http_decode_chunked)
+ *     r == -2  need more: every input byte was consumed
+ *     r == -1  bad chunk framing (400), or dec.error_status == 413 when the
+ *              decoded size would exceed max_body; data_len is set to 0.
+ *   Chunk framing lines must end with CRLF (no bare LF there: that is where
+ *   lenient parsers disagree and requests get smuggled).
+ *
+ * Limits: request line (414), header section bytes and field count (431).
+ */
+#ifndef TASKSERVER_HTTP_PARSER_H
+#define TASKSERVER_HTTP_PARSER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MAX_HEADERS_CAP 128 /* array size; the configured limit may be lower */
+
+struct http_limits {
+    size_t max_request_line; /* bytes, default 8192: longer -> 414 */
+    size_t max_header_bytes; /* whole head from buf[0] (request line, fields, final
+                                empty line), default 16384: longer -> 431 */
+    size_t max_headers;      /* fields, default 100 (<= HTTP_MAX_HEADERS_CAP): more -> 431 */
+};
+
+struct http_header {
+    const char *name; /* token, case as sent */
+    size_t name_len;
+    const char *value; /* optional whitespace trimmed */
+    size_t value_len;
+};
+
+enum http_body_kind {
+    HTTP_BODY_NONE,    /* no Content-Length, no Transfer-Encoding */
+    HTTP_BODY_LENGTH,  /* Content-Length: content_length bytes */
+    HTTP_BODY_CHUNKED, /* Transfer-Encoding: chunked */
+};
+
+struct http_request {
+    const char *method; /* token, e.g. "GET" */
+    size_t method_len;
+    const char *path; /* origin-form, or the path of an absolute-form target ("/" if empty,
+                         a static string; the query of "http://h?q" is then dropped) */
+    size_t path_len;  /* includes any "?query" */
+    int minor_version; /* 0 or 1 (other 1.x minors are reported as 1) */
+
+    struct http_header headers[HTTP_MAX_HEADERS_CAP];
+    size_t num_headers;
+
+    /* Semantics derived from the fields, valid when the parse succeeded. */
+    enum http_body_kind body_kind;
+    uint64_t content_length; /* HTTP_BODY_LENGTH only */
+    int keep_alive;          /* 1.1 unless "close"; 1.0 only with "keep-alive" */
+    int expect_continue;     /* Expect: 100-continue (HTTP/1.1 only) */
+    int expect_unsupported;  /* another expectation (HTTP/1.1 only): answer 417 */
+    const char *host;        /* Host value (NULL if absent: allowed in 1.0 only) */
+    size_t host_len;
+
+    /* On -1: the status to answer and a short reason for the log and body. */
+    int error_status;
+    const char *error;
+};
+
+/* Parses the request line and header fields at buf[0..len). prev_len is the
+ * len of the previous call on the same bytes (0 the first time). Returns the
+ * header section length (>= 0), -2 (need more) or -1 (bad; see error_status). */
+int http_parse_request(const char *buf, size_t len, size_t prev_len,
+                       const struct http_limits *limits, struct http_request *req);
+
+/* Finds a header by case-insensitive name; NULL if absent. */
+const struct http_header *http_find_header(const struct http_request *req, const char *name);
+
+/* Incremental chunked-body decoder state; zero-initialize before the first call. */
+struct http_chunked_decoder {
+    int state;           /* private */
+    uint64_t chunk_left; /* private: bytes left in the current chunk */
+    size_t size_digits;  /* private */
+    size_t trailer_bytes; /* private */
+    uint64_t decoded;    /* total decoded body bytes so far */
+    int error_status;    /* on -1: 400, or 413 when max_body is exceeded */
+    const char *error;
+};
+
+/* Decodes chunked framing in place. On entry buf[0..*len) holds bytes not yet
+ * consumed by the decoder; on return buf[0..*len) holds the decoded body bytes
+ * produced by this call (append them to the body; the decoder keeps no
+ * pointer into buf). Returns -2 (need more), -1 (bad: error_status), or the
+ * number of bytes after the end of the chunked body that belong to the next
+ * request: they are at buf + (original length - that number). */
+long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *len,
+                         uint64_t max_body);
+
+/* The reason phrase of a status code ("Not Found"); "Unknown" for others. */
+const char *http_status_text(int status);
+
+#endif

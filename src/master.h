@@ -1,0 +1,19 @@
+/* master.h - the master process: fork N workers, supervise, respawn, shut down.
+ *
+ *     int listen_fd = net_listen(...);      (before master_run)
+ *     return master_run(&cfg, listen_fd);   (exit status of taskserver)
+ *
+ * The master never touches tasks.json after the start-up check. It reaps every
+ * child (it may be PID 1 in a container), replaces a worker that dies (with a
+ * delay when workers keep dying: no fork storm), and on SIGTERM or SIGINT
+ * forwards SIGTERM, waits up to cfg->grace_ms, then SIGKILLs stragglers and
+ * returns 0. SIGQUIT: SIGKILL to all workers, return at once.
+ */
+#ifndef TASKSERVER_MASTER_H
+#define TASKSERVER_MASTER_H
+
+#include "config.h"
+
+int master_run(const struct config *cfg, int listen_fd);
+
+#endif

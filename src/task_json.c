@@ -1,0 +1,616 @@
+/* task_json.c - tasks <-> JSON text: strict input validation, record encoding and decoding. */
+#include "task_json.h"
+
+#include <assert.h>
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TASK_JSON_KEY_SHOW 40 /* bytes of an unknown key quoted in a message */
+
+static void json_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void json_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || err_len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* Copies a key for a message: printable ASCII only, so a hostile key cannot
+ * inject escape sequences or newlines into a log line. */
+static void json_show_key(const char *key, size_t key_len, char *out, size_t out_cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < key_len && o + 4 < out_cap; i++) {
+        unsigned char c = (unsigned char)key[i];
+        out[o++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+        if (i + 1 == TASK_JSON_KEY_SHOW && i + 1 < key_len) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. Returns 1 when s[0, len) is valid. */
+static int json_utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        size_t n;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (len - i <= n)
+            return 0;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* cJSON accepts raw control characters inside strings and decodes \u0000 into
+ * a string that stops early. Both would break the guarantees callers rely on
+ * (one record per line, strlen == _len), so the raw text is scanned first.
+ * The scan follows strings only; structure is cJSON's job. It remembers the
+ * last key seen at depth 1 so that the message can name the field. Returns 0,
+ * or -1 with err. */
+static int json_prescan(const char *body, size_t body_len, char *err, size_t err_len,
+                        size_t *bad_at)
+{
+    int depth = 0;
+    int expect_key = 0; /* at depth 1, the next string is a key */
+    const char *key = NULL;
+    size_t key_len = 0;
+    size_t i = 0;
+    while (i < body_len) {
+        char c = body[i];
+        if (c == '{' || c == '[') {
+            depth++;
+            expect_key = (depth == 1 && c == '{');
+            i++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+            i++;
+        } else if (c == ',') {
+            expect_key = (depth == 1);
+            i++;
+        } else if (c == '"') {
+            size_t start = ++i;
+            int is_key = expect_key;
+            expect_key = 0;
+            while (i < body_len && body[i] != '"') {
+                unsigned char b = (unsigned char)body[i];
+                const char *what = NULL;
+                if (b < 0x20) {
+                    what = "raw control character in string (must be escaped)";
+                } else if (b == '\\') {
+                    if (i + 5 < body_len && body[i + 1] == 'u' &&
+                        memcmp(body + i + 2, "0000", 4) == 0)
+                        what = "must not contain \\u0000";
+                    i++; /* skip the escaped byte; cJSON checks the rest */
+                }
+                if (what != NULL) {
+                    if (is_key || key == NULL || depth < 1) {
+                        json_err(err, err_len, "body: %s at byte %zu", what, i);
+                    } else {
+                        char shown[TASK_JSON_KEY_SHOW + 8];
+                        json_show_key(key, key_len, shown, sizeof(shown));
+                        json_err(err, err_len, "field \"%s\": %s", shown, what);
+                    }
+                    *bad_at = i;
+                    return -1;
+                }
+                i++;
+            }
+            if (is_key && depth == 1) {
+                key = body + start;
+                key_len = i - start;
+            }
+            i++; /* closing quote */
+        } else if ((unsigned char)c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+            /* cJSON skips every byte <= 0x20 as whitespace, NUL included; JSON allows
+             * only these four, and a NUL-filled region must read as damage. */
+            json_err(err, err_len, "body: control character 0x%02x at byte %zu", (unsigned)c, i);
+            *bad_at = i;
+            return -1;
+        } else {
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Copies a validated string field; returns 0 or -1 with err. */
+static int json_take_string(const cJSON *item, const char *name, size_t min, size_t max, char *out,
+                            size_t *out_len, char *err, size_t err_len)
+{
+    if (!cJSON_IsString(item) || item->valuestring == NULL) {
+        json_err(err, err_len, "field \"%s\": must be a string", name);
+        return -1;
+    }
+    size_t len = strlen(item->valuestring);
+    if (len < min) {
+        json_err(err, err_len, "field \"%s\": must not be empty", name);
+        return -1;
+    }
+    if (len > max) {
+        json_err(err, err_len, "field \"%s\": longer than %zu bytes", name, max);
+        return -1;
+    }
+    if (!json_utf8_valid((const unsigned char *)item->valuestring, len)) {
+        json_err(err, err_len, "field \"%s\": invalid UTF-8", name);
+        return -1;
+    }
+    memcpy(out, item->valuestring, len + 1);
+    *out_len = len;
+    return 0;
+}
+
+static int json_take_seq(const cJSON *item, int64_t *seq, char *err, size_t err_len)
+{
+    if (!cJSON_IsNumber(item)) {
+        json_err(err, err_len, "field \"seq\": must be an integer >= 0");
+        return -1;
+    }
+    double d = item->valuedouble;
+    if (!(d >= 0.0) || floor(d) != d) {
+        json_err(err, err_len, "field \"seq\": must be an integer >= 0");
+        return -1;
+    }
+    if (d > (double)TASK_SEQ_MAX) {
+        json_err(err, err_len, "field \"seq\": larger than %lld", (long long)TASK_SEQ_MAX);
+        return -1;
+    }
+    *seq = (int64_t)d;
+    return 0;
+}
+
+int task_json_decode_input(const char *body, size_t body_len, struct task *t, char *err,
+                           size_t err_len)
+{
+    const char *parse_end = NULL;
+    int rc = -1;
+    memset(t, 0, sizeof(*t));
+    t->seq = -1;
+
+    size_t bad_at;
+    if (json_prescan(body, body_len, err, err_len, &bad_at) < 0)
+        return -1;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, body_len, &parse_end, 0);
+    if (root == NULL) {
+        size_t at = parse_end != NULL ? (size_t)(parse_end - body) : 0;
+        json_err(err, err_len, "body: invalid JSON at byte %zu", at);
+        return -1;
+    }
+    for (size_t at = (size_t)(parse_end - body); at < body_len; at++) {
+        char c = body[at];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            json_err(err, err_len, "body: invalid JSON at byte %zu", at);
+            goto out;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        json_err(err, err_len, "body: must be a JSON object");
+        goto out;
+    }
+
+    const cJSON *titulo = NULL, *descripcion = NULL, *cliente = NULL, *seq = NULL;
+    for (const cJSON *it = root->child; it != NULL; it = it->next) {
+        const cJSON **slot;
+        if (strcmp(it->string, "titulo") == 0) {
+            slot = &titulo;
+        } else if (strcmp(it->string, "descripcion") == 0) {
+            slot = &descripcion;
+        } else if (strcmp(it->string, "cliente") == 0) {
+            slot = &cliente;
+        } else if (strcmp(it->string, "seq") == 0) {
+            slot = &seq;
+        } else {
+            char shown[TASK_JSON_KEY_SHOW + 8];
+            json_show_key(it->string, strlen(it->string), shown, sizeof(shown));
+            json_err(err, err_len, "unknown field \"%s\"", shown);
+            goto out;
+        }
+        /* cJSON keeps duplicates as separate members; JSON leaves their
+         * meaning open, so refuse rather than pick one. */
+        if (*slot != NULL) {
+            json_err(err, err_len, "duplicate field \"%s\"", it->string);
+            goto out;
+        }
+        *slot = it;
+    }
+    if (titulo == NULL) {
+        json_err(err, err_len, "field \"titulo\": required");
+        goto out;
+    }
+    if (json_take_string(titulo, "titulo", 1, TASK_TITULO_MAX, t->titulo, &t->titulo_len, err,
+                         err_len) < 0)
+        goto out;
+    if (descripcion != NULL) {
+        if (json_take_string(descripcion, "descripcion", 0, TASK_DESCRIPCION_MAX, t->descripcion,
+                             &t->descripcion_len, err, err_len) < 0)
+            goto out;
+        t->has_descripcion = 1;
+    }
+    if (cliente != NULL) {
+        if (json_take_string(cliente, "cliente", 0, TASK_CLIENTE_MAX, t->cliente, &t->cliente_len,
+                             err, err_len) < 0)
+            goto out;
+        t->has_cliente = 1;
+    }
+    if (seq != NULL && json_take_seq(seq, &t->seq, err, err_len) < 0)
+        goto out;
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* A bounded writer: every put checks the room left, so the encoder needs no
+ * allocation and reports "too small" instead of overflowing. */
+struct json_out {
+    char *buf;
+    size_t cap;
+    size_t len;
+    int overflow;
+};
+
+static void out_put(struct json_out *o, const char *s, size_t n)
+{
+    if (o->overflow || o->cap - o->len < n) {
+        o->overflow = 1;
+        return;
+    }
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void out_str(struct json_out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+/* Writes s as a JSON string. Only '"', '\\' and control characters are
+ * escaped: UTF-8 stays raw (readable with cat, half the size of \uXXXX), and
+ * no raw newline can ever reach the file, which keeps one record per line. */
+static void out_json_string(struct json_out *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    out_put(o, "\"", 1);
+    size_t run = 0; /* start of the pending run of bytes copied as they are */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[7];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        out_put(o, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        default:
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 0xf];
+            u[6] = '\0';
+            esc = u;
+        }
+        out_str(o, esc);
+    }
+    out_put(o, s + run, n - run);
+    out_put(o, "\"", 1);
+}
+
+static void out_u64(struct json_out *o, uint64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+    out_put(o, num, (size_t)n);
+}
+
+static void out_i64(struct json_out *o, int64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof(num), "%" PRId64, v);
+    out_put(o, num, (size_t)n);
+}
+
+char *task_json_format_time(int64_t epoch_seconds, char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t tt = (time_t)epoch_seconds;
+    assert(cap >= 21);
+    if (gmtime_r(&tt, &tm) == NULL || strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, cap, "1970-01-01T00:00:00Z");
+    return buf;
+}
+
+long task_json_encode_record(const struct task *t, const struct task_meta *meta, char *buf,
+                             size_t cap)
+{
+    struct json_out o = {buf, cap, 0, 0};
+    char when[40];
+    out_str(&o, "{\"id\":");
+    out_u64(&o, meta->id);
+    out_str(&o, ",\"titulo\":");
+    out_json_string(&o, t->titulo, t->titulo_len);
+    if (t->has_descripcion) {
+        out_str(&o, ",\"descripcion\":");
+        out_json_string(&o, t->descripcion, t->descripcion_len);
+    }
+    if (t->has_cliente) {
+        out_str(&o, ",\"cliente\":");
+        out_json_string(&o, t->cliente, t->cliente_len);
+    }
+    if (t->seq >= 0) {
+        out_str(&o, ",\"seq\":");
+        out_i64(&o, t->seq);
+    }
+    out_str(&o, ",\"creada\":");
+    task_json_format_time(meta->creada, when, sizeof(when));
+    out_json_string(&o, when, strlen(when));
+    out_str(&o, ",\"pid\":");
+    out_i64(&o, meta->pid);
+    out_put(&o, "}", 1);
+    return o.overflow ? -1 : (long)o.len;
+}
+
+/* Copies a string member of a stored record, truncating to cap - 1 bytes but
+ * reporting the stored length. Returns 1 if present. */
+static int json_copy_member(const cJSON *obj, const char *name, char *out, size_t cap,
+                            size_t *out_len)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsString(it) || it->valuestring == NULL)
+        return 0;
+    size_t len = strlen(it->valuestring);
+    size_t n = len < cap - 1 ? len : cap - 1;
+    memcpy(out, it->valuestring, n);
+    out[n] = '\0';
+    if (out_len != NULL)
+        *out_len = len;
+    return 1;
+}
+
+/* An integer member that fits int64 exactly; returns 1 if present and valid. */
+static int json_int_member(const cJSON *obj, const char *name, int64_t *v)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsNumber(it))
+        return 0;
+    double d = it->valuedouble;
+    if (floor(d) != d || d < -9007199254740992.0 || d > 9007199254740992.0)
+        return 0;
+    *v = (int64_t)d;
+    return 1;
+}
+
+int task_json_decode_record(const char *text, size_t text_len, struct task_record *rec, size_t *end,
+                            char *err, size_t err_len)
+{
+    const char *parse_end = NULL;
+    int64_t id = 0;
+    if (text_len == 0 || text[0] != '{') {
+        json_err(err, err_len, "record: must start with '{'");
+        if (end != NULL)
+            *end = 0;
+        return -1;
+    }
+    cJSON *obj = cJSON_ParseWithLengthOpts(text, text_len, &parse_end, 0);
+    if (obj == NULL) {
+        size_t at = parse_end != NULL ? (size_t)(parse_end - text) : 0;
+        json_err(err, err_len, "record: invalid JSON at byte %zu", at);
+        if (end != NULL)
+            *end = at;
+        return -1;
+    }
+    if (end != NULL)
+        *end = (size_t)(parse_end - text);
+    /* Records are written without any raw control character; cJSON would
+     * take NULs and other bytes below 0x20 for whitespace or string content. */
+    for (const char *q = text; q < parse_end; q++) {
+        if ((unsigned char)*q < 0x20) {
+            json_err(err, err_len, "record: raw control character at byte %zu",
+                     (size_t)(q - text));
+            if (end != NULL)
+                *end = (size_t)(q - text);
+            cJSON_Delete(obj);
+            return -1;
+        }
+    }
+    if (!json_int_member(obj, "id", &id) || id < 1) {
+        json_err(err, err_len, "record: \"id\" must be an integer >= 1");
+        cJSON_Delete(obj);
+        return -1;
+    }
+    if (rec != NULL) {
+        memset(rec, 0, sizeof(*rec));
+        rec->id = (uint64_t)id;
+        struct task *t = &rec->task;
+        json_copy_member(obj, "titulo", t->titulo, sizeof(t->titulo), &t->titulo_len);
+        t->has_descripcion = json_copy_member(obj, "descripcion", t->descripcion,
+                                              sizeof(t->descripcion), &t->descripcion_len);
+        t->has_cliente =
+            json_copy_member(obj, "cliente", t->cliente, sizeof(t->cliente), &t->cliente_len);
+        if (!json_int_member(obj, "seq", &t->seq) || t->seq < 0)
+            t->seq = -1;
+        json_copy_member(obj, "creada", rec->creada, sizeof(rec->creada), NULL);
+        int64_t pid;
+        rec->pid = json_int_member(obj, "pid", &pid) && pid >= 0 ? (long)pid : -1;
+    }
+    cJSON_Delete(obj);
+    return 0;
+}
+
+/* Writes any JSON value on one line: strings through our escaper, numbers
+ * in their shortest exact form, containers recursively. */
+static void out_json_value(struct json_out *o, const cJSON *v)
+{
+    if (cJSON_IsString(v)) {
+        out_json_string(o, v->valuestring, strlen(v->valuestring));
+    } else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        char num[40];
+        if (floor(d) == d && fabs(d) <= 9007199254740992.0) {
+            snprintf(num, sizeof(num), "%" PRId64, (int64_t)d);
+        } else if (isfinite(d)) {
+            snprintf(num, sizeof(num), "%.17g", d);
+        } else {
+            snprintf(num, sizeof(num), "null");
+        }
+        out_str(o, num);
+    } else if (cJSON_IsTrue(v)) {
+        out_str(o, "true");
+    } else if (cJSON_IsFalse(v)) {
+        out_str(o, "false");
+    } else if (cJSON_IsArray(v)) {
+        out_put(o, "[", 1);
+        for (const cJSON *it = v->child; it != NULL; it = it->next) {
+            out_json_value(o, it);
+            if (it->next != NULL)
+                out_put(o, ",", 1);
+        }
+        out_put(o, "]", 1);
+    } else if (cJSON_IsObject(v)) {
+        out_put(o, "{", 1);
+        for (const cJSON *it = v->child; it != NULL; it = it->next) {
+            out_json_string(o, it->string, strlen(it->string));
+            out_put(o, ":", 1);
+            out_json_value(o, it);
+            if (it->next != NULL)
+                out_put(o, ",", 1);
+        }
+        out_put(o, "}", 1);
+    } else {
+        out_str(o, "null");
+    }
+}
+
+long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn *emit, void *arg,
+                            char *err, size_t err_len, size_t *err_offset)
+{
+    const char *parse_end = NULL;
+    long count = -1;
+    char *line = NULL;
+    size_t dummy;
+    if (err_offset == NULL)
+        err_offset = &dummy;
+    *err_offset = 0;
+
+    if (json_prescan(text, text_len, err, err_len, err_offset) < 0)
+        return -1;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, text_len, &parse_end, 0);
+    if (root == NULL) {
+        *err_offset = parse_end != NULL ? (size_t)(parse_end - text) : 0;
+        json_err(err, err_len, "invalid JSON");
+        return -1;
+    }
+    for (size_t at = (size_t)(parse_end - text); at < text_len; at++) {
+        char c = text[at];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            *err_offset = at;
+            json_err(err, err_len, "unexpected data after the JSON array");
+            goto out;
+        }
+    }
+    if (!cJSON_IsArray(root)) {
+        json_err(err, err_len, "not a JSON array");
+        goto out;
+    }
+    line = malloc(TASK_JSON_RECORD_MAX);
+    if (line == NULL) {
+        json_err(err, err_len, "out of memory");
+        goto out;
+    }
+    long n = 0;
+    for (const cJSON *el = root->child; el != NULL; el = el->next) {
+        struct json_out o = {line, TASK_JSON_RECORD_MAX, 0, 0};
+        n++;
+        if (!cJSON_IsObject(el)) {
+            json_err(err, err_len, "element %ld: not a JSON object", n);
+            goto out;
+        }
+        out_str(&o, "{\"id\":");
+        out_u64(&o, (uint64_t)n);
+        for (const cJSON *it = el->child; it != NULL; it = it->next) {
+            if (strcmp(it->string, "id") == 0)
+                continue;
+            out_put(&o, ",", 1);
+            out_json_string(&o, it->string, strlen(it->string));
+            out_put(&o, ":", 1);
+            out_json_value(&o, it);
+        }
+        out_put(&o, "}", 1);
+        if (o.overflow) {
+            json_err(err, err_len, "element %ld: longer than %d bytes on one line", n,
+                     TASK_JSON_RECORD_MAX);
+            goto out;
+        }
+        if (emit(arg, line, o.len) < 0) {
+            json_err(err, err_len, "element %ld: cannot write it", n);
+            goto out;
+        }
+    }
+    count = n;
+out:
+    free(line);
+    cJSON_Delete(root);
+    return count;
+}

@@ -1,0 +1,141 @@
+/* task_store.h - the only code that touches tasks.json.
+ *
+ * Calling sequence:
+ *
+ *   Start-up (master or taskctl, before any worker exists):
+ *       struct task_store_report rep;
+ *       if (task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) < 0)
+ *           refuse to start, print err;             (the file was not modified)
+ *
+ *   Each process that reads or writes (a worker after fork(), taskctl):
+ *       struct task_store *s = task_store_open(path, &opts, err, sizeof(err));
+ *       task_store_append(s, &task, &meta, line, sizeof(line), &line_len);
+ *       task_store_snapshot(s, &snap);    then stream snap to a client, lock-free
+ *       task_store_find(s, id, &rec_line...);
+ *       task_store_close(s);
+ *
+ * The file: a JSON array, one record per line, ids 1, 2, 3, ... in file order:
+ *
+ *       [\n
+ *       {"id":1,...},\n
+ *       {"id":2,...}\n
+ *       ]\n
+ *
+ * An empty list is "[\n]\n". The file is a valid JSON array whenever no append
+ * is in progress. The bytes up to the end of the last complete record never
+ * change once written (except by reset and start-up canonicalization): that is
+ * what lets a reader send a snapshot without holding a lock.
+ *
+ * Ownership: a struct task_store owns one descriptor on the file for its whole
+ * life. A process may have at most one store open on a given file at a time:
+ * task_store_open() refuses a second one with EBUSY, because closing any
+ * descriptor on a file drops every fcntl lock the process holds on it; for
+ * the same reason task_store_check() refuses (EBUSY) a file this process has
+ * open as a store: run the check first, or from another process. A child of
+ * fork() may open its own store on a file its parent had open (it inherits no
+ * locks); it must not use or close the inherited one. Locks are held only
+ * inside a call, never between calls.
+ *
+ * Signals: while waiting for a lock with opts.lock_timeout_ms > 0, the store
+ * installs its own SIGALRM handler and arms a repeating ITIMER_REAL (every
+ * 25 ms), restoring both before it returns. A process that uses SIGALRM or
+ * ITIMER_REAL itself must not rely on them during such a call.
+ *
+ * Errors: functions return 0 (or a count) on success and -1 on failure, with
+ * errno set and a one-line message naming the file (and offset, for damage)
+ * in the caller's err buffer where there is one. Notable errno values:
+ *   ETIMEDOUT  the lock was not granted within opts.lock_timeout_ms (HTTP 503)
+ *   ENOSPC, EDQUOT  the disk is full (HTTP 507); the file is left valid
+ *   EBADMSG    the file is damaged in a way that needs taskctl repair or a human
+ */
+#ifndef TASKSERVER_TASK_STORE_H
+#define TASKSERVER_TASK_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "task_json.h"
+
+struct task_store;
+
+struct task_store_options {
+    int fsync;                  /* fdatasync() before an append reports success */
+    unsigned race_window_us;    /* sleep inside the critical section (demo and tests) */
+    unsigned lock_timeout_ms;   /* 0: wait for the lock as long as it takes */
+    long crash_after_bytes;     /* test hook, < 0 off: write only this many bytes of the
+                                   next append, then raise SIGKILL (a writer dying mid-append) */
+    int quiet;                  /* do not log repairs of a torn tail (errors still logged) */
+};
+
+/* What task_store_check() found and did. */
+struct task_store_report {
+    uint64_t num_tasks;         /* records in the file after the check */
+    int created;                /* the file did not exist, or was empty, and is now "[\n]\n" */
+    int canonicalized;          /* another layout was rewritten; original saved in saved_path */
+    int torn_cut;               /* a torn tail was cut; the cut bytes saved in saved_path */
+    off_t torn_offset;          /* where the cut began */
+    size_t torn_bytes;          /* how many bytes were cut */
+    char saved_path[4096];      /* "" when nothing was saved */
+};
+
+#define TASK_STORE_REPAIR 1     /* flag for task_store_check: fix what can be fixed */
+
+/* Checks the whole file (streaming, memory independent of its size) and with
+ * TASK_STORE_REPAIR creates it if missing, canonicalizes another layout, or
+ * cuts a torn tail, under the write lock and in place (never by rename).
+ * Without the flag, only reports (report fields say what repair would do;
+ * nothing is written). Returns 0 when the file is (now) canonical; -1 with
+ * err naming the file, the byte offset and the reason otherwise, and then the
+ * file was not modified. */
+int task_store_check(const char *path, int flags, struct task_store_report *report, char *err,
+                     size_t err_len);
+
+/* Opens (does not create) the store file. Returns NULL with errno and err on
+ * failure: ENOENT, EACCES, EISDIR, EBUSY (this process already has it open). */
+struct task_store *task_store_open(const char *path, const struct task_store_options *opts,
+                                   char *err, size_t err_len);
+
+/* Closes the descriptor, which releases this process's locks on the file. */
+void task_store_close(struct task_store *s);
+
+/* The descriptor, for sendfile() of a snapshot. Never close it. */
+int task_store_fd(const struct task_store *s);
+
+/* Appends t under the write lock: reads only the tail (repairing a torn one
+ * left by a writer that died), writes the new record and the closing bracket
+ * in one pwrite(), optionally fdatasync()s, releases the lock. O(1) in the
+ * size of the file. On success fills meta (id, creada, pid) and, if line is
+ * not NULL, copies the stored record (without newline) into line and sets
+ * *line_len. Returns 0, or -1 with errno: nothing was stored and the file is
+ * valid with every earlier task. */
+int task_store_append(struct task_store *s, const struct task *t, struct task_meta *meta,
+                      char *line, size_t line_cap, size_t *line_len, char *err, size_t err_len);
+
+/* A consistent snapshot: every task whose append completed before the call,
+ * and no partial record. The caller sends bytes [0, prefix_len) of the file
+ * (pread/sendfile on task_store_fd, no lock needed: those bytes never change)
+ * followed by the suffix_len bytes of suffix. */
+struct task_store_snapshot {
+    off_t prefix_len;
+    const char *suffix;         /* "]\n" or "\n]\n" (static storage) */
+    size_t suffix_len;
+    uint64_t num_tasks;         /* == id of the last task: ids are 1..n */
+};
+
+/* Takes the read lock briefly to find the end of the last complete record.
+ * Returns 0 or -1 with errno (ETIMEDOUT, EIO, EBADMSG). */
+int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, char *err,
+                        size_t err_len);
+
+/* Finds task id within snap by binary search over byte offsets (ids increase
+ * in file order), reading O(log n) small blocks. Copies its record line (no
+ * newline) into line. Returns 1 found, 0 absent, -1 error (errno). */
+int task_store_find(struct task_store *s, const struct task_store_snapshot *snap, uint64_t id,
+                    char *line, size_t line_cap, size_t *line_len);
+
+/* Empties the list under the write lock (truncate to "[\n]\n"): the safe
+ * replacement for `echo "[]" > tasks.json`. Returns 0 or -1 with errno. */
+int task_store_reset(struct task_store *s, char *err, size_t err_len);
+
+#endif

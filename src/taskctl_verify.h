@@ -1,0 +1,44 @@
+/* taskctl_verify.h - `taskctl verify`: checks tasks.json end to end without modifying it.
+ *
+ * Calling sequence:
+ *
+ *   struct taskctl_verify_options o = { .has_expect = 1, .expect = 800 };
+ *   int rc = taskctl_verify(path, &o, stdout, err, sizeof(err));
+ *   rc 0: passed, 1: failed (the verdict and the reasons are printed on out),
+ *   rc -1: the file could not be read (errno, and err names the file).
+ *
+ * What passes: the canonical layout ("[", one record per line separated by
+ * commas, "]"), every record valid JSON with an integer id, ids unique and
+ * increasing in file order, for every cliente its seq values 1..max each
+ * present exactly once, and the number of tasks equal to expect if given.
+ *
+ * The file is read line by line through one fixed buffer, never through
+ * task_store_check() (which would repair): memory does not depend on the size
+ * of the file, except one pair of seq bitmaps per cliente. On damage, verify
+ * reports where the first damage is (byte offset and line), keeps going, and
+ * counts the records it can still read. It opens its own read-only descriptor
+ * and holds a read lock on the whole file while it reads (so it never sees an
+ * append in progress); it never opens the store in the same process.
+ */
+#ifndef TASKSERVER_TASKCTL_VERIFY_H
+#define TASKSERVER_TASKCTL_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* How many missing or doubled seq numbers are listed per cliente. */
+#define TASKCTL_VERIFY_LIST_MAX 20
+
+/* The largest seq verify can track (bitmaps of 8 MiB); larger ones fail. */
+#define TASKCTL_VERIFY_SEQ_LIMIT (1LL << 26)
+
+struct taskctl_verify_options {
+    int has_expect;
+    uint64_t expect; /* the number of tasks the file must hold */
+};
+
+int taskctl_verify(const char *path, const struct taskctl_verify_options *opts, FILE *out,
+                   char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,222 @@
+/* worker.c - one worker process: signals, the store, the accept loop and the event loop. */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "api.h"
+#include "conn.h"
+#include "event_loop.h"
+#include "log.h"
+#include "net.h"
+#include "task_store.h"
+
+#define WORKER_ACCEPT_BATCH 64 /* accepts per wake-up: fairness with open connections */
+
+static volatile sig_atomic_t worker_stop;     /* SIGTERM, SIGINT: graceful */
+static volatile sig_atomic_t worker_stop_now; /* SIGQUIT: immediate */
+
+struct worker {
+    const struct config *cfg;
+    int listen_fd;
+    int accepting;
+    int spare_fd; /* /dev/null, given up to accept (and drop) when out of descriptors */
+    struct conn_server *srv;
+    unsigned emfile_logged;
+};
+
+static void worker_on_signal(int sig)
+{
+    int saved_errno = errno;
+    if (sig == SIGQUIT)
+        worker_stop_now = 1;
+    else
+        worker_stop = 1;
+    errno = saved_errno;
+}
+
+/* Installs the handlers and blocks the three signals; *wait_mask receives
+ * the mask to wait with, where they are deliverable. Signals are only ever
+ * delivered inside epoll_pwait, so a flag set just before the wait cannot
+ * be missed: the wait returns EINTR at once. */
+static int worker_signals(sigset_t *wait_mask)
+{
+    static const int sigs[] = {SIGTERM, SIGINT, SIGQUIT};
+    struct sigaction sa;
+    sigset_t block;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0)
+        return -1;
+    sigemptyset(&block);
+    sa.sa_handler = worker_on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        sigaddset(&block, sigs[i]);
+        if (sigaction(sigs[i], &sa, NULL) < 0)
+            return -1;
+    }
+    /* The master may have left SIGCHLD and friends blocked for its own
+     * sigsuspend loop; the worker needs only its three. */
+    if (sigprocmask(SIG_BLOCK, &block, wait_mask) < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigdelset(wait_mask, sigs[i]);
+    return 0;
+}
+
+/* Out of descriptors with connections pending: level-triggered epoll would
+ * report the listening socket forever. Free one descriptor, accept the
+ * oldest pending connection, tell it 503, close it, take the spare back. */
+static void worker_shed_one(struct worker *w)
+{
+    if (w->spare_fd >= 0) {
+        close(w->spare_fd);
+        w->spare_fd = -1;
+    }
+    int fd = net_accept(w->listen_fd);
+    if (fd >= 0)
+        conn_reject(w->srv, fd);
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* One line per burst, not one per connection. */
+    if (w->emfile_logged++ % 1000 == 0)
+        log_error("accept on listening socket: out of file descriptors; connections refused "
+                  "with 503");
+}
+
+static void worker_on_accept(struct event_loop *loop, int fd, void *arg, unsigned events)
+{
+    struct worker *w = arg;
+    static const int one = 1;
+    (void)loop;
+    (void)events;
+
+    for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+        int cfd = net_accept(fd);
+        if (cfd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == ECONNABORTED || errno == EPROTO || errno == EPERM)
+                continue; /* that client gave up (or a firewall said no): next */
+            if (errno == EMFILE || errno == ENFILE) {
+                worker_shed_one(w);
+                return;
+            }
+            log_error("accept on listening socket: %s", strerror(errno));
+            return;
+        }
+        if (conn_server_count(w->srv) >= w->cfg->max_connections) {
+            conn_reject(w->srv, cfd);
+            continue;
+        }
+        /* Responses are written whole: small ones must not wait for an ACK. */
+        if (setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 && errno != EOPNOTSUPP)
+            log_warn("setsockopt tcp_nodelay on connection fd %d: %s", cfd, strerror(errno));
+        if (conn_open(w->srv, cfd) < 0)
+            log_error("connection fd %d: %s", cfd, strerror(errno));
+    }
+}
+
+static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
+{
+    if (!w->accepting)
+        return;
+    if (event_loop_del(loop, w->listen_fd) < 0)
+        log_error("epoll del listening socket: %s", strerror(errno));
+    w->accepting = 0;
+}
+
+int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid)
+{
+    struct worker w = {.cfg = cfg, .listen_fd = listen_fd, .spare_fd = -1};
+    struct task_store *store = NULL;
+    struct event_loop *loop = NULL;
+    struct api *api = NULL;
+    sigset_t wait_mask;
+    char err[512];
+    int status = 1;
+
+    log_init("taskserver");
+    log_set_quiet(cfg->quiet);
+    /* The master may die without telling us (SIGKILL): then finish up like
+     * on SIGTERM. The check after prctl closes the race where it died first. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
+        log_error("prctl pr_set_pdeathsig: %s", strerror(errno));
+        return 1;
+    }
+    if (getppid() != master_pid) {
+        log_error("master %ld is gone before the worker started", (long)master_pid);
+        return 1;
+    }
+    if (worker_signals(&wait_mask) < 0) {
+        log_error("worker signal set-up: %s", strerror(errno));
+        return 1;
+    }
+
+    /* After fork: this process's own descriptor, hence its own locks. */
+    struct task_store_options opts = {
+        .fsync = cfg->fsync,
+        .race_window_us = cfg->race_window_us,
+        .lock_timeout_ms = cfg->lock_timeout_ms,
+        .crash_after_bytes = -1,
+        .quiet = cfg->quiet,
+    };
+    store = task_store_open(cfg->file, &opts, err, sizeof(err));
+    if (store == NULL) {
+        log_error("%s", err);
+        goto out;
+    }
+    w.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (w.spare_fd < 0) {
+        log_error("open /dev/null: %s", strerror(errno));
+        goto out;
+    }
+    loop = event_loop_create();
+    api = loop ? api_create(store, cfg) : NULL;
+    w.srv = api ? conn_server_create(loop, api, cfg) : NULL;
+    if (w.srv == NULL) {
+        log_error("worker set-up: %s", strerror(errno));
+        goto out;
+    }
+    /* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
+    if (event_loop_add(loop, listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE, worker_on_accept,
+                       &w) < 0) {
+        log_error("epoll add listening socket: %s", strerror(errno));
+        goto out;
+    }
+    w.accepting = 1;
+
+    while (!worker_stop_now) {
+        if (worker_stop && w.accepting) {
+            worker_stop_accepting(&w, loop);
+            conn_server_drain(w.srv);
+        }
+        if (!w.accepting && conn_server_count(w.srv) == 0)
+            break;
+        int timeout = conn_server_count(w.srv) > 0 ? CONN_TICK_MS : -1;
+        if (event_loop_poll(loop, timeout, &wait_mask) < 0) {
+            log_error("epoll_pwait: %s", strerror(errno));
+            goto out;
+        }
+        conn_server_tick(w.srv);
+    }
+    status = 0;
+out:
+    conn_server_free(w.srv);
+    api_free(api);
+    event_loop_free(loop);
+    if (w.spare_fd >= 0)
+        close(w.spare_fd);
+    if (store != NULL)
+        task_store_close(store);
+    return status;
+}

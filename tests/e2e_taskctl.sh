@@ -1,0 +1,435 @@
+#!/bin/bash
+# e2e_taskctl.sh - taskctl end to end: every command and exit code, round trips, verify, repair,
+# reset, concurrent adds and the interactive menu, on files in a temporary directory.
+#
+# Environment (set by meson): TASKCTL (the binary), LOCKING (1 or 0), SOURCE_ROOT.
+# Exit 0 when every check passed, 1 otherwise (each failure printed with expected and got).
+set -u
+
+: "${TASKCTL:?TASKCTL must name the taskctl binary}"
+LOCKING=${LOCKING:-1}
+SOURCE_ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+unset TASKS_FILE COLUMNS
+
+TMP=$(mktemp -d /tmp/e2e_taskctl.XXXXXX) || exit 1
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+
+failures=0
+checks=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# run CMD...: runs it with stdin from /dev/null; sets rc, and out/err files.
+run() {
+    "$@" </dev/null >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    # In a sanitizer build, a report fails the test whatever the exit status.
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$TMP/err"; then
+        fail "$*: sanitizer report: $(head -c 2000 "$TMP/err")"
+    fi
+}
+
+# expect_rc WANT CMD...: runs CMD and checks its exit status.
+expect_rc() {
+    local want=$1
+    shift
+    checks=$((checks + 1))
+    run "$@"
+    if [ "$rc" != "$want" ]; then
+        fail "$* -> exit $rc, expected $want; stdout: $(head -c 600 "$TMP/out"); stderr: $(cat "$TMP/err")"
+    fi
+}
+
+# expect_out TEXT / expect_err TEXT: the last run's stdout / stderr contains TEXT.
+expect_out() {
+    checks=$((checks + 1))
+    grep -qF -- "$1" "$TMP/out" || fail "stdout lacks '$1'; got: $(head -c 1500 "$TMP/out")"
+}
+expect_err() {
+    checks=$((checks + 1))
+    grep -qF -- "$1" "$TMP/err" || fail "stderr lacks '$1'; got: $(cat "$TMP/err")"
+}
+
+# expect_one_error_line PREFIX: stderr is exactly one line starting "taskctl: " (the
+# unlocked build's warning line aside).
+expect_one_error_line() {
+    checks=$((checks + 1))
+    local lines
+    lines=$(grep -v 'WARNING: built with -Dlocking=false' "$TMP/err")
+    if [ "$(printf '%s\n' "$lines" | wc -l)" != 1 ] || [ "${lines#taskctl: }" = "$lines" ]; then
+        fail "expected one 'taskctl: ' error line, got: $lines"
+    fi
+}
+
+same_file() { # same_file A B: byte for byte
+    checks=$((checks + 1))
+    cmp -s "$1" "$2" || fail "$1 differs from $2: $(cmp "$1" "$2" 2>&1)"
+}
+
+sum() { md5sum <"$1" | cut -d' ' -f1; }
+
+T=$TASKCTL
+
+# ---- version and help ----
+expect_rc 0 "$T" --version
+expect_out "taskctl 0.1.0"
+if [ "$LOCKING" = 1 ]; then expect_out "locking on"; else expect_out "locking OFF"; fi
+expect_rc 0 "$T" -V
+expect_rc 0 "$T" --help
+expect_out "usage: taskctl"
+expect_out "exit status: 0 ok, 1 verification failed, 2 usage error, 3 file error"
+for c in add list verify check repair reset help; do
+    expect_rc 0 "$T" "$c" --help
+    expect_out "usage: taskctl"
+    expect_out "$c"
+    expect_rc 0 "$T" help "$c"
+    expect_out "usage: taskctl"
+done
+expect_rc 0 "$T" help
+expect_out "commands:"
+[ -e tasks.json ] && fail "--help created tasks.json"
+
+# ---- usage errors: exit 2, one line naming the argument ----
+expect_rc 2 "$T" frobnicate;                   expect_err '"frobnicate"'; expect_one_error_line
+expect_rc 2 "$T" --frob list;                  expect_err '--frob';       expect_one_error_line
+expect_rc 2 "$T" -f;                           expect_err '--file';       expect_one_error_line
+expect_rc 2 "$T";                              expect_err 'no command';   expect_one_error_line
+expect_rc 2 "$T" add;                          expect_err 'no TITULO';    expect_one_error_line
+expect_rc 2 "$T" add --frob x;                 expect_err '--frob';       expect_one_error_line
+expect_rc 2 "$T" add --seq abc x;              expect_err '"abc"';        expect_one_error_line
+expect_rc 2 "$T" add --seq -1 x;               expect_err '"-1"';         expect_one_error_line
+expect_rc 2 "$T" add --cliente;                expect_err '--cliente';    expect_one_error_line
+expect_rc 2 "$T" list extra;                   expect_err '"extra"';      expect_one_error_line
+expect_rc 2 "$T" list --frob;                  expect_err '--frob';       expect_one_error_line
+expect_rc 2 "$T" verify --expect;              expect_err '--expect';     expect_one_error_line
+expect_rc 2 "$T" verify --expect 12x;          expect_err '"12x"';        expect_one_error_line
+expect_rc 2 "$T" verify --expect=-3;           expect_err '"-3"';         expect_one_error_line
+expect_rc 2 "$T" check now;                    expect_err '"now"';        expect_one_error_line
+expect_rc 2 "$T" repair --force;               expect_err '--force';      expect_one_error_line
+expect_rc 2 "$T" reset all;                    expect_err '"all"';        expect_one_error_line
+expect_rc 2 "$T" help frobnicate;              expect_err '"frobnicate"'; expect_one_error_line
+[ -e tasks.json ] && fail "a usage error created tasks.json"
+
+# ---- file errors: exit 3, one line naming the file ----
+nodir="$TMP/no/such/dir/tasks.json"
+for c in "add x" list "list --json" verify check repair reset; do
+    # shellcheck disable=SC2086
+    expect_rc 3 "$T" -f "$nodir" $c; expect_err "$nodir"; expect_one_error_line
+done
+expect_rc 3 "$T" -f missing.json list;         expect_err missing.json
+expect_rc 3 "$T" -f missing.json verify;       expect_err missing.json
+expect_rc 3 "$T" -f missing.json check;        expect_err missing.json
+[ -e missing.json ] && fail "list, verify or check created missing.json"
+mkdir adir
+expect_rc 3 "$T" -f adir verify;               expect_err adir
+expect_rc 3 "$T" -f adir list;                 expect_err adir
+expect_rc 3 "$T" -f adir add x;                expect_err adir
+
+# ---- default file: ./tasks.json, else $TASKS_FILE, else -f ----
+expect_rc 0 "$T" add "en el directorio"
+expect_out "added task 1: en el directorio"
+[ -f tasks.json ] || fail "add did not create ./tasks.json"
+expect_rc 0 env TASKS_FILE="$TMP/env.json" "$T" add "por entorno"
+[ -f env.json ] || fail "add did not use \$TASKS_FILE"
+expect_rc 0 env TASKS_FILE="$TMP/env.json" "$T" -f other.json add "por opcion"
+[ -f other.json ] || fail "-f did not override \$TASKS_FILE"
+expect_rc 0 "$T" list -f env.json
+expect_out "por entorno"
+expect_rc 0 "$T" verify --expect 1 --file=env.json
+
+# ---- add / list / list --json round trip with special characters ----
+titles=(
+    'comillas "dobles" y \"escapadas\"'
+    'barra \ invertida \\ doble'
+    $'nueva\nlinea y\ttab y \r retorno'
+    'emoji 😀🎉 y acentos: camión, ñandú'
+    'corchete ] y [ llaves }{'
+    '"},{"id":999'
+    $'separador de linea U+2028 \xe2\x80\xa8 fin'
+    '-empieza con guion'
+)
+expect_rc 0 "$T" -f rt.json add --cliente 'cli "1"' --descripcion $'desc\\ "x"\n]' --seq 1 -- "${titles[@]}"
+checks=$((checks + 1))
+[ "$(grep -c '^added task ' "$TMP/out")" = "${#titles[@]}" ] ||
+    fail "add printed $(grep -c '^added task ' "$TMP/out") 'added task' lines, expected ${#titles[@]}"
+expect_out "added task 8: -empieza con guion"
+expect_rc 0 "$T" -f rt.json list --json
+same_file "$TMP/out" rt.json
+cp "$TMP/out" rt-list.json
+checks=$((checks + 1))
+python3 - rt-list.json "${titles[@]}" <<'PY' || fail "list --json round trip (see above)"
+import json, sys
+tasks = json.load(open(sys.argv[1], encoding="utf-8"))
+want = sys.argv[2:]
+got = [t["titulo"] for t in tasks]
+ok = got == want
+ok &= [t["id"] for t in tasks] == list(range(1, len(want) + 1))
+ok &= all(t["cliente"] == 'cli "1"' and t["descripcion"] == 'desc\\ "x"\n]' for t in tasks)
+ok &= [t["seq"] for t in tasks] == list(range(1, len(want) + 1))
+ok &= all(isinstance(t["pid"], int) and t["creada"].endswith("Z") for t in tasks)
+if not ok:
+    print("round trip: expected titulos %r\ngot %r" % (want, tasks), file=sys.stderr)
+    sys.exit(1)
+PY
+expect_rc 0 env COLUMNS=200 "$T" -f rt.json list
+expect_out 'nueva\nlinea y\ttab y \r retorno'
+expect_out '"},{"id":999'
+expect_out "${#titles[@]} tasks"
+checks=$((checks + 1))
+[ "$(wc -l <"$TMP/out")" = $((${#titles[@]} + 2)) ] ||
+    fail "list: $(wc -l <"$TMP/out") lines, expected $((${#titles[@]} + 2)) (header, one per task, count)"
+expect_rc 0 "$T" -f rt.json verify --expect ${#titles[@]}
+expect_out "verdict: OK"
+
+# The table fits 80 columns (not a terminal, no COLUMNS), long titles cut with "...".
+long=$(printf 'x%.0s' $(seq 1 300))
+expect_rc 0 "$T" -f wide.json add "$long" corto
+expect_rc 0 "$T" -f wide.json list
+checks=$((checks + 1))
+awk 'length($0) > 80 { bad = 1 } END { exit bad }' "$TMP/out" || fail "list wider than 80 columns"
+expect_out "..."
+expect_out "corto"
+expect_rc 0 env COLUMNS=120 "$T" -f wide.json list
+checks=$((checks + 1))
+[ "$(awk '{ if (length($0) > m) m = length($0) } END { print m }' "$TMP/out")" = 120 ] ||
+    fail "COLUMNS=120: widest line is not 120 columns"
+
+# ---- add validation: stops at the first invalid titulo, keeps the ones before ----
+expect_rc 2 "$T" -f val.json add uno dos "" tres
+expect_err "TITULO 3 of 4"
+expect_err "titulo"
+expect_err "2 tasks added before it"
+expect_one_error_line
+expect_rc 0 "$T" -f val.json verify --expect 2
+expect_rc 2 "$T" -f val.json add ok $'mal \xff\xfe utf8'
+expect_err "TITULO 2 of 2"
+expect_err "UTF-8"
+expect_err "1 task added before it"
+expect_rc 2 "$T" -f val.json add "$(printf 'a%.0s' $(seq 1 1025))"
+expect_err "titulo"
+expect_err "0 tasks added before it"
+expect_rc 0 "$T" -f val.json add "$(printf 'a%.0s' $(seq 1 1024))"
+expect_rc 2 "$T" -f val.json add --cliente "$(printf 'c%.0s' $(seq 1 129))" x
+expect_err "cliente"
+expect_rc 2 "$T" -f val.json add --descripcion "$(printf 'd%.0s' $(seq 1 4097))" x
+expect_err "descripcion"
+expect_rc 0 "$T" -f val.json verify --expect 4
+
+# ---- verify: good file, --expect mismatch, gaps, duplicates, ids ----
+rec() { # rec ID CLIENTE SEQ: one canonical record line
+    printf '{"id":%s,"titulo":"t%s","cliente":"%s","seq":%s,"creada":"2026-11-26T15:00:00Z","pid":1}' "$1" "$1" "$2" "$3"
+}
+write_file() { # write_file FILE RECORD...: the canonical layout around the records
+    local f=$1 i
+    shift
+    {
+        printf '[\n'
+        for ((i = 1; i <= $#; i++)); do
+            printf '%s' "${!i}"
+            [ "$i" -lt $# ] && printf ','
+            printf '\n'
+        done
+        printf ']\n'
+    } >"$f"
+}
+write_file good.json "$(rec 1 a 1)" "$(rec 2 b 1)" "$(rec 3 a 2)" "$(rec 4 b 2)" "$(rec 5 a 3)"
+expect_rc 0 "$T" -f good.json verify
+expect_out "verdict: OK: 5 tasks"
+expect_out "ids: unique and increasing"
+expect_out "seq: 2 clientes with seq, 2 complete"
+expect_rc 0 "$T" -f good.json verify --expect 5
+expect_out "count: expected 5, found 5"
+expect_rc 1 "$T" -f good.json verify --expect 6
+expect_out "count: expected 6, found 5"
+expect_out "verdict: FAILED: count"
+expect_rc 0 "$T" -f good.json check
+expect_out "canonical, 5 tasks"
+
+write_file gap.json "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 a 4)" "$(rec 4 b 1)" "$(rec 5 a 7)" "$(rec 6 b 3)"
+expect_rc 1 "$T" -f gap.json verify
+expect_out 'cliente "a": seq 1..7: 3 missing: 3 5 6'
+expect_out 'cliente "b": seq 1..3: 1 missing: 2'
+expect_out "verdict: FAILED: seq"
+
+write_file dup.json "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 a 2)" "$(rec 4 a 3)" "$(rec 5 a 2)" "$(rec 6 b 1)" "$(rec 7 b 1)"
+expect_rc 1 "$T" -f dup.json verify --expect 7
+expect_out 'cliente "a": seq 1..3: 1 doubled (2 extra copies): 2'
+expect_out 'cliente "b": seq 1..1: 1 doubled (1 extra copies): 1'
+expect_out "count: expected 7, found 7"
+expect_out "verdict: FAILED: seq"
+
+# More than 20 missing: the first 20 are listed, then "..."
+write_file many.json "$(rec 1 z 1)" "$(rec 2 z 50)"
+expect_rc 1 "$T" -f many.json verify
+expect_out 'cliente "z": seq 1..50: 48 missing: 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 ...'
+
+write_file ids.json "$(rec 1 a 1)" "$(rec 3 a 2)" "$(rec 3 a 3)" "$(rec 2 a 4)"
+expect_rc 1 "$T" -f ids.json verify
+expect_out "ids: 2 not greater than the id before them, the first on line 4 (id 3 after id 3)"
+expect_out "verdict: FAILED: ids"
+
+# ---- verify on damage: offset and line, readable count, file unchanged ----
+write_file mid.json "$(rec 1 a 1)" "$(rec 2 a 2)" "garbage in the middle" "$(rec 4 a 3)" "$(rec 5 a 4)"
+off=$(head -n 3 mid.json | wc -c)    # byte offset of line 4
+before=$(sum mid.json)
+printf '%s\n' * | grep -v '^ls-' >"$TMP/ls-before"
+expect_rc 1 "$T" -f mid.json verify --expect 5
+expect_out "damage: byte $off, line 4:"
+expect_out "records: 4 readable"
+expect_out "count: expected 5, found 4"
+expect_out "verdict: FAILED: damaged"
+expect_rc 1 "$T" -f mid.json check
+expect_err "mid.json"
+expect_rc 3 "$T" -f mid.json repair
+expect_err "mid.json"
+expect_err "not modified"
+checks=$((checks + 1))
+[ "$(sum mid.json)" = "$before" ] || fail "verify, check or repair modified a file damaged in the middle"
+printf '%s\n' * | grep -v '^ls-' >"$TMP/ls-after"
+same_file "$TMP/ls-before" "$TMP/ls-after"
+
+# A broken record (starts like one): damage inside line 4, the rest still counted.
+write_file brk.json "$(rec 1 a 1)" "$(rec 2 a 2)" '{"id":3,"titulo":"t3" "cliente":"a"}' "$(rec 4 a 3)"
+off4=$(head -n 3 brk.json | wc -c)
+expect_rc 1 "$T" -f brk.json verify
+expect_out ", line 4: record is not valid"
+expect_out "records: 3 readable"
+checks=$((checks + 1))
+got_off=$(sed -n 's/^damage: byte \([0-9]*\), line 4:.*/\1/p' "$TMP/out")
+{ [ -n "$got_off" ] && [ "$got_off" -ge "$off4" ] && [ "$got_off" -lt $((off4 + 40)) ]; } ||
+    fail "broken record: damage offset '$got_off' is not within line 4 (starts at $off4)"
+
+# ---- torn tail: verify and check report it, repair cuts it ----
+write_file torn.json "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 a 3)"
+size=$(wc -c <torn.json)
+head -c $((size - 25)) torn.json >torn.tmp && cat torn.tmp >torn.json && rm torn.tmp
+before=$(sum torn.json)
+expect_rc 1 "$T" -f torn.json verify
+expect_out "torn tail"
+expect_out "records: 2 readable"
+expect_rc 1 "$T" -f torn.json check
+checks=$((checks + 1))
+[ "$(sum torn.json)" = "$before" ] || fail "verify or check modified a torn file"
+expect_rc 0 "$T" -f torn.json repair
+expect_out "cut a torn tail"
+checks=$((checks + 1))
+ls torn.json.torn-* >/dev/null 2>&1 || fail "repair did not save the torn tail beside the file"
+expect_rc 0 "$T" -f torn.json verify --expect 2
+expect_rc 0 "$T" -f torn.json check
+expect_rc 0 "$T" -f torn.json repair
+expect_out "nothing to repair, 2 tasks"
+
+# ---- repair: "[]" and a pretty-printed file become canonical, originals kept ----
+echo "[]" >brackets.json
+expect_rc 1 "$T" -f brackets.json verify
+expect_out 'the first line is not "["'
+expect_rc 0 "$T" -f brackets.json repair
+expect_out "canonical layout"
+checks=$((checks + 1))
+[ "$(cat brackets.json)" = $'[\n]' ] || fail "repair of [] wrote: $(cat brackets.json)"
+ls brackets.json.orig-* >/dev/null 2>&1 || fail "repair of [] did not keep the original"
+expect_rc 0 "$T" -f brackets.json verify --expect 0
+expect_rc 0 "$T" -f brackets.json add "despues de []"
+expect_out "added task 1:"
+
+cat >pretty.json <<'JSON'
+[
+    {
+        "titulo": "primera",
+        "descripcion": "de python"
+    },
+    {"id": 7, "titulo": "segunda \"con\" comillas", "cliente": "py", "seq": 1}
+]
+JSON
+expect_rc 1 "$T" -f pretty.json verify
+expect_rc 0 "$T" -f pretty.json repair
+expect_out "canonical layout, 2 tasks"
+ls pretty.json.orig-* >/dev/null 2>&1 || fail "repair of a pretty-printed file did not keep the original"
+expect_rc 0 "$T" -f pretty.json verify --expect 2
+expect_rc 0 "$T" -f pretty.json list --json
+checks=$((checks + 1))
+python3 - "$TMP/out" <<'PY' || fail "pretty-printed file after repair (see above)"
+import json, sys
+t = json.load(open(sys.argv[1]))
+want = [(1, "primera"), (2, 'segunda "con" comillas')]
+if [(x["id"], x["titulo"]) for x in t] != want or t[0].get("descripcion") != "de python":
+    print("expected %r, got %r" % (want, t), file=sys.stderr)
+    sys.exit(1)
+PY
+
+: >zero.json # 0 bytes: the store reads an empty list
+expect_rc 0 "$T" -f zero.json verify --expect 0
+expect_out "file is empty (0 bytes)"
+expect_rc 0 "$T" -f zero.json add "en un archivo vacio"
+expect_out "added task 1: en un archivo vacio"
+expect_rc 0 "$T" -f zero.json verify --expect 1
+
+expect_rc 0 "$T" -f fresh.json repair
+expect_out "created an empty list"
+expect_rc 0 "$T" -f fresh.json verify --expect 0
+
+# ---- reset ----
+expect_rc 0 "$T" -f rt.json reset
+expect_out "the list is empty"
+checks=$((checks + 1))
+[ "$(cat rt.json)" = $'[\n]' ] || fail "reset left: $(cat rt.json)"
+expect_rc 0 "$T" -f rt.json verify --expect 0
+expect_rc 0 "$T" -f rt.json add "tras reset"
+expect_out "added task 1: tras reset"
+expect_rc 0 "$T" -f created-by-reset.json reset
+[ -f created-by-reset.json ] || fail "reset did not create a missing file"
+
+# ---- concurrency: 4 loops x 200 taskctl add on one file ----
+N=200
+: >conc-status
+for w in 1 2 3 4; do
+    (
+        for ((k = 1; k <= N; k++)); do
+            timeout 30 "$T" -f conc.json add --cliente "w$w" --seq "$k" "w$w tarea $k" \
+                >/dev/null 2>>conc-err
+            echo "$?" >>"conc-status.$w"
+        done
+    ) &
+done
+deadline=$((SECONDS + 150))
+while [ "$(jobs -rp | wc -l)" -gt 0 ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+if [ "$(jobs -rp | wc -l)" -gt 0 ]; then
+    fail "concurrent adds still running after 150 s"
+    jobs -rp | xargs -r kill 2>/dev/null
+fi
+wait
+cat conc-status.* >conc-status
+checks=$((checks + 1))
+[ "$(wc -l <conc-status)" = $((4 * N)) ] || fail "concurrent adds: $(wc -l <conc-status) runs, expected $((4 * N))"
+if [ "$LOCKING" = 1 ]; then
+    checks=$((checks + 1))
+    [ "$(grep -vc '^0$' conc-status)" = 0 ] ||
+        fail "concurrent adds: $(grep -vc '^0$' conc-status) failed runs; stderr: $(head -5 conc-err)"
+    expect_rc 0 "$T" -f conc.json verify --expect $((4 * N))
+    expect_out "seq: 4 clientes with seq, 4 complete"
+    expect_out "verdict: OK: $((4 * N)) tasks"
+else
+    # Without locks tasks may be lost or the file torn: only no crash, no usage error.
+    checks=$((checks + 1))
+    [ "$(grep -vc '^[03]$' conc-status)" = 0 ] ||
+        fail "unlocked concurrent adds: unexpected exit codes: $(sort conc-status | uniq -c)"
+    run "$T" -f conc.json verify --expect $((4 * N))
+    checks=$((checks + 1))
+    case $rc in 0 | 1) ;; *) fail "unlocked: verify exit $rc, expected 0 or 1" ;; esac
+    echo "unlocked build: verify says: $(grep verdict "$TMP/out")"
+fi
+
+# ---- the interactive menu, through a pseudo-terminal ----
+checks=$((checks + 1))
+python3 "$SOURCE_ROOT/tests/taskctl_menu.py" "$T" "$TMP/menu.json"
+case $? in
+0) expect_rc 0 "$T" -f menu.json verify --expect 1 ;;
+77) echo "menu test skipped: no pseudo-terminal" >&2 ;;
+*) fail "interactive menu (see above)" ;;
+esac
+
+echo "e2e_taskctl: $checks checks, $failures failed"
+[ "$failures" = 0 ]

@@ -1,0 +1,378 @@
+/* fault_load.c - a time-bounded POST load for the fault suite that records every acknowledged task.
+ *
+ *     fault_load -p PORT -o DIR [-c CLIENTS] [-d DURATION_MS] [-n MAX] [-i PREFIX]
+ *                [-t TIMEOUT_MS] [-x STATUS]
+ *
+ * Forks CLIENTS processes (default 8). Client k is cliente "PREFIXk" (PREFIX
+ * default "c") and POSTs {"titulo":..,"cliente":..,"seq":s} for s = 1, 2, ...
+ * over one keep-alive connection, until DURATION_MS (default 10000) has passed,
+ * MAX requests were sent, the file DIR/stop exists, or (with -x) the server
+ * answered STATUS once. Each 201 appends its seq to DIR/ack.PREFIXk the moment
+ * it arrives, so the record survives whatever happens to this program later.
+ *
+ * A seq is never sent twice: a request that failed (reset, EOF, timeout,
+ * another status) may or may not be stored, and resending it under the same
+ * seq would make "stored exactly once" unprovable. A refused connect sends
+ * nothing, so the seq is kept and the connect retried after 20 ms.
+ *
+ * The clients are processes rather than a poll loop on purpose: each one is a
+ * plain blocking request-response loop, easy to trust, and the fault tests
+ * need at most a few dozen.
+ *
+ * Prints one line when every client has finished:
+ *     sent=S acked=A failed=F refused=R statuses=201:A,503:N
+ * (failed: sent but no response; refused: connects refused or reset at once).
+ * Exit status: 0 done, 2 usage error, 3 system error.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOAD_MAX_CLIENTS 64
+#define LOAD_MAX_STATUS 600
+#define LOAD_RESP_MAX 65536 /* a POST answer is small: a task or an error object */
+
+static unsigned load_port;
+static const char *load_dir;
+static const char *load_prefix = "c";
+static long load_duration_ms = 10000;
+static long load_max = 0; /* 0: no limit but the duration */
+static int load_timeout_ms = 10000;
+static int load_stop_status = 0;
+
+/* What one client counted; written to DIR/stats.CLIENTE for the parent. */
+struct load_counts {
+    long sent;
+    long acked;
+    long failed;
+    long refused;
+    long status[LOAD_MAX_STATUS];
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Blocking connect to 127.0.0.1:port. Returns the descriptor or -1 with errno. */
+static int load_connect(void)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)load_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc;
+    do
+        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Writes all of buf. Returns 0, or -1 with errno. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads one response within deadline. Returns its status (> 0) and sets
+ * *keep to 0 if the server said Connection: close; -1 on EOF, reset, timeout
+ * or a response this loader cannot parse. */
+static int read_response(int fd, long long deadline, int *keep)
+{
+    static char buf[LOAD_RESP_MAX + 1];
+    size_t len = 0;
+    *keep = 1;
+    for (;;) {
+        buf[len] = '\0';
+        char *end = strstr(buf, "\r\n\r\n");
+        if (end != NULL) {
+            size_t head_len = (size_t)(end - buf) + 4;
+            long body_len = 0;
+            int status;
+            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+                return -1;
+            for (char *line = strstr(buf, "\r\n"); line != NULL && line < end;
+                 line = strstr(line + 2, "\r\n")) {
+                if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
+                    body_len = atol(line + 17);
+                else if (strncasecmp(line + 2, "Connection:", 11) == 0 &&
+                         strstr(line + 13, "close") != NULL && strstr(line + 13, "close") < end)
+                    *keep = 0;
+            }
+            if (body_len < 0 || head_len + (size_t)body_len > LOAD_RESP_MAX)
+                return -1;
+            if (len >= head_len + (size_t)body_len) {
+                /* Anything after it would be a second response nobody asked for. */
+                if (len > head_len + (size_t)body_len)
+                    *keep = 0;
+                return status;
+            }
+        }
+        if (len == LOAD_RESP_MAX)
+            return -1;
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        ssize_t r = recv(fd, buf + len, LOAD_RESP_MAX - len, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        len += (size_t)r;
+    }
+}
+
+/* Appends seq to the ack file at once: the record must outlive this process. */
+static void load_record_ack(int ack_fd, long seq, const char *ack_path)
+{
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%ld\n", seq);
+    ssize_t w;
+    do
+        w = write(ack_fd, line, (size_t)n);
+    while (w < 0 && errno == EINTR);
+    if (w != n) {
+        fprintf(stderr, "fault_load: write %s: %s\n", ack_path,
+                w < 0 ? strerror(errno) : "short write");
+        exit(3);
+    }
+}
+
+/* One client's loop; never returns. */
+static void load_client(int k, long long deadline)
+{
+    char cliente[64], ack_path[4096], stop_path[4096], stats_path[4096];
+    snprintf(cliente, sizeof(cliente), "%s%d", load_prefix, k);
+    snprintf(ack_path, sizeof(ack_path), "%s/ack.%s", load_dir, cliente);
+    snprintf(stop_path, sizeof(stop_path), "%s/stop", load_dir);
+    snprintf(stats_path, sizeof(stats_path), "%s/stats.%s", load_dir, cliente);
+    int ack_fd = open(ack_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (ack_fd < 0) {
+        fprintf(stderr, "fault_load: open %s: %s\n", ack_path, strerror(errno));
+        exit(3);
+    }
+    struct load_counts *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        perror("fault_load: calloc");
+        exit(3);
+    }
+    int fd = -1;
+    long seq = 1;
+    while (now_ms() < deadline && (load_max == 0 || c->sent < load_max) &&
+           access(stop_path, F_OK) < 0) {
+        if (fd < 0 && (fd = load_connect()) < 0) {
+            c->refused++;
+            sleep_ms(20);
+            continue;
+        }
+        char body[256], req[512];
+        int body_len = snprintf(body, sizeof(body),
+                                "{\"titulo\":\"falla %s %ld\",\"cliente\":\"%s\",\"seq\":%ld}",
+                                cliente, seq, cliente, seq);
+        int req_len = snprintf(req, sizeof(req),
+                               "POST /tareas HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                               load_port, body_len, body);
+        if (write_all(fd, req, (size_t)req_len) < 0) {
+            /* Nothing may have reached a worker, but a seq is never reused. */
+            c->sent++;
+            c->failed++;
+            seq++;
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        c->sent++;
+        int keep;
+        int status = read_response(fd, now_ms() + load_timeout_ms, &keep);
+        if (status < 0) {
+            c->failed++;
+            keep = 0;
+        } else {
+            c->status[status < LOAD_MAX_STATUS ? status : 0]++;
+            if (status == 201) {
+                c->acked++;
+                load_record_ack(ack_fd, seq, ack_path);
+            }
+        }
+        seq++;
+        if (!keep) {
+            close(fd);
+            fd = -1;
+        }
+        if (load_stop_status != 0 && status == load_stop_status)
+            break;
+    }
+    if (fd >= 0)
+        close(fd);
+    close(ack_fd);
+    FILE *f = fopen(stats_path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "fault_load: open %s: %s\n", stats_path, strerror(errno));
+        exit(3);
+    }
+    fprintf(f, "%ld %ld %ld %ld\n", c->sent, c->acked, c->failed, c->refused);
+    for (int s = 0; s < LOAD_MAX_STATUS; s++)
+        if (c->status[s])
+            fprintf(f, "%d %ld\n", s, c->status[s]);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "fault_load: write %s: %s\n", stats_path, strerror(errno));
+        exit(3);
+    }
+    free(c);
+    exit(0);
+}
+
+/* Adds one client's stats file to the totals. Returns 0, or -1 with a message. */
+static int load_add_stats(int k, struct load_counts *t)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/stats.%s%d", load_dir, load_prefix, k);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "fault_load: open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    long sent, acked, failed, refused, n;
+    int s;
+    if (fscanf(f, "%ld %ld %ld %ld", &sent, &acked, &failed, &refused) != 4) {
+        fprintf(stderr, "fault_load: %s: bad stats line\n", path);
+        fclose(f);
+        return -1;
+    }
+    t->sent += sent;
+    t->acked += acked;
+    t->failed += failed;
+    t->refused += refused;
+    while (fscanf(f, "%d %ld", &s, &n) == 2)
+        if (s >= 0 && s < LOAD_MAX_STATUS)
+            t->status[s] += n;
+    fclose(f);
+    return 0;
+}
+
+static void usage(void)
+{
+    fputs("usage: fault_load -p PORT -o DIR [-c CLIENTS] [-d DURATION_MS] [-n MAX]\n"
+          "                  [-i PREFIX] [-t TIMEOUT_MS] [-x STATUS]\n",
+          stderr);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    int clients = 8;
+    int opt;
+    while ((opt = getopt(argc, argv, "p:o:c:d:n:i:t:x:")) != -1) {
+        switch (opt) {
+        case 'p': load_port = (unsigned)atoi(optarg); break;
+        case 'o': load_dir = optarg; break;
+        case 'c': clients = atoi(optarg); break;
+        case 'd': load_duration_ms = atol(optarg); break;
+        case 'n': load_max = atol(optarg); break;
+        case 'i': load_prefix = optarg; break;
+        case 't': load_timeout_ms = atoi(optarg); break;
+        case 'x': load_stop_status = atoi(optarg); break;
+        default: usage();
+        }
+    }
+    if (load_port == 0 || load_port > 65535 || load_dir == NULL || clients < 1 ||
+        clients > LOAD_MAX_CLIENTS || load_duration_ms < 0 || load_timeout_ms < 1 ||
+        strlen(load_prefix) > 32 || optind != argc)
+        usage();
+    long long deadline = now_ms() + load_duration_ms;
+    pid_t pids[LOAD_MAX_CLIENTS];
+    for (int k = 1; k <= clients; k++) {
+        pids[k - 1] = fork();
+        if (pids[k - 1] < 0) {
+            fprintf(stderr, "fault_load: fork: %s\n", strerror(errno));
+            for (int j = 0; j < k - 1; j++)
+                kill(pids[j], SIGKILL);
+            return 3;
+        }
+        if (pids[k - 1] == 0)
+            load_client(k, deadline);
+    }
+    int bad = 0;
+    for (int k = 0; k < clients; k++) {
+        int st;
+        pid_t r;
+        do
+            r = waitpid(pids[k], &st, 0);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "fault_load: client %s%d (pid %d) failed\n", load_prefix, k + 1,
+                    (int)pids[k]);
+            bad = 1;
+        }
+    }
+    struct load_counts *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        perror("fault_load: calloc");
+        return 3;
+    }
+    for (int k = 1; k <= clients && !bad; k++)
+        if (load_add_stats(k, t) < 0)
+            bad = 1;
+    printf("sent=%ld acked=%ld failed=%ld refused=%ld statuses=", t->sent, t->acked, t->failed,
+           t->refused);
+    const char *sep = "";
+    for (int s = 0; s < LOAD_MAX_STATUS; s++) {
+        if (t->status[s]) {
+            printf("%s%d:%ld", sep, s, t->status[s]);
+            sep = ",";
+        }
+    }
+    printf("\n");
+    free(t);
+    return bad ? 3 : 0;
+}

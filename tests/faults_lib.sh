@@ -1,0 +1,184 @@
+# faults_lib.sh - helpers of the fault suite on top of lib.sh: store checks, CPU time, sockets, mounts.
+#
+# Usage, after lib.sh:
+#
+#     . "$(dirname "$0")/lib.sh"
+#     . "$(dirname "$0")/faults_lib.sh"
+#     faults_init                     # e2e_init, the helper programs, the mount-aware trap
+#     fl_load DIR -c 8 -d 10000 &     # fault_load on $PORT; its summary in DIR/load.out
+#     fl_check_store FILE DIR         # every task acknowledged in DIR stored exactly once
+#
+# Every wait is bounded. Mounts made through fl_mount_tmpfs are lazily
+# unmounted by the EXIT trap before lib.sh's cleanup kills and removes.
+
+FL_MOUNTS=""
+
+faults_init() {
+    e2e_init
+    local v
+    for v in RAW_HTTP FAULT_LOAD FAULT_LOCKHOLDER FAULT_STALL FAULT_KILL TASKCTL; do
+        [ -n "${!v}" ] || skip "$v is not set (run through meson test)"
+        [ -x "${!v}" ] || skip "$v=${!v} is not an executable"
+    done
+    trap fl_cleanup EXIT
+}
+
+fl_cleanup() {
+    local m
+    # Lazy: a server still holding the file open must not keep the mount
+    # alive, and lib.sh's rm -rf must never walk into a mounted file system.
+    for m in $FL_MOUNTS; do
+        umount -l "$m" 2>/dev/null
+    done
+    e2e_cleanup
+}
+
+# fl_mount_tmpfs DIR SIZE: a tmpfs of SIZE on DIR; returns 1 if mount fails.
+fl_mount_tmpfs() {
+    mkdir -p "$1" || return 1
+    mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" 2>"$E2E_DIR/mount.err" || return 1
+    FL_MOUNTS="$FL_MOUNTS $1"
+}
+
+# fl_need_locking WHY: skip in a build without locks.
+fl_need_locking() {
+    [ "$LOCKING" = 1 ] || skip "LOCKING=0 build: $*"
+}
+
+# fl_workers: the master's children (the workers), sorted, space-separated.
+fl_workers() {
+    children_of "$SERVER_PID" | sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+
+# fl_cpu_ticks PID: user + system CPU time of PID in clock ticks (-1 if gone).
+fl_cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo -1
+}
+
+# fl_cpu_sum PIDS...: the sum of fl_cpu_ticks.
+fl_cpu_sum() {
+    local p t=0
+    for p in "$@"; do
+        t=$((t + $(fl_cpu_ticks "$p")))
+    done
+    echo "$t"
+}
+
+# fl_established PORT: server-side TCP connections in ESTABLISHED state on
+# 127.0.0.1:PORT (accepted or waiting in the backlog), from /proc/net/tcp.
+fl_established() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v p=":$hex" '$2 ~ p"$" && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp
+}
+
+# fl_field LINE NAME: the value of NAME=VALUE in a summary line (empty if absent).
+fl_field() {
+    printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+# fl_status_count STATUSES CODE: N from "201:N,503:M" (0 if absent).
+fl_status_count() {
+    local n
+    n=$(printf '%s\n' "$1" | tr ',' '\n' | sed -n "s/^$2://p" | head -1)
+    echo "${n:-0}"
+}
+
+# fl_load DIR ARGS...: fault_load on $PORT writing its acks into DIR; the
+# summary line goes to DIR/load.out, errors to DIR/load.err.
+fl_load() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    "$FAULT_LOAD" -p "$PORT" -o "$dir" "$@" >"$dir/load.out" 2>"$dir/load.err"
+}
+
+# fl_acked DIR: how many 201s the load recorded.
+fl_acked() {
+    cat "$1"/ack.* 2>/dev/null | grep -c .
+}
+
+# fl_task_count FILE: tasks in a JSON array file (-1 if it is not one).
+fl_task_count() {
+    python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$1" 2>/dev/null ||
+        echo -1
+}
+
+# fl_check_store DESC FILE ACKDIR [EXPECT-COUNT]: a check. The file is a JSON
+# array with one record per line between "[" and "]", ids 1..n in order, no
+# cliente+seq stored twice, and every task acknowledged with 201 (files
+# ACKDIR/ack.CLIENTE, one seq per line) stored. Seq gaps are legitimate: a
+# request that failed may or may not have been stored.
+fl_check_store() {
+    local desc=$1 out
+    if out=$(python3 - "$2" "$3" "${4:-}" <<'EOF' 2>&1
+import json, os, sys
+path, ackdir, expect = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path, "rb").read()
+try:
+    tasks = json.loads(text)
+except ValueError as e:
+    sys.exit("%s is not valid JSON: %s" % (path, e))
+if not isinstance(tasks, list):
+    sys.exit("%s: expected a JSON array, got %s" % (path, type(tasks).__name__))
+lines = text.decode("utf-8").split("\n")
+if len(lines) != len(tasks) + 3 or lines[0] != "[" or lines[-2] != "]" or lines[-1] != "":
+    sys.exit("%s: expected one record per line between [ and ], got %d lines for %d tasks"
+             % (path, len(lines), len(tasks)))
+for i, t in enumerate(tasks):
+    if t.get("id") != i + 1:
+        sys.exit("%s: record %d: expected id %d, got %r" % (path, i + 1, i + 1, t.get("id")))
+seen = {}
+for t in tasks:
+    if "cliente" in t and "seq" in t:
+        k = (t["cliente"], t["seq"])
+        if k in seen:
+            sys.exit("%s: cliente %r seq %r stored twice (ids %d and %d)"
+                     % (path, k[0], k[1], seen[k], t["id"]))
+        seen[k] = t["id"]
+acked = missing = 0
+for name in sorted(os.listdir(ackdir)):
+    if not name.startswith("ack."):
+        continue
+    cliente = name[4:]
+    for line in open(os.path.join(ackdir, name)):
+        if not line.strip():
+            continue
+        acked += 1
+        if (cliente, int(line)) not in seen:
+            missing += 1
+            if missing <= 10:
+                print("acknowledged but not stored: cliente %s seq %s" % (cliente, line.strip()))
+if missing:
+    sys.exit("%s: expected all %d acknowledged tasks stored, %d missing" % (path, acked, missing))
+if expect and len(tasks) != int(expect):
+    sys.exit("%s: expected %s tasks, got %d (%d acknowledged)" % (path, expect, len(tasks), acked))
+print("%d tasks, %d acknowledged, each stored exactly once" % (len(tasks), acked))
+EOF
+    ); then
+        pass "$desc: $out"
+    else
+        fail "$desc: $out"
+    fi
+}
+
+# fl_check_canonical FILE: taskctl's start-up check finds nothing to repair.
+fl_check_canonical() {
+    local out
+    out=$("$TASKCTL" -f "$1" check 2>&1)
+    check_match "taskctl check $1: canonical (nothing to repair)" "canonical" "$out"
+}
+
+# fl_dump_log [LINES]: the tail of the current server log, for a failure.
+fl_dump_log() {
+    [ -n "$SERVER_LOG" ] && tail -"${1:-20}" "$SERVER_LOG" | sed 's/^/    server: /' >&2
+}
+
+# fl_time_ms COMMAND...: runs it; its stdout in FL_OUT, its wall time in FL_MS.
+fl_time_ms() {
+    local t0
+    t0=$(now_ms)
+    FL_OUT=$("$@" 2>&1)
+    FL_RC=$?
+    FL_MS=$(($(now_ms) - t0))
+}

@@ -1,0 +1,308 @@
+/* test_conn.c - connections over a socketpair: pipelining, bodies, 100-continue, errors, close. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "conn.h"
+#include "event_loop.h"
+#include "log.h"
+#include "task_store.h"
+
+static char dir[64];
+static char path[128];
+static struct config cfg;
+static struct task_store *store;
+static struct api *api;
+static struct event_loop *loop;
+static struct conn_server *srv;
+static int client = -1;
+
+static const char *no_env(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+static void setup(void)
+{
+    char *argv[] = {"test_conn", NULL};
+    char err[512];
+    struct task_store_report rep;
+    struct task_store_options opts = {.lock_timeout_ms = 5000, .crash_after_bytes = -1};
+    int sv[2];
+
+    ck_assert_int_eq(config_parse(&cfg, 1, argv, no_env), 0);
+    cfg.max_body = 1000;
+    cfg.header_timeout_ms = 1500;
+    cfg.quiet = 1;
+    log_set_quiet(1);
+    snprintf(dir, sizeof(dir), "/tmp/test_conn.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/tasks.json", dir);
+    ck_assert_msg(task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0, "%s",
+                  err);
+    store = task_store_open(path, &opts, err, sizeof(err));
+    ck_assert_msg(store != NULL, "%s", err);
+    api = api_create(store, &cfg);
+    loop = event_loop_create();
+    ck_assert_ptr_nonnull(loop);
+    srv = conn_server_create(loop, api, &cfg);
+    ck_assert_ptr_nonnull(srv);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(conn_open(srv, sv[0]), 0);
+    client = sv[1];
+}
+
+static void teardown(void)
+{
+    if (client >= 0)
+        close(client);
+    conn_server_free(srv);
+    event_loop_free(loop);
+    api_free(api);
+    task_store_close(store);
+    unlink(path);
+    rmdir(dir);
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Runs the server side for up to ms, collecting what the client receives
+ * into out until want_responses status lines arrived or EOF (*eof = 1). */
+static size_t pump(char *out, size_t cap, size_t len, int want_responses, long ms, int *eof)
+{
+    long end = now_ms() + ms;
+    *eof = 0;
+    do {
+        event_loop_poll(loop, 10, NULL);
+        conn_server_tick(srv);
+        for (;;) {
+            ssize_t n = read(client, out + len, cap - 1 - len);
+            if (n > 0) {
+                len += (size_t)n;
+                continue;
+            }
+            if (n == 0)
+                *eof = 1;
+            break;
+        }
+        out[len] = '\0';
+        int got = 0;
+        for (const char *p = out; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+            got++;
+        if (*eof || (want_responses > 0 && got >= want_responses))
+            break;
+    } while (now_ms() < end);
+    return len;
+}
+
+static void send_all(const char *data, size_t len)
+{
+    ck_assert_int_eq(write(client, data, len), (ssize_t)len);
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static char buf[1 << 16];
+
+START_TEST(test_pipelined_in_order)
+{
+    const char req[] = "GET /tareas/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "POST /tareas HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\n"
+                       "{\"titulo\":\"a\"}"
+                       "GET /tareas/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    int eof;
+    send_all(req, sizeof(req) - 1);
+    pump(buf, sizeof(buf), 0, 4, 2000, &eof);
+    const char *a = strstr(buf, "HTTP/1.1 404");
+    const char *b = strstr(buf, "HTTP/1.1 201");
+    const char *c = a && b ? strstr(b + 1, "HTTP/1.1 200") : NULL;
+    const char *d = c ? strstr(c + 1, "HTTP/1.1 200") : NULL;
+    ck_assert_msg(a && b && c && d && a < b, "got %s", buf);
+    ck_assert_int_eq(eof, 0);
+    ck_assert_msg(strstr(buf, "\r\nLocation: /tareas/1\r\n") != NULL, "got %s", buf);
+    ck_assert_int_eq(count(buf, "\r\nDate: "), 4);
+    ck_assert_int_eq(count(buf, "\r\nServer: taskserver/"), 4);
+    ck_assert_int_eq(count(buf, "Connection: close"), 0);
+    /* HEAD: headers only, so the buffer ends with the blank line. */
+    ck_assert_msg(strcmp(buf + strlen(buf) - 4, "\r\n\r\n") == 0, "got %s", buf);
+}
+END_TEST
+
+START_TEST(test_byte_at_a_time_chunked)
+{
+    const char req[] = "POST /tareas?x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "5;ext=1\r\n{\"tit\r\n9\r\nulo\":\"b\"}\r\n0\r\nTrailer: y\r\n\r\n";
+    int eof;
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(req) - 1; i++) {
+        send_all(req + i, 1);
+        len = pump(buf, sizeof(buf), len, 1, 0, &eof);
+        ck_assert_msg(i == sizeof(req) - 2 || len == 0, "answer before the end, at byte %zu: %s", i,
+                      buf);
+    }
+    len = pump(buf, sizeof(buf), len, 1, 2000, &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 201 ", 13) == 0, "got %s", buf);
+    ck_assert_msg(strstr(buf, "\"titulo\":\"b\"") != NULL, "got %s", buf);
+}
+END_TEST
+
+START_TEST(test_expect_continue)
+{
+    const char head[] = "POST /tareas HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                        "Content-Length: 14\r\n\r\n";
+    int eof;
+    send_all(head, sizeof(head) - 1);
+    size_t len = pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_str_eq(buf, "HTTP/1.1 100 Continue\r\n\r\n");
+    send_all("{\"titulo\":\"c\"}", 14);
+    pump(buf, sizeof(buf), len, 2, 2000, &eof);
+    ck_assert_msg(strstr(buf, "\r\n\r\nHTTP/1.1 201 Created\r\n") != NULL, "got %s", buf);
+}
+END_TEST
+
+static const struct refuse_case {
+    const char *req;
+    const char *status; /* expected status line prefix */
+    int closes;
+    const char *header;
+} refuse_cases[] = {
+    /* Refused before the body: final status instead of 100, then close. */
+    {"POST /tareas HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+     "HTTP/1.1 413 ", 1, NULL},
+    {"POST /nada HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n",
+     "HTTP/1.1 404 ", 1, NULL},
+    {"PUT /tareas HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "HTTP/1.1 405 ", 1,
+     "\r\nAllow: GET, HEAD, POST\r\n"},
+    {"POST /tareas HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "3e9\r\n",
+     "HTTP/1.1 413 ", 1, NULL},
+    {"POST /tareas HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     "HTTP/1.1 400 ", 1, NULL},
+    {"GET /health HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ", 1, NULL},
+    {"POST /tareas HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 411 ", 0, NULL},
+    {"DELETE /tareas/1 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 405 ", 0,
+     "\r\nAllow: GET, HEAD\r\n"},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 ", 1, NULL},
+    {"GET /health HTTP/1.0\r\n\r\n", "HTTP/1.1 200 ", 1, NULL},
+    {"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "HTTP/1.1 200 ", 0,
+     "\r\nConnection: keep-alive\r\n"},
+    /* Incomplete head: 408 after the header timeout. */
+    {"GET /health HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 ", 1, NULL},
+};
+
+START_TEST(test_refusals)
+{
+    const struct refuse_case *c = &refuse_cases[_i];
+    int eof;
+    send_all(c->req, strlen(c->req));
+    size_t len = pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_msg(strncmp(buf, c->status, strlen(c->status)) == 0, "%s: expected %s, got %s",
+                  c->req, c->status, buf);
+    ck_assert_msg(strstr(buf, "\r\n\r\n{\"") != NULL, "%s: no JSON body: %s", c->req, buf);
+    ck_assert_msg(!!strstr(buf, "\r\nConnection: close\r\n") == c->closes, "%s: close %d: %s",
+                  c->req, c->closes, buf);
+    if (c->header)
+        ck_assert_msg(strstr(buf, c->header) != NULL, "%s: no %s in %s", c->req, c->header, buf);
+    /* A connection that says close is closed (after lingering until the
+     * client closes too); others stay open. */
+    pump(buf, sizeof(buf), len, 0, c->closes ? 1000 : 100, &eof);
+    ck_assert_msg(eof == c->closes, "%s: eof %d, expected %d", c->req, eof, c->closes);
+    if (c->closes) {
+        close(client);
+        client = -1;
+        for (int i = 0; i < 10 && conn_server_count(srv) > 0; i++) {
+            event_loop_poll(loop, 10, NULL);
+            conn_server_tick(srv);
+        }
+    }
+    ck_assert_int_eq(conn_server_count(srv), c->closes ? 0u : 1u);
+}
+END_TEST
+
+START_TEST(test_drain_closes_idle)
+{
+    int eof;
+    const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(req, sizeof(req) - 1);
+    size_t len = pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_int_eq(count(buf, "HTTP/1.1 200"), 1);
+    ck_assert_int_eq(conn_server_count(srv), 1u);
+    conn_server_drain(srv);
+    ck_assert_int_eq(conn_server_count(srv), 0u);
+    pump(buf, sizeof(buf), len, 0, 200, &eof);
+    ck_assert_int_eq(eof, 1);
+}
+END_TEST
+
+START_TEST(test_large_list_sendfile)
+{
+    /* Many tasks, read slowly: the file part resumes on EPOLLOUT. */
+    char body[64];
+    struct api_response r;
+    struct api_route route;
+    api_route("POST", 4, "/tareas", 7, &route);
+    for (int i = 0; i < 3000; i++) {
+        int n = snprintf(body, sizeof(body), "{\"titulo\":\"task %d\"}", i);
+        api_handle(api, &route, body, (size_t)n, &r);
+        ck_assert_int_eq(r.status, 201);
+    }
+    const char req[] = "GET /tareas HTTP/1.1\r\nHost: x\r\n\r\nGET /tareas/3000 HTTP/1.1\r\n"
+                       "Host: x\r\nConnection: close\r\n\r\n";
+    int eof;
+    static char big[1 << 20];
+    send_all(req, sizeof(req) - 1);
+    size_t len = pump(big, sizeof(big), 0, 0, 3000, &eof);
+    ck_assert_int_eq(eof, 1);
+    char *p = strstr(big, "Content-Length: ");
+    ck_assert_ptr_nonnull(p);
+    long cl = atol(p + 16);
+    char *body_start = strstr(big, "\r\n\r\n") + 4;
+    ck_assert_msg(cl > 3000 * 20, "content-length %ld", cl);
+    ck_assert_msg(body_start + cl <= big + len, "short body");
+    ck_assert_msg(strncmp(body_start, "[\n{\"id\":1,", 10) == 0, "got %.20s", body_start);
+    ck_assert_msg(strncmp(body_start + cl - 4, "}\n]\n", 4) == 0, "end %.4s", body_start + cl - 4);
+    ck_assert_msg(strncmp(body_start + cl, "HTTP/1.1 200 OK", 15) == 0, "then %.20s",
+                  body_start + cl);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("conn");
+    TCase *tc = tcase_create("conn");
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_pipelined_in_order);
+    tcase_add_test(tc, test_byte_at_a_time_chunked);
+    tcase_add_test(tc, test_expect_continue);
+    tcase_add_loop_test(tc, test_refusals, 0, sizeof(refuse_cases) / sizeof(refuse_cases[0]));
+    tcase_add_test(tc, test_drain_closes_idle);
+    tcase_add_test(tc, test_large_list_sendfile);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,454 @@
+/* test_task_json.c - task_json as tables: every rejection with its message, round trips,
+ * canonicalization. */
+#include "task_json.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct reject_case {
+    const char *input;
+    const char *expected; /* the exact message */
+    const char *description;
+};
+
+/* Inputs use explicit lengths so that NUL and raw bytes can be tested. */
+#define S(lit) lit, sizeof(lit) - 1
+
+static const struct {
+    const char *input;
+    size_t input_len;
+    const char *expected;
+    const char *description;
+} reject_cases[] = {
+    {S(""), "body: invalid JSON at byte 0", "empty body"},
+    {S("   "), "body: invalid JSON at byte 2", "only whitespace"},
+    {S("{\"titulo\":\"a\""), "body: invalid JSON at byte 12", "unterminated object"},
+    {S("{\"titulo\":\"a\"} x"), "body: invalid JSON at byte 15", "trailing bytes"},
+    {S("{\"titulo\":\"a\"}{}"), "body: invalid JSON at byte 14", "two objects"},
+    {S("[]"), "body: must be a JSON object", "array"},
+    {S("\"titulo\""), "body: must be a JSON object", "string"},
+    {S("null"), "body: must be a JSON object", "null"},
+    {S("{}"), "field \"titulo\": required", "no titulo"},
+    {S("{\"descripcion\":\"x\"}"), "field \"titulo\": required", "only descripcion"},
+    {S("{\"titulo\":1}"), "field \"titulo\": must be a string", "titulo number"},
+    {S("{\"titulo\":null}"), "field \"titulo\": must be a string", "titulo null"},
+    {S("{\"titulo\":[\"a\"]}"), "field \"titulo\": must be a string", "titulo array"},
+    {S("{\"titulo\":\"\"}"), "field \"titulo\": must not be empty", "titulo empty"},
+    {S("{\"titulo\":\"a\",\"x\":1}"), "unknown field \"x\"", "unknown field"},
+    {S("{\"Titulo\":\"a\"}"), "unknown field \"Titulo\"", "keys are case-sensitive"},
+    {S("{\"titulo\":\"a\",\"id\":3}"), "unknown field \"id\"", "client may not set id"},
+    {S("{\"titulo\":\"a\",\"titulo\":\"b\"}"), "duplicate field \"titulo\"", "duplicate key"},
+    {S("{\"titulo\":\"a\",\"seq\":1,\"seq\":2}"), "duplicate field \"seq\"", "duplicate seq"},
+    {S("{\"titulo\":\"a\",\"descripcion\":5}"), "field \"descripcion\": must be a string",
+     "descripcion number"},
+    {S("{\"titulo\":\"a\",\"cliente\":true}"), "field \"cliente\": must be a string",
+     "cliente bool"},
+    {S("{\"titulo\":\"a\",\"seq\":-1}"), "field \"seq\": must be an integer >= 0", "seq negative"},
+    {S("{\"titulo\":\"a\",\"seq\":1.5}"), "field \"seq\": must be an integer >= 0", "seq fraction"},
+    {S("{\"titulo\":\"a\",\"seq\":\"1\"}"), "field \"seq\": must be an integer >= 0", "seq string"},
+    {S("{\"titulo\":\"a\",\"seq\":null}"), "field \"seq\": must be an integer >= 0", "seq null"},
+    {S("{\"titulo\":\"a\",\"seq\":9007199254740993}"),
+     "field \"seq\": larger than 9007199254740991", "seq beyond 2^53"},
+    {S("{\"titulo\":\"a\\u0000b\"}"), "field \"titulo\": must not contain \\u0000", "escaped NUL"},
+    {S("\x01{\"titulo\":\"x\"}"), "body: control character 0x01 at byte 0",
+     "control byte before the object (cJSON takes it for a space)"},
+    {S("{\"titulo\":\"x\",\x0b\"seq\":1}"), "body: control character 0x0b at byte 14",
+     "vertical tab between members"},
+    {S("{\"titulo\":\"x\"}\0"), "body: control character 0x00 at byte 14", "NUL after the object"},
+    {S("{\"titulo\":\"a\nb\"}"),
+     "field \"titulo\": raw control character in string (must be escaped)", "raw newline"},
+    {S("{\"titulo\":\"a\0b\"}"),
+     "field \"titulo\": raw control character in string (must be escaped)", "raw NUL byte"},
+    {S("{\"titulo\":\"a\",\"cliente\":\"\t\"}"),
+     "field \"cliente\": raw control character in string (must be escaped)", "raw tab"},
+    {S("{\"ti\ntulo\":\"a\"}"), "body: raw control character in string (must be escaped) at byte 4",
+     "raw newline in a key"},
+    {S("{\"titulo\":\"\xff\"}"), "field \"titulo\": invalid UTF-8", "0xff byte"},
+    {S("{\"titulo\":\"\xc0\xaf\"}"), "field \"titulo\": invalid UTF-8", "overlong slash"},
+    {S("{\"titulo\":\"\xe0\x80\xaf\"}"), "field \"titulo\": invalid UTF-8", "overlong 3 bytes"},
+    {S("{\"titulo\":\"\xed\xa0\x80\"}"), "field \"titulo\": invalid UTF-8", "raw surrogate"},
+    {S("{\"titulo\":\"\xf4\x90\x80\x80\"}"), "field \"titulo\": invalid UTF-8", "above U+10FFFF"},
+    {S("{\"titulo\":\"\xe2\x82\"}"), "field \"titulo\": invalid UTF-8", "truncated sequence"},
+    {S("{\"titulo\":\"a\",\"cliente\":\"\xa0\"}"), "field \"cliente\": invalid UTF-8",
+     "lone continuation byte"},
+    {S("{\"titulo\":\"\\ud800\"}"), "body: invalid JSON at byte 11", "escaped lone surrogate"},
+    {S("{\"titulo\":\"\\x\"}"), "body: invalid JSON at byte 11", "bad escape"},
+};
+
+START_TEST(test_rejections)
+{
+    const char *in = reject_cases[_i].input;
+    struct task *t = malloc(sizeof(*t));
+    char err[256] = "";
+    int rc = task_json_decode_input(in, reject_cases[_i].input_len, t, err, sizeof(err));
+    ck_assert_msg(rc == -1, "case %d (%s): expected -1, got %d", _i, reject_cases[_i].description,
+                  rc);
+    ck_assert_msg(strcmp(err, reject_cases[_i].expected) == 0,
+                  "case %d (%s):\n  expected: %s\n  got:      %s", _i, reject_cases[_i].description,
+                  reject_cases[_i].expected, err);
+    free(t);
+}
+END_TEST
+
+static char *repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* Length limits: exactly at the limit is accepted, one byte more refused. */
+START_TEST(test_lengths)
+{
+    static const struct {
+        const char *field;
+        size_t max;
+        const char *expected;
+    } cases[] = {
+        {"titulo", TASK_TITULO_MAX, "field \"titulo\": longer than 1024 bytes"},
+        {"descripcion", TASK_DESCRIPCION_MAX, "field \"descripcion\": longer than 4096 bytes"},
+        {"cliente", TASK_CLIENTE_MAX, "field \"cliente\": longer than 128 bytes"},
+    };
+    struct task *t = malloc(sizeof(*t));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t extra = 0; extra <= 1; extra++) {
+            char *val = repeat('x', cases[i].max + extra);
+            size_t cap = strlen(val) + 64;
+            char *body = malloc(cap);
+            if (strcmp(cases[i].field, "titulo") == 0)
+                snprintf(body, cap, "{\"titulo\":\"%s\"}", val);
+            else
+                snprintf(body, cap, "{\"titulo\":\"t\",\"%s\":\"%s\"}", cases[i].field, val);
+            char err[256] = "";
+            int rc = task_json_decode_input(body, strlen(body), t, err, sizeof(err));
+            if (extra == 0)
+                ck_assert_msg(rc == 0, "%s at %zu bytes: expected ok, got %s", cases[i].field,
+                              cases[i].max, err);
+            else
+                ck_assert_msg(rc == -1 && strcmp(err, cases[i].expected) == 0,
+                              "%s one over: expected %s, got rc %d %s", cases[i].field,
+                              cases[i].expected, rc, err);
+            free(val);
+            free(body);
+        }
+    }
+    /* A 4-byte character counts as 4 bytes. */
+    char body[5000];
+    size_t o = (size_t)snprintf(body, sizeof(body), "{\"titulo\":\"");
+    for (int k = 0; k < 257; k++) {
+        memcpy(body + o, "\xf0\x9f\x98\x80", 4);
+        o += 4;
+    }
+    memcpy(body + o, "\"}", 3);
+    char err[256] = "";
+    ck_assert_int_eq(task_json_decode_input(body, strlen(body), t, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "field \"titulo\": longer than 1024 bytes");
+    free(t);
+}
+END_TEST
+
+/* Accepted inputs: the decoded strings, exactly. */
+static const struct {
+    const char *input;
+    const char *titulo;
+    const char *descripcion; /* NULL: absent */
+    const char *cliente;     /* NULL: absent */
+    long long seq;
+    const char *description;
+} accept_cases[] = {
+    {"{\"titulo\":\"comprar pan\"}", "comprar pan", NULL, NULL, -1, "minimal"},
+    {" \r\n\t{\"titulo\":\"a\"} \n", "a", NULL, NULL, -1, "whitespace around"},
+    {"{\"seq\":0,\"cliente\":\"c1\",\"descripcion\":\"\",\"titulo\":\"x\"}", "x", "", "c1", 0,
+     "all fields, any order, empty descripcion"},
+    {"{\"titulo\":\"q\\\"b\\\\s\\/n\\nt\\tr\\r\"}", "q\"b\\s/n\nt\tr\r", NULL, NULL, -1, "escapes"},
+    {"{\"titulo\":\"\\u00e9\\u2028\\ud83d\\ude00\"}", "\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80", NULL,
+     NULL, -1, "escaped non-ASCII and a surrogate pair"},
+    {"{\"titulo\":\"\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80\"}",
+     "\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80", NULL, NULL, -1, "raw UTF-8"},
+    {"{\"titulo\":\"a\",\"seq\":9007199254740991}", "a", NULL, NULL, 9007199254740991LL,
+     "largest seq"},
+    {"{\"titulo\":\"a\",\"seq\":1e3}", "a", NULL, NULL, 1000, "seq in exponent form"},
+};
+
+START_TEST(test_accepted)
+{
+    struct task *t = malloc(sizeof(*t));
+    char err[256] = "";
+    const char *in = accept_cases[_i].input;
+    int rc = task_json_decode_input(in, strlen(in), t, err, sizeof(err));
+    ck_assert_msg(rc == 0, "case %d (%s): expected ok, got %s", _i, accept_cases[_i].description,
+                  err);
+    ck_assert_str_eq(t->titulo, accept_cases[_i].titulo);
+    ck_assert_uint_eq(t->titulo_len, strlen(accept_cases[_i].titulo));
+    ck_assert_int_eq(t->has_descripcion, accept_cases[_i].descripcion != NULL);
+    if (accept_cases[_i].descripcion != NULL)
+        ck_assert_str_eq(t->descripcion, accept_cases[_i].descripcion);
+    ck_assert_int_eq(t->has_cliente, accept_cases[_i].cliente != NULL);
+    if (accept_cases[_i].cliente != NULL)
+        ck_assert_str_eq(t->cliente, accept_cases[_i].cliente);
+    ck_assert_int_eq(t->seq, accept_cases[_i].seq);
+    free(t);
+}
+END_TEST
+
+/* Strings that must survive encode -> decode byte for byte. */
+static const char *round_trip_strings[] = {
+    "comprar pan",
+    "with \"quotes\"",
+    "back\\slash\\",
+    "line\nbreak\r\n",
+    "tab\there",
+    "]",
+    "\"},{\"id\":999",
+    "\"}\n]\n",
+    "\xe2\x80\xa8 and \xe2\x80\xa9",
+    "emoji \xf0\x9f\x98\x80\xf0\x9f\x8d\x9e",
+    "\x01\x02\x1f\x7f",
+    "\\u0041 is not A",
+    "espa\xc3\xb1ol",
+};
+
+START_TEST(test_round_trip)
+{
+    const char *str = round_trip_strings[_i];
+    struct task *t = calloc(1, sizeof(*t));
+    struct task_record *rec = malloc(sizeof(*rec));
+    char *line = malloc(TASK_JSON_RECORD_MAX);
+    size_t n = strlen(str);
+    memcpy(t->titulo, str, n + 1);
+    t->titulo_len = n;
+    memcpy(t->descripcion, str, n + 1);
+    t->descripcion_len = n;
+    t->has_descripcion = 1;
+    memcpy(t->cliente, str, n + 1);
+    t->cliente_len = n;
+    t->has_cliente = 1;
+    t->seq = 42;
+    struct task_meta meta = {7, 1795738800, 4123};
+    long len = task_json_encode_record(t, &meta, line, TASK_JSON_RECORD_MAX);
+    ck_assert_int_gt(len, 0);
+    ck_assert_msg(memchr(line, '\n', (size_t)len) == NULL, "raw newline in record: %.*s", (int)len,
+                  line);
+    size_t end = 0;
+    char err[256] = "";
+    ck_assert_msg(task_json_decode_record(line, (size_t)len, rec, &end, err, sizeof(err)) == 0,
+                  "decode %.*s: %s", (int)len, line, err);
+    ck_assert_uint_eq(end, (size_t)len);
+    ck_assert_uint_eq(rec->id, 7);
+    ck_assert_msg(rec->task.titulo_len == n && memcmp(rec->task.titulo, str, n) == 0,
+                  "titulo: expected [%s] got [%s]", str, rec->task.titulo);
+    ck_assert_msg(strcmp(rec->task.descripcion, str) == 0, "descripcion: expected [%s] got [%s]",
+                  str, rec->task.descripcion);
+    ck_assert_msg(strcmp(rec->task.cliente, str) == 0, "cliente: expected [%s] got [%s]", str,
+                  rec->task.cliente);
+    ck_assert_int_eq(rec->task.seq, 42);
+    ck_assert_int_eq(rec->pid, 4123);
+    ck_assert_str_eq(rec->creada, "2026-11-27T00:20:00Z");
+    /* A record also decodes as client input once the store's fields go:
+     * re-encode as input and check the strict path agrees. */
+    free(t);
+    free(rec);
+    free(line);
+}
+END_TEST
+
+START_TEST(test_encode_exact)
+{
+    static const struct {
+        const char *titulo;
+        int with_optional;
+        const char *expected;
+    } cases[] = {
+        {"comprar pan", 1,
+         "{\"id\":1,\"titulo\":\"comprar pan\",\"descripcion\":\"d\",\"cliente\":\"client1\","
+         "\"seq\":1,\"creada\":\"2026-11-26T15:00:00Z\",\"pid\":4123}"},
+        {"a\"b\\c\nd\x01", 0,
+         "{\"id\":1,\"titulo\":\"a\\\"b\\\\c\\nd\\u0001\",\"creada\":\"2026-11-26T15:00:00Z\","
+         "\"pid\":4123}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct task *t = calloc(1, sizeof(*t));
+        strcpy(t->titulo, cases[i].titulo);
+        t->titulo_len = strlen(t->titulo);
+        t->seq = -1;
+        if (cases[i].with_optional) {
+            strcpy(t->descripcion, "d");
+            t->descripcion_len = 1;
+            t->has_descripcion = 1;
+            strcpy(t->cliente, "client1");
+            t->cliente_len = 7;
+            t->has_cliente = 1;
+            t->seq = 1;
+        }
+        struct task_meta meta = {1, 1795705200, 4123};
+        char line[1024];
+        long len = task_json_encode_record(t, &meta, line, sizeof(line));
+        ck_assert_int_gt(len, 0);
+        line[len] = '\0';
+        ck_assert_msg(strcmp(line, cases[i].expected) == 0,
+                      "case %zu:\n  expected: %s\n  got:      %s", i, cases[i].expected, line);
+        /* Too small a buffer is refused, not overflowed. */
+        ck_assert_int_eq(task_json_encode_record(t, &meta, line, (size_t)len - 1), -1);
+        free(t);
+    }
+}
+END_TEST
+
+START_TEST(test_worst_case_fits)
+{
+    /* Every byte a control character: each becomes \u00XX (6 bytes). */
+    struct task *t = calloc(1, sizeof(*t));
+    memset(t->titulo, 1, TASK_TITULO_MAX);
+    t->titulo_len = TASK_TITULO_MAX;
+    memset(t->descripcion, 2, TASK_DESCRIPCION_MAX);
+    t->descripcion_len = TASK_DESCRIPCION_MAX;
+    t->has_descripcion = 1;
+    memset(t->cliente, 3, TASK_CLIENTE_MAX);
+    t->cliente_len = TASK_CLIENTE_MAX;
+    t->has_cliente = 1;
+    t->seq = TASK_SEQ_MAX;
+    struct task_meta meta = {UINT64_MAX, INT32_MAX, 2147483647};
+    char *line = malloc(TASK_JSON_RECORD_MAX);
+    long len = task_json_encode_record(t, &meta, line, TASK_JSON_RECORD_MAX);
+    ck_assert_int_gt(len, 6 * (TASK_TITULO_MAX + TASK_DESCRIPCION_MAX));
+    ck_assert_int_le(len, TASK_JSON_RECORD_MAX);
+    free(line);
+    free(t);
+}
+END_TEST
+
+static const struct {
+    const char *input;
+    const char *expected_err;
+    size_t expected_end;
+    const char *description;
+} record_cases[] = {
+    {"{\"id\":3,\"titulo\":\"a\"},\n{\"id\":4}", NULL, 21, "stops after the object"},
+    {"{\"titulo\":\"a\",\"id\":9}", NULL, 21, "id anywhere"},
+    {"{\"titulo\":\"a\"}", "record: \"id\" must be an integer >= 1", 14, "no id"},
+    {"{\"id\":0}", "record: \"id\" must be an integer >= 1", 8, "id 0"},
+    {"{\"id\":\"1\"}", "record: \"id\" must be an integer >= 1", 10, "id string"},
+    {"{\"id\":1,\"titulo\":\"a", "record: invalid JSON at byte 18", 18, "torn"},
+    {"[{\"id\":1}]", "record: must start with '{'", 0, "array"},
+    {"", "record: must start with '{'", 0, "empty"},
+};
+
+START_TEST(test_decode_record)
+{
+    const char *in = record_cases[_i].input;
+    size_t end = 12345;
+    char err[256] = "";
+    int rc = task_json_decode_record(in, strlen(in), NULL, &end, err, sizeof(err));
+    if (record_cases[_i].expected_err == NULL) {
+        ck_assert_msg(rc == 0, "case %d (%s): expected ok, got %s", _i,
+                      record_cases[_i].description, err);
+    } else {
+        ck_assert_msg(rc == -1 && strcmp(err, record_cases[_i].expected_err) == 0,
+                      "case %d (%s):\n  expected: %s\n  got:      rc %d %s", _i,
+                      record_cases[_i].description, record_cases[_i].expected_err, rc, err);
+    }
+    ck_assert_msg(end == record_cases[_i].expected_end, "case %d (%s): end expected %zu got %zu",
+                  _i, record_cases[_i].description, record_cases[_i].expected_end, end);
+}
+END_TEST
+
+struct collect {
+    char out[8192];
+    size_t len;
+};
+
+static int collect_emit(void *arg, const char *line, size_t line_len)
+{
+    struct collect *c = arg;
+    if (c->len + line_len + 2 > sizeof(c->out))
+        return -1;
+    memcpy(c->out + c->len, line, line_len);
+    c->len += line_len;
+    c->out[c->len++] = '|';
+    c->out[c->len] = '\0';
+    return 0;
+}
+
+static const struct {
+    const char *input;
+    long expected_count;
+    const char *expected; /* lines joined by '|', or the error */
+    size_t expected_offset;
+    const char *description;
+} canon_cases[] = {
+    {"[]", 0, "", 0, "empty array"},
+    {"[\n]\n", 0, "", 0, "canonical empty"},
+    {"[{\"titulo\": \"a\", \"descripcion\": \"b\"}, {\"titulo\": \"c\"}]", 2,
+     "{\"id\":1,\"titulo\":\"a\",\"descripcion\":\"b\"}|{\"id\":2,\"titulo\":\"c\"}|", 0,
+     "python json.dump without ids"},
+    {"[\n  {\n    \"titulo\": \"a\",\n    \"id\": 7\n  },\n  {\n    \"id\": 9,\n    \"titulo\": "
+     "\"\\u00e9\\n\"\n  }\n]",
+     2, "{\"id\":1,\"titulo\":\"a\"}|{\"id\":2,\"titulo\":\"\xc3\xa9\\n\"}|", 0,
+     "pretty-printed with ids, renumbered"},
+    {"[{\"titulo\":\"x\",\"seq\":3,\"ok\":true,\"n\":null,\"l\":[1,2.5,\"s\"],\"o\":{\"k\":\"v\"}}"
+     "]",
+     1,
+     "{\"id\":1,\"titulo\":\"x\",\"seq\":3,\"ok\":true,\"n\":null,\"l\":[1,2.5,\"s\"],\"o\":{\"k\":"
+     "\"v\"}}|",
+     0, "other value types kept"},
+    {"{\"titulo\":\"a\"}", -1, "not a JSON array", 0, "object"},
+    {"[1,2]", -1, "element 1: not a JSON object", 0, "array of numbers"},
+    {"[{\"titulo\":\"a\"},", -1, "invalid JSON", 15, "torn"},
+    {"[{}] x", -1, "unexpected data after the JSON array", 5, "trailing"},
+};
+
+START_TEST(test_canonicalize)
+{
+    struct collect *c = calloc(1, sizeof(*c));
+    char err[256] = "";
+    size_t off = 999;
+    const char *in = canon_cases[_i].input;
+    long n = task_json_canonicalize(in, strlen(in), collect_emit, c, err, sizeof(err), &off);
+    ck_assert_msg(n == canon_cases[_i].expected_count,
+                  "case %d (%s): count expected %ld got %ld (%s)", _i, canon_cases[_i].description,
+                  canon_cases[_i].expected_count, n, err);
+    const char *got = n >= 0 ? c->out : err;
+    ck_assert_msg(strcmp(got, canon_cases[_i].expected) == 0,
+                  "case %d (%s):\n  expected: %s\n  got:      %s", _i, canon_cases[_i].description,
+                  canon_cases[_i].expected, got);
+    if (n < 0)
+        ck_assert_msg(off == canon_cases[_i].expected_offset,
+                      "case %d (%s): offset expected %zu got %zu", _i, canon_cases[_i].description,
+                      canon_cases[_i].expected_offset, off);
+    free(c);
+}
+END_TEST
+
+START_TEST(test_format_time)
+{
+    char buf[40];
+    ck_assert_str_eq(task_json_format_time(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
+    ck_assert_str_eq(task_json_format_time(1795705200, buf, sizeof(buf)), "2026-11-26T15:00:00Z");
+}
+END_TEST
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+int main(void)
+{
+    Suite *s = suite_create("task_json");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, test_rejections, 0, N(reject_cases));
+    tcase_add_test(tc, test_lengths);
+    tcase_add_loop_test(tc, test_accepted, 0, N(accept_cases));
+    tcase_add_loop_test(tc, test_round_trip, 0, N(round_trip_strings));
+    tcase_add_test(tc, test_encode_exact);
+    tcase_add_test(tc, test_worst_case_fits);
+    tcase_add_loop_test(tc, test_decode_record, 0, N(record_cases));
+    tcase_add_loop_test(tc, test_canonicalize, 0, N(canon_cases));
+    tcase_add_test(tc, test_format_time);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,1041 @@
+/* test_task_store.c - the store with real files and real processes: appends, repairs, locks,
+ * crashes, a full disk. */
+#include "task_store.h"
+
+#include "build_config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+static char tmp_dir[256];
+static char tmp_file[300];
+
+static void setup_dir(void)
+{
+    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/test_task_store-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    snprintf(tmp_file, sizeof(tmp_file), "%s/tasks.json", tmp_dir);
+}
+
+static void teardown_dir(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmp_dir);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+    ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Reads a whole file, NUL-terminated; NULL if missing. */
+static char *read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    fstat(fd, &st);
+    char *buf = malloc((size_t)st.st_size + 1);
+    ssize_t n = read(fd, buf, (size_t)st.st_size);
+    ck_assert_int_eq(n, st.st_size);
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = (size_t)n;
+    close(fd);
+    return buf;
+}
+
+/* Names of files in tmp_dir starting with prefix (e.g. "tasks.json.torn-"). */
+static int count_files(const char *prefix, char *first, size_t first_cap)
+{
+    DIR *d = opendir(tmp_dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            if (n == 0 && first != NULL)
+                snprintf(first, first_cap, "%s/%s", tmp_dir, e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static void make_task(struct task *t, const char *titulo, const char *cliente, int64_t seq)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->titulo, sizeof(t->titulo), "%s", titulo);
+    t->titulo_len = strlen(t->titulo);
+    if (cliente != NULL) {
+        snprintf(t->cliente, sizeof(t->cliente), "%s", cliente);
+        t->cliente_len = strlen(t->cliente);
+        t->has_cliente = 1;
+    }
+    t->seq = seq;
+}
+
+/* The record line the store would write for task number id (fixed meta). */
+static size_t record_line(uint64_t id, char *buf, size_t cap)
+{
+    struct task t;
+    char titulo[64];
+    snprintf(titulo, sizeof(titulo), "task %" PRIu64 " \"q\" \\ ]", id);
+    make_task(&t, titulo, "c", (int64_t)id);
+    struct task_meta m = {id, 1795705200, 4123};
+    long n = task_json_encode_record(&t, &m, buf, cap);
+    ck_assert_int_gt(n, 0);
+    return (size_t)n;
+}
+
+/* A canonical file with records 1..n; returns its length. */
+static size_t canonical_file(uint64_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    memcpy(buf, "[\n", 2);
+    o = 2;
+    for (uint64_t id = 1; id <= n; id++) {
+        if (id > 1) {
+            memcpy(buf + o, ",\n", 2);
+            o += 2;
+        }
+        o += record_line(id, buf + o, cap - o);
+    }
+    if (n > 0) {
+        memcpy(buf + o, "\n]\n", 3);
+        o += 3;
+    } else {
+        memcpy(buf + o, "]\n", 2);
+        o += 2;
+    }
+    buf[o] = '\0';
+    ck_assert_uint_lt(o, cap);
+    return o;
+}
+
+static const struct task_store_options quiet_opts = {0, 0, 0, -1, 1};
+
+static struct task_store *open_store(const struct task_store_options *opts)
+{
+    char err[512];
+    struct task_store *s = task_store_open(tmp_file, opts, err, sizeof(err));
+    ck_assert_msg(s != NULL, "open: %s", err);
+    return s;
+}
+
+static uint64_t append_one(struct task_store *s, const char *titulo, const char *cliente,
+                           int64_t seq)
+{
+    struct task t;
+    struct task_meta m;
+    char err[512];
+    make_task(&t, titulo, cliente, seq);
+    ck_assert_msg(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)) == 0, "append: %s",
+                  err);
+    return m.id;
+}
+
+/* Runs task_store_check() in a child: this process may have a store open,
+ * and the store rightly refuses a check that would open a second descriptor. */
+static void assert_canonical(uint64_t expected_num)
+{
+    struct {
+        int rc;
+        uint64_t num;
+        char err[512];
+    } res;
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct task_store_report rep;
+        memset(&res, 0, sizeof(res));
+        res.rc = task_store_check(tmp_file, 0, &rep, res.err, sizeof(res.err));
+        res.num = rep.num_tasks;
+        _exit(write(pfd[1], &res, sizeof(res)) == (ssize_t)sizeof(res) ? 0 : 1);
+    }
+    close(pfd[1]);
+    ck_assert_int_eq(read(pfd[0], &res, sizeof(res)), (ssize_t)sizeof(res));
+    close(pfd[0]);
+    waitpid(pid, NULL, 0);
+    ck_assert_msg(res.rc == 0, "check: expected canonical, got: %s", res.err);
+    ck_assert_msg(res.num == expected_num, "check: expected %" PRIu64 " tasks, got %" PRIu64,
+                  expected_num, res.num);
+}
+
+static int locking_build(void)
+{
+    const char *env = getenv("LOCKING");
+    if (env != NULL)
+        ck_assert_msg(atoi(env) == TASKSERVER_LOCKING, "LOCKING=%s but the library has %d", env,
+                      TASKSERVER_LOCKING);
+    return TASKSERVER_LOCKING;
+}
+
+/* ---- basics ---- */
+
+START_TEST(test_create_append_find)
+{
+    struct task_store_report rep;
+    char err[512];
+    ck_assert_int_eq(task_store_check(tmp_file, 0, &rep, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)), 0);
+    ck_assert_int_eq(rep.created, 1);
+    char *content = read_file(tmp_file, NULL);
+    ck_assert_str_eq(content, "[\n]\n");
+    free(content);
+
+    struct task_store *s = open_store(&quiet_opts);
+    struct task_store_snapshot snap;
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_int_eq(snap.prefix_len, 2);
+    ck_assert_str_eq(snap.suffix, "]\n");
+    ck_assert_uint_eq(snap.num_tasks, 0);
+
+    /* Lines longer than the tail block exercise the fast path's re-read. */
+    struct task t;
+    struct task_meta m;
+    char line[TASK_JSON_RECORD_MAX];
+    size_t line_len;
+    for (uint64_t id = 1; id <= 30; id++) {
+        make_task(&t, "t\n\"x\"", "c", (int64_t)id);
+        if (id % 3 == 0) {
+            memset(t.descripcion, 1, TASK_DESCRIPCION_MAX);
+            t.descripcion_len = TASK_DESCRIPCION_MAX;
+            t.has_descripcion = 1;
+        }
+        ck_assert_msg(
+            task_store_append(s, &t, &m, line, sizeof(line), &line_len, err, sizeof(err)) == 0,
+            "append %" PRIu64 ": %s", id, err);
+        ck_assert_uint_eq(m.id, id);
+        ck_assert_int_eq(m.pid, getpid());
+        struct task_record rec;
+        size_t end;
+        ck_assert_int_eq(task_json_decode_record(line, line_len, &rec, &end, err, sizeof(err)), 0);
+        ck_assert_uint_eq(end, line_len);
+        ck_assert_uint_eq(rec.id, id);
+        ck_assert_str_eq(rec.task.titulo, "t\n\"x\"");
+    }
+    assert_canonical(30);
+
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_uint_eq(snap.num_tasks, 30);
+    ck_assert_str_eq(snap.suffix, "\n]\n");
+    size_t file_len;
+    content = read_file(tmp_file, &file_len);
+    ck_assert_uint_eq((size_t)snap.prefix_len + snap.suffix_len, file_len);
+    ck_assert_str_eq(content + snap.prefix_len, snap.suffix);
+    for (uint64_t id = 1; id <= 30; id++) {
+        ck_assert_int_eq(task_store_find(s, &snap, id, line, sizeof(line), &line_len), 1);
+        struct task_record rec;
+        ck_assert_int_eq(task_json_decode_record(line, line_len, &rec, NULL, err, sizeof(err)), 0);
+        ck_assert_uint_eq(rec.id, id);
+        line[line_len] = '\0';
+        ck_assert_ptr_nonnull(strstr(content, line));
+    }
+    ck_assert_int_eq(task_store_find(s, &snap, 0, line, sizeof(line), &line_len), 0);
+    ck_assert_int_eq(task_store_find(s, &snap, 31, line, sizeof(line), &line_len), 0);
+    free(content);
+
+    ck_assert_int_eq(task_store_reset(s, err, sizeof(err)), 0);
+    content = read_file(tmp_file, NULL);
+    ck_assert_str_eq(content, "[\n]\n");
+    free(content);
+    ck_assert_uint_eq(append_one(s, "again", NULL, -1), 1);
+    task_store_close(s);
+    assert_canonical(1);
+}
+END_TEST
+
+/* Snapshot bytes never change under later appends; find is a binary search
+ * that works at every size. */
+START_TEST(test_snapshot_find_many)
+{
+    size_t cap = 2000 * 200;
+    char *buf = malloc(cap);
+    size_t len = canonical_file(2000, buf, cap);
+    write_file(tmp_file, buf, len);
+    struct task_store *s = open_store(&quiet_opts);
+    struct task_store_snapshot snap;
+    char err[512], line[4096], want[4096];
+    size_t line_len;
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_uint_eq(snap.num_tasks, 2000);
+    ck_assert_int_eq(snap.prefix_len, (off_t)len - 3);
+    append_one(s, "later", NULL, -1);
+    for (uint64_t id = 1; id <= 2000; id++) {
+        int r = task_store_find(s, &snap, id, line, sizeof(line), &line_len);
+        ck_assert_msg(r == 1, "find %" PRIu64 ": %d", id, r);
+        size_t want_len = record_line(id, want, sizeof(want));
+        ck_assert_msg(line_len == want_len && memcmp(line, want, want_len) == 0,
+                      "find %" PRIu64 ":\n  expected: %.*s\n  got:      %.*s", id, (int)want_len,
+                      want, (int)line_len, line);
+    }
+    /* Task 2001 exists now, but not in the snapshot. */
+    ck_assert_int_eq(task_store_find(s, &snap, 2001, line, sizeof(line), &line_len), 0);
+    char *now = read_file(tmp_file, NULL);
+    ck_assert_int_eq(memcmp(now, buf, (size_t)snap.prefix_len), 0);
+    free(now);
+    task_store_close(s);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_second_open_refused)
+{
+    char err[512];
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store *s = open_store(&quiet_opts);
+    ck_assert_ptr_null(task_store_open(tmp_file, &quiet_opts, err, sizeof(err)));
+    ck_assert_int_eq(errno, EBUSY);
+    ck_assert_msg(strstr(err, tmp_file) != NULL, "message must name the file: %s", err);
+    task_store_close(s);
+    s = open_store(&quiet_opts);
+    task_store_close(s);
+}
+END_TEST
+
+/* ---- torn tails: the last record cut at every byte offset ---- */
+
+static void check_torn_case(uint64_t base_n, size_t k, int via_append)
+{
+    char base[8192], rec[1024], torn[8192], expected[8192], err[512];
+    size_t base_len = canonical_file(base_n, base, sizeof(base));
+    size_t rec_len = record_line(base_n + 1, rec, sizeof(rec));
+    /* What the append of record base_n+1 writes, and where. */
+    char wbuf[1200];
+    size_t wlen = 0;
+    off_t at;
+    if (base_n > 0) {
+        memcpy(wbuf, ",\n", 2);
+        wlen = 2;
+        at = (off_t)base_len - 3;
+    } else {
+        at = 2;
+    }
+    memcpy(wbuf + wlen, rec, rec_len);
+    wlen += rec_len;
+    size_t rec_end = wlen; /* the record complete from here */
+    memcpy(wbuf + wlen, "\n]\n", 3);
+    wlen += 3;
+    ck_assert_uint_le(k, wlen);
+    memcpy(torn, base, base_len);
+    memcpy(torn + at, wbuf, k);
+    size_t torn_len = (size_t)at + k > base_len ? (size_t)at + k : base_len;
+    write_file(tmp_file, torn, torn_len);
+
+    uint64_t kept = k >= rec_end ? base_n + 1 : base_n;
+    size_t expected_len = canonical_file(kept, expected, sizeof(expected));
+    /* The bytes cut: whatever followed the last complete record. */
+    size_t kept_end = kept > 0 ? expected_len - 3 : 2;
+    const char *cut = torn + kept_end;
+    size_t cut_len = torn_len > kept_end ? torn_len - kept_end : 0;
+    int changed = !(torn_len == expected_len && memcmp(torn, expected, expected_len) == 0);
+
+    if (via_append) {
+        struct task_store *s = open_store(&quiet_opts);
+        uint64_t id = append_one(s, "next", NULL, -1);
+        task_store_close(s);
+        ck_assert_msg(id == kept + 1, "k=%zu: expected id %" PRIu64 ", got %" PRIu64, k, kept + 1,
+                      id);
+        assert_canonical(kept + 1);
+        char *now = read_file(tmp_file, NULL);
+        ck_assert_msg(memcmp(now, expected, kept_end) == 0, "k=%zu: records before the cut changed",
+                      k);
+        free(now);
+    } else {
+        struct task_store_report rep;
+        ck_assert_msg(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0,
+                      "k=%zu: %s", k, err);
+        ck_assert_uint_eq(rep.num_tasks, kept);
+        ck_assert_int_eq(rep.torn_cut, changed);
+        size_t now_len;
+        char *now = read_file(tmp_file, &now_len);
+        ck_assert_msg(now_len == expected_len && memcmp(now, expected, now_len) == 0,
+                      "k=%zu:\n  expected: [%s]\n  got:      [%s]", k, expected, now);
+        free(now);
+        if (changed && cut_len > 0) {
+            ck_assert_int_eq(rep.torn_offset, (off_t)kept_end);
+            ck_assert_uint_eq(rep.torn_bytes, cut_len);
+        }
+    }
+    char saved_path[600];
+    int num_saved = count_files("tasks.json.torn-", saved_path, sizeof(saved_path));
+    if (changed && cut_len > 0) {
+        ck_assert_msg(num_saved == 1, "k=%zu: expected one torn file, got %d", k, num_saved);
+        size_t saved_len;
+        char *saved = read_file(saved_path, &saved_len);
+        ck_assert_msg(saved_len == cut_len && memcmp(saved, cut, cut_len) == 0,
+                      "k=%zu: saved bytes differ (%zu vs %zu)", k, saved_len, cut_len);
+        free(saved);
+        unlink(saved_path);
+    } else {
+        ck_assert_msg(num_saved == 0, "k=%zu: nothing to save, got %d files", k, num_saved);
+    }
+}
+
+START_TEST(test_torn_every_offset)
+{
+    /* _i: 0/1 = three records before, by check / by append; 2/3 = none. */
+    uint64_t base_n = _i < 2 ? 3 : 0;
+    int via_append = _i % 2;
+    char rec[1024];
+    size_t wlen = record_line(base_n + 1, rec, sizeof(rec)) + 3 + (base_n > 0 ? 2 : 0);
+    for (size_t k = 0; k <= wlen; k++)
+        check_torn_case(base_n, k, via_append);
+}
+END_TEST
+
+/* ---- start-up repairs and refusals, as a table ---- */
+
+static const struct {
+    const char *content; /* NULL: no file */
+    size_t content_len;  /* 0: strlen */
+    int expect_rc;
+    int expect_errno;
+    const char *expected; /* file afterwards (rc 0), or a substring of the message */
+    int created, canonicalized, torn_cut;
+    const char *description;
+} repair_cases[] = {
+    {NULL, 0, 0, 0, "[\n]\n", 1, 0, 0, "missing file"},
+    {"", 0, 0, 0, "[\n]\n", 1, 0, 0, "0 bytes"},
+    {"[\n]\n", 0, 0, 0, "[\n]\n", 0, 0, 0, "canonical empty"},
+    {"[]", 0, 0, 0, "[\n]\n", 0, 1, 0, "[] without newline"},
+    {"[]\n", 0, 0, 0, "[\n]\n", 0, 1, 0, "echo [] > tasks.json"},
+    {" [ ] ", 0, 0, 0, "[\n]\n", 0, 1, 0, "spaced empty array"},
+    {"[\n  {\n    \"id\": 4,\n    \"titulo\": \"a\"\n  },\n  {\n    \"titulo\": \"b\",\n    "
+     "\"id\": 9\n  }\n]\n",
+     0, 0, 0, "[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\n", 0, 1, 0,
+     "pretty-printed, odd ids"},
+    {"[{\"titulo\": \"comprar pan\", \"descripcion\": \"\\u00e9\", \"creada\": \"2024-01-01 "
+     "10:00:00\"}, {\"titulo\": \"b\"}]",
+     0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"comprar pan\",\"descripcion\":\"\xc3\xa9\",\"creada\":\"2024-01-01 "
+     "10:00:00\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\n",
+     0, 1, 0, "python json.dump, no ids"},
+    {"[{\"id\": 1, \"titulo\": \"a\"}, {\"id\": 2, \"titulo\": \"b\"}]", 0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\n", 0, 1, 0,
+     "python json.dump with ids"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":3,\"titulo\":\"b\"}\n]\n", 0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\n", 0, 1, 0,
+     "one id skipped: renumbered"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"}\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 40, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 0, 1, "NUL-filled tail"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]", 0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\n", 0, 0, 1,
+     "final newline missing"},
+    {"[", 0, 0, 0, "[\n]\n", 0, 0, 1, "only ["},
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"ti@@@\"b\"},\n{\"id\":3,\"titulo\":\"c\"}\n]\n",
+     0, -1, EBADMSG, "tasks.json: byte 40: record 2: invalid JSON", 0, 0, 0,
+     "damage in the middle"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"},\n]\n", 0, -1, EBADMSG,
+     "tasks.json: byte 48: expected a record {\"id\":3,...}", 0, 0, 0, "trailing comma"},
+    {"[\n  {\"id\": 1}\n]", 0, 0, 0, "[\n{\"id\":1}\n]\n", 0, 1, 0,
+     "indented, no final newline: rewritten, not cut"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\nextra\nlines\nhere\n", 0, -1,
+     EBADMSG, "tasks.json: byte 49: data after the closing", 0, 0, 0, "lines after the array"},
+    /* Two writers without the lock wrote at the same offset and the shorter
+     * record landed last: the end of the longer one trails the array. */
+    {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n\n", 0, 0, 0, "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n",
+     0, 0, 1, "racing writers: 1 byte longer"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n]\n", 0, 0, 0, "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n",
+     0, 0, 1, "racing writers: 2 bytes longer"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n\n]\n", 0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 0, 1, "racing writers: 3 bytes longer"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n\",\"pid\":77}\n]\n", 0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 0, 1, "racing writers: many bytes longer"},
+    /* A crash after the file grew but before its data reached the disk. */
+    {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n\0\0\0\0\0\0\0", 33, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 0, 1, "NULs after the array"},
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n\0\0\0\0\0\0\0\0\n{\"id\":2,\"titulo\":\"c\"}\n]\n", 58,
+     -1, EBADMSG, "tasks.json: byte ", 0, 0, 0, "NULs in the middle (cJSON reads NUL as space)"},
+    {"hello\n", 0, -1, EBADMSG, "tasks.json: byte 0: ", 0, 0, 0, "not JSON"},
+    {"{\"titulo\":\"a\"}\n", 0, -1, EBADMSG, "tasks.json: byte 0: ", 0, 0, 0, "an object"},
+    {"[1,2,3]\n", 0, -1, EBADMSG, "element 1: not a JSON object", 0, 0, 0, "array of numbers"},
+    {"[\n{\"titulo\":\"a\",\"id\":1}\n]\n", 0, 0, 0, "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 1, 0,
+     "id not first"},
+};
+
+START_TEST(test_repair_table)
+{
+    char err[512] = "";
+    const char *c = repair_cases[_i].content;
+    size_t c_len =
+        repair_cases[_i].content_len ? repair_cases[_i].content_len : (c != NULL ? strlen(c) : 0);
+    if (c != NULL)
+        write_file(tmp_file, c, c_len);
+    struct task_store_report rep;
+    errno = 0;
+    int rc = task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err));
+    ck_assert_msg(rc == repair_cases[_i].expect_rc, "case %d (%s): rc expected %d got %d (%s)", _i,
+                  repair_cases[_i].description, repair_cases[_i].expect_rc, rc, err);
+    size_t now_len = 0;
+    char *now = read_file(tmp_file, &now_len);
+    if (rc == 0) {
+        ck_assert_msg(strcmp(now, repair_cases[_i].expected) == 0,
+                      "case %d (%s):\n  expected: [%s]\n  got:      [%s]", _i,
+                      repair_cases[_i].description, repair_cases[_i].expected, now);
+        ck_assert_int_eq(rep.created, repair_cases[_i].created);
+        ck_assert_int_eq(rep.canonicalized, repair_cases[_i].canonicalized);
+        ck_assert_int_eq(rep.torn_cut, repair_cases[_i].torn_cut);
+        if (rep.canonicalized) {
+            /* The original, byte for byte, beside the file. */
+            size_t orig_len;
+            char *orig = read_file(rep.saved_path, &orig_len);
+            ck_assert_msg(orig != NULL, "case %d: saved original %s missing", _i, rep.saved_path);
+            ck_assert_msg(orig_len == c_len && memcmp(orig, c, c_len) == 0,
+                          "case %d: saved original differs", _i);
+            free(orig);
+        }
+        /* Repaired means canonical, and a second check changes nothing. */
+        struct task_store_report rep2;
+        ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep2, err, sizeof(err)), 0);
+        ck_assert_int_eq(rep2.canonicalized + rep2.torn_cut + rep2.created, 0);
+        struct task_store *s = open_store(&quiet_opts);
+        uint64_t id = append_one(s, "after", NULL, -1);
+        ck_assert_uint_eq(id, rep2.num_tasks + 1);
+        task_store_close(s);
+    } else {
+        ck_assert_int_eq(errno, repair_cases[_i].expect_errno);
+        ck_assert_msg(strstr(err, repair_cases[_i].expected) != NULL,
+                      "case %d (%s):\n  expected message containing: %s\n  got: %s", _i,
+                      repair_cases[_i].description, repair_cases[_i].expected, err);
+        ck_assert_msg(strstr(err, tmp_file) != NULL, "message must name the file: %s", err);
+        ck_assert_msg(now_len == c_len && memcmp(now, c, c_len) == 0, "case %d (%s): file modified",
+                      _i, repair_cases[_i].description);
+        ck_assert_int_eq(count_files("tasks.json.", NULL, 0), 0);
+        /* An append refuses too (damage is not a torn tail), and leaves it alone. */
+        struct task_store *s = open_store(&quiet_opts);
+        struct task t;
+        struct task_meta m;
+        make_task(&t, "x", NULL, -1);
+        int arc = task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err));
+        task_store_close(s);
+        free(now);
+        now = read_file(tmp_file, &now_len);
+        if (arc == 0) {
+            /* Only acceptable when the tail itself was fine. */
+            ck_assert_msg(strstr(repair_cases[_i].description, "middle") != NULL,
+                          "case %d (%s): append succeeded on a damaged file", _i,
+                          repair_cases[_i].description);
+        } else {
+            ck_assert_msg(now_len == c_len && memcmp(now, c, c_len) == 0,
+                          "case %d (%s): failed append modified the file", _i,
+                          repair_cases[_i].description);
+        }
+    }
+    free(now);
+}
+END_TEST
+
+/* Without TASK_STORE_REPAIR nothing is written, whatever the file. */
+START_TEST(test_check_only_writes_nothing)
+{
+    static const char *contents[] = {"[]\n", "[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2", "",
+                                     "junk"};
+    for (size_t i = 0; i < sizeof(contents) / sizeof(contents[0]); i++) {
+        char err[512];
+        struct task_store_report rep;
+        size_t len = strlen(contents[i]);
+        write_file(tmp_file, contents[i], len);
+        ck_assert_int_eq(task_store_check(tmp_file, 0, &rep, err, sizeof(err)), -1);
+        size_t now_len;
+        char *now = read_file(tmp_file, &now_len);
+        ck_assert_msg(now_len == len && memcmp(now, contents[i], len) == 0,
+                      "content %zu modified by a check without repair", i);
+        free(now);
+        ck_assert_int_eq(count_files("tasks.json.", NULL, 0), 0);
+    }
+}
+END_TEST
+
+START_TEST(test_damaged_long_tail)
+{
+    /* More garbage than one torn record can leave: damage, not a torn tail. */
+    size_t cap = 200000;
+    char *buf = malloc(cap);
+    size_t len = canonical_file(3, buf, cap);
+    len -= 3;
+    memset(buf + len, 'x', TASK_JSON_RECORD_MAX + 100);
+    len += TASK_JSON_RECORD_MAX + 100;
+    write_file(tmp_file, buf, len);
+    char err[512];
+    struct task_store_report rep;
+    ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EBADMSG);
+    ck_assert_msg(strstr(err, "byte ") != NULL, "message must give the offset: %s", err);
+    struct task_store *s = open_store(&quiet_opts);
+    struct task t;
+    struct task_meta m;
+    make_task(&t, "x", NULL, -1);
+    ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EBADMSG);
+    task_store_close(s);
+    size_t now_len;
+    char *now = read_file(tmp_file, &now_len);
+    ck_assert(now_len == len && memcmp(now, buf, len) == 0);
+    free(now);
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_directory_and_permission)
+{
+    char err[512];
+    struct task_store_report rep;
+    ck_assert_int_eq(mkdir(tmp_file, 0755), 0);
+    ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EISDIR);
+    ck_assert_msg(strstr(err, tmp_file) != NULL, "message must name the file: %s", err);
+    ck_assert_ptr_null(task_store_open(tmp_file, &quiet_opts, err, sizeof(err)));
+    ck_assert_int_eq(errno, EISDIR);
+    rmdir(tmp_file);
+
+    /* No permission: tests run as root, who may read anything, so a child
+     * drops to an unprivileged user first. */
+    write_file(tmp_file, "[\n]\n", 4);
+    ck_assert_int_eq(chmod(tmp_file, 0600), 0);
+    ck_assert_int_eq(chmod(tmp_dir, 0755), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+            _exit(77);
+        int rc = task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err));
+        int ok = rc == -1 && errno == EACCES && strstr(err, tmp_file) != NULL &&
+                 strstr(err, "permission denied") != NULL;
+        if (!ok)
+            fprintf(stderr, "expected EACCES naming the file, got rc %d: %s\n", rc, err);
+        struct task_store *s = task_store_open(tmp_file, &quiet_opts, err, sizeof(err));
+        ok = ok && s == NULL && errno == EACCES;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77)
+        fprintf(stderr, "skipped: cannot drop privileges to test EACCES\n");
+    else
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+/* ---- processes fighting over the lock ---- */
+
+#define NUM_PROCS 8
+#define PER_PROC 2000
+
+/* Child p appends PER_PROC tasks (cliente "p<p>", seq 0..) and writes the
+ * seqs it got acknowledged to <dir>/acked-<p>, one byte per seq. */
+static void appender_child(int p, unsigned race_window_us)
+{
+    char err[512], cliente[16], path[400];
+    struct task_store_options opts = {0, race_window_us, 0, -1, 1};
+    struct task_store *s = task_store_open(tmp_file, &opts, err, sizeof(err));
+    if (s == NULL)
+        _exit(2);
+    char acked[PER_PROC];
+    snprintf(cliente, sizeof(cliente), "p%d", p);
+    for (int i = 0; i < PER_PROC; i++) {
+        struct task t;
+        struct task_meta m;
+        make_task(&t, "concurrent", cliente, i);
+        acked[i] = task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)) == 0;
+    }
+    task_store_close(s);
+    snprintf(path, sizeof(path), "%s/acked-%d", tmp_dir, p);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, acked, sizeof(acked)) != (ssize_t)sizeof(acked))
+        _exit(3);
+    close(fd);
+    _exit(0);
+}
+
+/* Runs the appenders; returns how many acknowledged tasks are missing from
+ * the file, reading it line by line and tolerating damage. */
+static long run_appenders(unsigned race_window_us, long *num_acked, long *num_found)
+{
+    pid_t pids[NUM_PROCS];
+    for (int p = 0; p < NUM_PROCS; p++) {
+        pids[p] = fork();
+        ck_assert_int_ge(pids[p], 0);
+        if (pids[p] == 0)
+            appender_child(p, race_window_us);
+    }
+    for (int p = 0; p < NUM_PROCS; p++) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "appender %d failed", p);
+    }
+    static char found[NUM_PROCS][PER_PROC];
+    memset(found, 0, sizeof(found));
+    size_t len;
+    char *content = read_file(tmp_file, &len);
+    struct task_record *rec = malloc(sizeof(*rec));
+    *num_found = 0;
+    for (char *l = content; l < content + len;) {
+        char *nl = memchr(l, '\n', (size_t)(content + len - l));
+        size_t l_len = nl != NULL ? (size_t)(nl - l) : (size_t)(content + len - l);
+        size_t end;
+        char err[256];
+        int p;
+        if (l_len > 0 && l[0] == '{' &&
+            task_json_decode_record(l, l_len, rec, &end, err, sizeof(err)) == 0 &&
+            sscanf(rec->task.cliente, "p%d", &p) == 1 && p >= 0 && p < NUM_PROCS &&
+            rec->task.seq >= 0 && rec->task.seq < PER_PROC) {
+            found[p][rec->task.seq]++;
+            (*num_found)++;
+        }
+        l = nl != NULL ? nl + 1 : content + len;
+    }
+    long lost = 0;
+    *num_acked = 0;
+    for (int p = 0; p < NUM_PROCS; p++) {
+        char path[400];
+        snprintf(path, sizeof(path), "%s/acked-%d", tmp_dir, p);
+        size_t alen;
+        char *acked = read_file(path, &alen);
+        ck_assert_uint_eq(alen, PER_PROC);
+        for (int i = 0; i < PER_PROC; i++) {
+            *num_acked += acked[i];
+            if (acked[i] && found[p][i] == 0)
+                lost++;
+        }
+        free(acked);
+    }
+    free(rec);
+    free(content);
+    return lost;
+}
+
+START_TEST(test_concurrent_appends)
+{
+    write_file(tmp_file, "[\n]\n", 4);
+    long acked, found;
+    if (locking_build()) {
+        long lost = run_appenders(0, &acked, &found);
+        ck_assert_int_eq(acked, NUM_PROCS * PER_PROC);
+        ck_assert_int_eq(lost, 0);
+        ck_assert_int_eq(found, NUM_PROCS * PER_PROC);
+        assert_canonical(NUM_PROCS * PER_PROC); /* ids 1..16000 in order, valid JSON */
+    } else {
+        /* Without locks, a race window between reading the tail and writing
+         * makes two processes write the same id at the same offset. */
+        long lost = run_appenders(200, &acked, &found);
+        fprintf(stderr, "locking off: %ld acknowledged, %ld found, %ld lost\n", acked, found, lost);
+        ck_assert_msg(lost > 0, "expected lost tasks without locking, found none");
+    }
+}
+END_TEST
+
+/* The pitfall, with raw fcntl: closing ANY descriptor drops the lock taken
+ * through another one. A child asks the kernel who holds the lock. */
+static short lock_seen_by_child(const char *path, pid_t *holder)
+{
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        int fd = open(path, O_RDWR);
+        if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+            _exit(1);
+        if (write(pfd[1], &fl, sizeof(fl)) != (ssize_t)sizeof(fl))
+            _exit(1);
+        _exit(0);
+    }
+    close(pfd[1]);
+    struct flock fl;
+    ck_assert_int_eq(read(pfd[0], &fl, sizeof(fl)), (ssize_t)sizeof(fl));
+    close(pfd[0]);
+    waitpid(pid, NULL, 0);
+    if (holder != NULL)
+        *holder = fl.l_pid;
+    return fl.l_type;
+}
+
+struct slow_append {
+    struct task_store *s;
+    int rc;
+};
+
+static void *slow_append_thread(void *arg)
+{
+    struct slow_append *sa = arg;
+    struct task t;
+    struct task_meta m;
+    char err[512];
+    make_task(&t, "slow", NULL, -1);
+    sa->rc = task_store_append(sa->s, &t, &m, NULL, 0, NULL, err, sizeof(err));
+    return NULL;
+}
+
+START_TEST(test_close_drops_lock)
+{
+    write_file(tmp_file, "[\n]\n", 4);
+    pid_t holder;
+
+    /* 1. The hazard itself. */
+    int fd1 = open(tmp_file, O_RDWR);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    ck_assert_int_eq(fcntl(fd1, F_SETLK, &fl), 0);
+    ck_assert_int_eq(lock_seen_by_child(tmp_file, &holder), F_WRLCK);
+    ck_assert_int_eq(holder, getpid());
+    int fd2 = open(tmp_file, O_RDONLY); /* e.g. a library peeking at the file */
+    close(fd2);
+    ck_assert_msg(lock_seen_by_child(tmp_file, NULL) == F_UNLCK,
+                  "expected the lock to be gone after closing another descriptor");
+    close(fd1);
+
+    /* 2. The store's API cannot do that: while an append holds the lock (in a
+     * thread, inside its race window), a second open and a check are refused
+     * before they open anything, and the lock stays held. */
+    struct task_store_options opts = {0, 600000, 0, -1, 1};
+    struct task_store *s = open_store(&opts);
+    struct slow_append sa = {s, -1};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, slow_append_thread, &sa), 0);
+    struct timespec ts = {0, 150 * 1000000};
+    nanosleep(&ts, NULL);
+    char err[512];
+    struct task_store_report rep;
+    ck_assert_ptr_null(task_store_open(tmp_file, &quiet_opts, err, sizeof(err)));
+    ck_assert_int_eq(errno, EBUSY);
+    ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EBUSY);
+    if (locking_build()) {
+        ck_assert_int_eq(lock_seen_by_child(tmp_file, &holder), F_WRLCK);
+        ck_assert_int_eq(holder, getpid());
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(sa.rc, 0);
+    task_store_close(s);
+    assert_canonical(1);
+}
+END_TEST
+
+/* A writer killed mid-append (after k bytes): the next append repairs. */
+START_TEST(test_killed_writer)
+{
+    static const long ks[] = {0, 1, 2, 3, 10, 40, -3, -2, -1, 1000};
+    for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
+        write_file(tmp_file, "[\n]\n", 4);
+        struct task_store *s = open_store(&quiet_opts);
+        for (int j = 1; j <= 3; j++)
+            append_one(s, "before", "c", j);
+        task_store_close(s);
+        struct stat st;
+        stat(tmp_file, &st);
+        /* The record for task 4 is ",\n" + line + "\n]\n"; negative k counts
+         * from its end. */
+        char line[1024];
+        struct task t;
+        make_task(&t, "victim", "c", 4);
+        /* The record's length depends on the writer's pid and the time. */
+        struct task_meta m = {4, time(NULL), 0};
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        m.pid = pid == 0 ? getpid() : pid;
+        long wlen = 2 + task_json_encode_record(&t, &m, line, sizeof(line)) + 3;
+        long k = ks[i] < 0 ? wlen + ks[i] : ks[i];
+        if (pid == 0) {
+            struct task_store_options opts = {0, 0, 0, k, 1};
+            char err[512];
+            struct task_store *cs = task_store_open(tmp_file, &opts, err, sizeof(err));
+            struct task_meta cm;
+            if (cs != NULL)
+                task_store_append(cs, &t, &cm, NULL, 0, NULL, err, sizeof(err));
+            _exit(1); /* not reached: the hook kills us */
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                      "k=%ld: writer was not killed", k);
+        int complete = k >= wlen - 3; /* the whole record reached the file */
+        s = open_store(&quiet_opts);
+        uint64_t id = append_one(s, "after", "c", 5);
+        task_store_close(s);
+        ck_assert_msg(id == (uint64_t)(complete ? 5 : 4), "k=%ld: next id %" PRIu64, k, id);
+        assert_canonical(id);
+        char *content = read_file(tmp_file, NULL);
+        ck_assert_int_eq(complete, strstr(content, "\"victim\"") != NULL);
+        free(content);
+        int torn_files = count_files("tasks.json.torn-", NULL, 0);
+        int expect_torn = k > 0 && k != wlen - 3 && k < wlen;
+        ck_assert_msg(torn_files == expect_torn, "k=%ld: torn files expected %d got %d", k,
+                      expect_torn, torn_files);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -f %s/tasks.json.torn-*", tmp_dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+END_TEST
+
+/* A child holds the lock with raw fcntl; appends and snapshots time out. */
+START_TEST(test_lock_timeout)
+{
+    if (!locking_build()) {
+        fprintf(stderr, "skipped: no locks in this build\n");
+        return;
+    }
+    write_file(tmp_file, "[\n]\n", 4);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        int fd = open(tmp_file, O_RDWR);
+        if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+            _exit(1);
+        char c = 'x';
+        if (write(pfd[1], &c, 1) != 1)
+            _exit(1);
+        for (int i = 0; i < 300; i++) /* bounded: 30 s at most */
+            usleep(100000);
+        _exit(0);
+    }
+    char c;
+    ck_assert_int_eq(read(pfd[0], &c, 1), 1);
+    struct task_store_options opts = {0, 0, 200, -1, 1};
+    struct task_store *s = open_store(&opts);
+    struct task t;
+    struct task_meta m;
+    char err[512];
+    make_task(&t, "waits", NULL, -1);
+    struct sigaction sa_before;
+    sigaction(SIGALRM, NULL, &sa_before);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    ck_assert_msg(ms >= 190, "gave up after %ld ms, before the 200 ms timeout", ms);
+    ck_assert_msg(strstr(err, tmp_file) != NULL, "message must name the file: %s", err);
+    struct task_store_snapshot snap;
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    /* The SIGALRM handler and timer are restored. */
+    struct sigaction sa;
+    sigaction(SIGALRM, NULL, &sa);
+    ck_assert_ptr_eq(sa.sa_handler, sa_before.sa_handler);
+    struct itimerval it;
+    getitimer(ITIMER_REAL, &it);
+    ck_assert(it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0);
+    char *content = read_file(tmp_file, NULL);
+    ck_assert_str_eq(content, "[\n]\n");
+    free(content);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), 0);
+    ck_assert_uint_eq(m.id, 1);
+    task_store_close(s);
+}
+END_TEST
+
+/* A full disk: a 64 KiB tmpfs in a private mount namespace. */
+START_TEST(test_disk_full)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", tmp_dir, "tmpfs", 0, "size=64k") < 0) {
+        fprintf(stderr, "skipped: cannot mount a small tmpfs: %s\n", strerror(errno));
+        return;
+    }
+    char err[512];
+    struct task_store_report rep;
+    ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)), 0);
+    struct task_store_options opts = {1, 0, 0, -1, 1};
+    struct task_store *s = open_store(&opts);
+    uint64_t acked = 0;
+    int failed_errno = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct task t;
+        struct task_meta m;
+        make_task(&t, "fills the disk", "c", i);
+        memset(t.descripcion, 'd', 3000);
+        t.descripcion_len = 3000;
+        t.has_descripcion = 1;
+        if (task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)) < 0) {
+            failed_errno = errno;
+            break;
+        }
+        ck_assert_uint_eq(m.id, ++acked);
+    }
+    ck_assert_msg(failed_errno == ENOSPC, "expected ENOSPC, got %s (%s)", strerror(failed_errno),
+                  err);
+    ck_assert_msg(strstr(err, tmp_file) != NULL, "message must name the file: %s", err);
+    ck_assert_uint_gt(acked, 5);
+    /* Every acknowledged task is there and the file is valid. */
+    assert_canonical(acked);
+    /* A smaller task may still fit; whatever happens, the rule holds. */
+    struct task t;
+    struct task_meta m;
+    make_task(&t, "small", "c", 9999);
+    if (task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)) == 0)
+        acked++;
+    assert_canonical(acked);
+    task_store_close(s);
+    umount2(tmp_dir, MNT_DETACH);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("task_store");
+    TCase *tc = tcase_create("files");
+    tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_create_append_find);
+    tcase_add_test(tc, test_snapshot_find_many);
+    tcase_add_test(tc, test_second_open_refused);
+    tcase_add_loop_test(tc, test_torn_every_offset, 0, 4);
+    tcase_add_loop_test(tc, test_repair_table, 0,
+                        (int)(sizeof(repair_cases) / sizeof(repair_cases[0])));
+    tcase_add_test(tc, test_check_only_writes_nothing);
+    tcase_add_test(tc, test_damaged_long_tail);
+    tcase_add_test(tc, test_directory_and_permission);
+    suite_add_tcase(su, tc);
+
+    TCase *tp = tcase_create("processes");
+    tcase_add_checked_fixture(tp, setup_dir, teardown_dir);
+    tcase_set_timeout(tp, 120);
+    tcase_add_test(tp, test_concurrent_appends);
+    tcase_add_test(tp, test_close_drops_lock);
+    tcase_add_test(tp, test_killed_writer);
+    tcase_add_test(tp, test_lock_timeout);
+    tcase_add_test(tp, test_disk_full);
+    suite_add_tcase(su, tp);
+
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
