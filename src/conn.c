@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #define CONN_LINGER_MS 2000         /* how long to drain a client after an error response */
 #define CONN_LINGER_BYTES (1 << 22) /* ... and how much of it to read and drop */
 #define CONN_SENDFILE_CHUNK (1 << 20)
+#define CONN_CATCH_UP_READS 16      /* reads before a deadline is judged (see conn_catch_up) */
 
 /*
  * One request at a time per connection; the state says what the connection
@@ -53,6 +55,19 @@
  * While a response is pending the connection does not read (epoll interest
  * is EPOLLOUT only), so a client that pipelines without reading cannot make
  * the worker buffer without bound: the kernel's socket buffers push back.
+ *
+ * A deadline is judged on what the client sent, not on what the worker has
+ * read so far. The sweep runs after a batch of events, and a worker may have
+ * been busy (a long batch, the store's lock wait, a descheduled process):
+ * bytes that arrived meanwhile sit unread in the kernel, and the connection
+ * looks idle although a request is waiting. Closing it then throws the
+ * request away with a reset, and the client sees "connection reset" or
+ * "empty reply" for a request the server never logged. So an expiring
+ * connection in a reading state first reads and serves what the kernel
+ * holds (conn_catch_up), and the clock is re-read after every store call,
+ * the one place that may block, so a deadline never starts in the past.
+ * The same goes for closing after a response: unread input in the kernel
+ * means lingering, never a bare close() (which would send RST).
  */
 enum conn_state {
     CONN_READ_HEAD,
@@ -198,6 +213,17 @@ static size_t conn_format_head(struct conn_server *srv, const struct api_respons
         p = CONN_PUT_LIT(p, "Connection: keep-alive\r\n");
     p = CONN_PUT_LIT(p, "\r\n");
     return (size_t)(p - srv->head);
+}
+
+/* Runs the request through the api. The store's locked section may block
+ * (up to --lock-timeout): re-read the clock afterwards, so that the deadlines
+ * set for the response and the next request do not start in the past. */
+static void conn_api_handle(struct conn_server *srv, const struct api_route *route,
+                            const char *body, size_t body_len, struct api_response *resp)
+{
+    api_handle(srv->api, route, body, body_len, resp);
+    srv->now_ms = conn_monotonic_ms();
+    conn_update_date(srv);
 }
 
 /* ---- buffers ---- */
@@ -390,6 +416,16 @@ out:
     return rc;
 }
 
+/* Whether the kernel holds input for c that the worker has not read yet
+ * (in doubt: yes, the safe answer for the callers). */
+static int conn_input_pending(const struct conn *c)
+{
+    int n = 0;
+    if (ioctl(c->fd, FIONREAD, &n) < 0)
+        return 1;
+    return n > 0;
+}
+
 /* The response is out: close, linger, or go on with the next request.
  * Returns 0, or -1 when the connection is gone. */
 static int conn_response_done(struct conn *c)
@@ -399,7 +435,10 @@ static int conn_response_done(struct conn *c)
     c->out = NULL;
     c->out_len = c->out_off = 0;
     if (c->close_after) {
-        if (!c->linger) {
+        /* Input may have arrived after the last read (a pipelining client
+         * that asked for close, a request racing our drain): lingering then
+         * too, or the RST of close() could overtake the response. */
+        if (!c->linger && !conn_input_pending(c)) {
             conn_close(c);
             return -1;
         }
@@ -585,7 +624,7 @@ static int conn_start_request(struct conn *c, size_t head_len)
         /* Also the Expect: 100-continue refusal: the final status instead
          * of 100, and the body is never read. */
         struct api_response resp;
-        api_handle(srv->api, &c->route, NULL, 0, &resp);
+        conn_api_handle(srv, &c->route, NULL, 0, &resp);
         c->route.head = 0;
         return conn_respond(c, &resp, 0);
     }
@@ -599,7 +638,7 @@ static int conn_start_request(struct conn *c, size_t head_len)
     }
     if (!has_body) {
         struct api_response resp;
-        api_handle(srv->api, &c->route, NULL, 0, &resp);
+        conn_api_handle(srv, &c->route, NULL, 0, &resp);
         return conn_respond(c, &resp, 1);
     }
     /* RFC 9110 10.1.1: no 100 to an HTTP/1.0 client; none needed if the body is here. */
@@ -683,7 +722,7 @@ static int conn_process(struct conn *c)
             if (r == 0)
                 return 0;
             struct api_response resp;
-            api_handle(srv->api, &c->route, c->buf + c->head_len, c->body_len, &resp);
+            conn_api_handle(srv, &c->route, c->buf + c->head_len, c->body_len, &resp);
             if (conn_respond(c, &resp, 1) < 0)
                 return -1;
         } else {
@@ -786,8 +825,40 @@ unsigned conn_server_count(const struct conn_server *srv)
     return srv->num_conns;
 }
 
+static int conn_reading(const struct conn *c)
+{
+    return c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY;
+}
+
+/* Reads and serves what the kernel already holds for c, as the event loop
+ * would have on its next poll (see "A deadline is judged" above the state
+ * enum). Bounded: a client sending without pause cannot hold the sweep.
+ * Returns 0, or -1 when the connection is gone. */
+static int conn_catch_up(struct conn *c)
+{
+    for (int i = 0; i < CONN_CATCH_UP_READS && conn_reading(c); i++) {
+        ssize_t n = conn_read(c);
+        if (n < 0) {
+            conn_close(c);
+            return -1;
+        }
+        if (n == 0)
+            return 0;
+        if (conn_process(c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void conn_expire(struct conn *c)
 {
+    if (conn_reading(c)) {
+        if (conn_catch_up(c) < 0)
+            return;
+        /* Served a request, or got more of one: the deadline may have moved. */
+        if (!conn_reading(c) || c->srv->now_ms < c->deadline_ms)
+            return;
+    }
     switch (c->state) {
     case CONN_READ_HEAD:
         if (c->buf_len == 0)
@@ -830,6 +901,12 @@ void conn_server_drain(struct conn_server *srv)
     srv->draining = 1;
     for (struct conn *c = srv->conns; c != NULL; c = next) {
         next = c->next;
+        if (c->state != CONN_READ_HEAD || c->buf_len != 0)
+            continue;
+        /* A request already sent is in flight, not idle: serve it (its
+         * response carries Connection: close and ends the connection). */
+        if (conn_catch_up(c) < 0)
+            continue;
         if (c->state == CONN_READ_HEAD && c->buf_len == 0)
             conn_close(c);
     }

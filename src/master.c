@@ -37,8 +37,12 @@ static volatile sig_atomic_t master_got_alarm;
 static const int master_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGALRM};
 #define MASTER_NUM_SIGNALS (sizeof(master_signals) / sizeof(master_signals[0]))
 
-/* Crash-loop throttle: a worker that dies within MASTER_CRASH_MS of its start
- * counts as a crash. The first crash delays respawns by MASTER_BACKOFF_MIN_MS,
+/* Crash-loop throttle: a worker that dies by itself (exit status not 0, or a
+ * signal such as SIGSEGV or SIGABRT) within MASTER_CRASH_MS of its start
+ * counts as a crash. SIGKILL does not: a worker never sends it to itself, so
+ * it comes from outside (an operator, the OOM killer, a fault test), whose
+ * rate is not ours to amplify; delaying those respawns would only leave the
+ * listening socket without workers. The first crash delays respawns by MASTER_BACKOFF_MIN_MS,
  * each further one doubles the delay up to MASTER_BACKOFF_MAX_MS, and
  * MASTER_BACKOFF_RESET_MS without a crash starts over from the minimum. A
  * worker that cannot start at all (bad file, no memory) therefore costs at
@@ -223,7 +227,8 @@ static void master_reap(struct master *m)
         master_log_death(pid, status, lived);
         if (m->shutting_down)
             continue;
-        if (lived < MASTER_CRASH_MS) {
+        int by_itself = WIFEXITED(status) ? WEXITSTATUS(status) != 0 : WTERMSIG(status) != SIGKILL;
+        if (lived < MASTER_CRASH_MS && by_itself) {
             master_note_crash(m, now);
             log_warn("worker %d died %lld ms after start: respawning in %lld ms", (int)pid,
                      (long long)lived, (long long)(m->respawn_at_ms - now));

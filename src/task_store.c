@@ -73,6 +73,7 @@
 #define STORE_SCAN_MAX (STORE_JUNK_MAX + TASK_JSON_RECORD_MAX + 64) /* tail window of a repair */
 #define STORE_ROOM 64                       /* room in front of a pre-encoded record for the id */
 #define STORE_LOCK_TICK_MS 25               /* SIGALRM period while waiting with a deadline */
+#define STORE_READ_LOCK_WAIT_MS 100         /* then a snapshot reads without the lock */
 #define STORE_CANON_MAX (64L * 1024 * 1024) /* larger non-canonical files are refused */
 #define STORE_REGISTRY_MAX 64
 
@@ -408,6 +409,23 @@ static int store_fast_tail(struct task_store *s, int fd, off_t size, struct stor
  * the closing bracket is missing. The first append ("{rec}\n]\n" at 2)
  * leaves "{" + part of rec, or "{\n". A crash of the machine may add zeros
  * instead of data. Anything else is damage. */
+static int store_junk_is_record_ends(const char *r, size_t n)
+{
+    if (n == 0 || r[n - 1] != '\n')
+        return 0;
+    for (size_t at = 0; at < n;) {
+        const char *nl = memchr(r + at, '\n', n - at);
+        size_t len = (size_t)(nl - (r + at));
+        const char *line = r + at;
+        int ok = len == 0 || (len == 1 && line[0] == ']') ||
+                 (line[0] != '{' && line[len - 1] == '}');
+        if (!ok)
+            return 0;
+        at += len + 1;
+    }
+    return 1;
+}
+
 static int store_junk_plausible(const char *j, size_t len, int after_record)
 {
     const char *close_str = after_record ? "\n]\n" : "]\n";
@@ -425,17 +443,11 @@ static int store_junk_plausible(const char *j, size_t len, int after_record)
          * wrote at the same offset and the shorter one landed last. Only
          * writers that skip the lock (the -Dlocking=false build, or a foreign
          * program) leave this; the bytes are saved beside the file like any
-         * torn tail. What follows "\n]\n" is then the last k bytes of a record
-         * line plus its "\n]\n": "\n" (k=1), "]\n" (k=2), or a newline-free
-         * piece that ends in "\n]\n". */
-        if (n > 3 && memcmp(j, "\n]\n", 3) == 0) {
-            const char *r = j + 3;
-            size_t rn = n - 3;
-            if ((rn == 1 && r[0] == '\n') || (rn == 2 && memcmp(r, "]\n", 2) == 0))
-                return 1;
-            return rn >= 3 && memcmp(r + rn - 3, "\n]\n", 3) == 0 &&
-                   memchr(r, '\n', rn - 3) == NULL;
-        }
+         * torn tail. What follows "\n]\n" is then the ends of one or more longer
+         * appends, each the last bytes of ",\n{rec}\n]\n": lines that are empty,
+         * "]", or the end of a record ("...}"), never the start of one. */
+        if (n > 3 && memcmp(j, "\n]\n", 3) == 0)
+            return store_junk_is_record_ends(j + 3, n - 3);
         return n >= 3 && memcmp(j, ",\n{", 3) == 0 && memchr(j + 3, '\n', n - 3) == NULL;
     }
     if (n == 2 && memcmp(j, "{\n", 2) == 0)
@@ -814,12 +826,26 @@ int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, 
                         size_t err_len)
 {
     struct store_tail ti;
-    if (store_lock(s->fd, F_RDLCK, s->opts.lock_timeout_ms) < 0) {
+    /* A writer holds the lock for microseconds. One that holds it longer is
+     * stopped (SIGSTOP, a debugger) or asleep in a race window, and a reader
+     * must not wait behind it: GET /tareas stays served while POSTs time
+     * out. So the read lock gets a short deadline, and past it the tail is
+     * read without the lock. That is still safe: the tail scan accepts only
+     * records that parse completely, a write in flight shows at most a
+     * prefix of its bytes (the kernel extends the size only over bytes
+     * already copied), and bytes before the last complete record never
+     * change. The lock is the belt; the scan is the braces. */
+    unsigned wait_ms = STORE_READ_LOCK_WAIT_MS;
+    if (s->opts.lock_timeout_ms > 0 && s->opts.lock_timeout_ms < wait_ms)
+        wait_ms = s->opts.lock_timeout_ms;
+    int locked = store_lock(s->fd, F_RDLCK, wait_ms) == 0;
+    if (!locked && errno != ETIMEDOUT) {
         store_err(err, err_len, "%s: read lock: %s", s->path, store_lock_errmsg(errno));
         return -1;
     }
     int rc = store_read_tail(s, s->fd, s->path, &ti, err, err_len);
-    store_unlock(s->fd, s->path);
+    if (locked)
+        store_unlock(s->fd, s->path);
     if (rc < 0)
         return -1;
     /* A torn tail is left for the next writer to repair; a reader only

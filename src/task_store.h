@@ -123,8 +123,10 @@ struct task_store_snapshot {
     uint64_t num_tasks;         /* == id of the last task: ids are 1..n */
 };
 
-/* Takes the read lock briefly to find the end of the last complete record.
- * Returns 0 or -1 with errno (ETIMEDOUT, EIO, EBADMSG). */
+/* Takes the read lock briefly to find the end of the last complete record;
+ * behind a writer that keeps the lock over 100 ms (stopped, or in a race
+ * window) it reads without the lock rather than wait (see task_store.c).
+ * Returns 0 or -1 with errno (EIO, EBADMSG). */
 int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, char *err,
                         size_t err_len);
 

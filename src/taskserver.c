@@ -26,15 +26,16 @@ static const char *taskserver_getenv(const char *name)
  * logs the details of a repair (offsets, bytes) itself. */
 static void taskserver_log_check(const char *path, const struct task_store_report *rep)
 {
-    char done[256] = "";
+    unsigned long long n = (unsigned long long)rep->num_tasks;
     if (rep->created)
-        snprintf(done, sizeof(done), ", created empty");
+        log_info("%s: %llu tasks, created empty", path, n);
     else if (rep->canonicalized || rep->torn_cut)
-        snprintf(done, sizeof(done), ", %s%s; original bytes saved in %s",
+        log_info("%s: %llu tasks, %s%s%s; original bytes saved in %s", path, n,
                  rep->canonicalized ? "canonicalized" : "",
-                 rep->torn_cut ? (rep->canonicalized ? " and torn tail cut" : "torn tail cut") : "",
-                 rep->saved_path);
-    log_info("%s: %llu tasks%s", path, (unsigned long long)rep->num_tasks, done);
+                 rep->canonicalized && rep->torn_cut ? " and " : "",
+                 rep->torn_cut ? "torn tail cut" : "", rep->saved_path);
+    else
+        log_info("%s: %llu tasks", path, n);
 }
 
 /* Each connection costs a descriptor, so take what the hard limit allows. */

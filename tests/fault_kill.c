@@ -7,7 +7,9 @@
  * random. A shell loop cannot keep a 100 ms pace on two cores saturated by
  * the load it runs beside (each round forks sleep and friends); this can.
  * The deadlines are absolute, so a late round does not shift the next ones.
- * Prints "kills=N rounds=R" and exits 0; 2 usage error, 3 PID gone at start.
+ * Prints "kills=N rounds=R empty=E" (E: rounds in which PID had no child at
+ * all, i.e. a server with no worker to answer) and exits 0; 2 usage error,
+ * 3 PID gone at start.
  */
 #include <errno.h>
 #include <signal.h>
@@ -48,11 +50,13 @@ int main(int argc, char **argv)
     srand((unsigned)getpid());
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
-    long rounds = duration_ms / interval_ms, kills = 0;
+    long rounds = duration_ms / interval_ms, kills = 0, empty = 0;
     for (long r = 0; r < rounds; r++) {
         int n = kill_read_children(path, pids);
         if (n < 0)
             break; /* the parent is gone: nothing left to kill */
+        if (n == 0)
+            empty++;
         if (n > 0 && kill((pid_t)pids[rand() % n], SIGKILL) == 0)
             kills++;
         next.tv_nsec += interval_ms * 1000000L;
@@ -61,6 +65,6 @@ int main(int argc, char **argv)
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
             ;
     }
-    printf("kills=%ld rounds=%ld\n", kills, rounds);
+    printf("kills=%ld rounds=%ld empty=%ld\n", kills, rounds, empty);
     return 0;
 }

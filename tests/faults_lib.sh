@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # faults_lib.sh - helpers of the fault suite on top of lib.sh: store checks, CPU time, sockets, mounts.
 #
 # Usage, after lib.sh:
@@ -70,6 +71,19 @@ fl_established() {
     local hex
     hex=$(printf '%04X' "$1")
     awk -v p=":$hex" '$2 ~ p"$" && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp
+}
+
+# fl_established_ge PORT N: succeeds once fl_established PORT is at least N
+# (a command for wait_until, which must re-evaluate it on every poll).
+fl_established_ge() {
+    [ "$(fl_established "$1")" -ge "$2" ]
+}
+
+# fl_answers STATUS CURL-ARGS...: succeeds if the request gets STATUS.
+fl_answers() {
+    local want=$1
+    shift
+    [ "$(http_status "$@")" = "$want" ]
 }
 
 # fl_field LINE NAME: the value of NAME=VALUE in a summary line (empty if absent).
@@ -174,7 +188,9 @@ fl_dump_log() {
     [ -n "$SERVER_LOG" ] && tail -"${1:-20}" "$SERVER_LOG" | sed 's/^/    server: /' >&2
 }
 
-# fl_time_ms COMMAND...: runs it; its stdout in FL_OUT, its wall time in FL_MS.
+# fl_time_ms COMMAND...: runs it; its output in FL_OUT, exit status in FL_RC,
+# wall time in FL_MS (read by faults.sh).
+# shellcheck disable=SC2034
 fl_time_ms() {
     local t0
     t0=$(now_ms)
