@@ -61,9 +61,11 @@ fault_kill_workers() {
     kout=$("$FAULT_KILL" "$SERVER_PID" 100 10000)
     kills=$(fl_field "$kout" kills)
     note "fault_kill: $kout"
-    # The pace is the master's: it throttles respawns of workers that die young.
-    check_eq "at least 20 workers killed in 10 s (the fault was injected)" yes \
-        "$([ "${kills:-0}" -ge 20 ] && echo yes || echo "no ($kills)")"
+    check_eq "at least 80 of 100 rounds killed a worker (a 100 ms pace)" yes \
+        "$([ "${kills:-0}" -ge 80 ] && echo yes || echo "no ($kout)")"
+    # Rounds that found no worker at all: a server with nobody to answer.
+    check_eq "the master had a worker in at least 90 of the 100 rounds (respawned at once)" yes \
+        "$([ "$(fl_field "$kout" empty)" -le 10 ] 2>/dev/null && echo yes || echo "no ($kout)")"
 
     wait_exit $load_pid 40 || fail "fault_load did not finish within 40 s"
     wait_exit $probe_pid 30 || fail "the probe loop did not finish within 30 s"
@@ -78,7 +80,7 @@ fault_kill_workers() {
     if grep -q no "$d/probes"; then
         note "probes: $(tr '\n' ' ' <"$d/probes")"
         note "respawn delays logged by the master: $(grep -o 'respawning in [0-9]* ms' "$SERVER_LOG" |
-            awk '{print $3}' | sort -n | uniq -c | tr -s ' \n' ' ')"
+            awk '{print $3}' | sort -n | uniq -c | awk '{printf "%s x %s ms, ", $1, $2}')"
     fi
 
     # Replaced: 4 workers, none of the original ones.
@@ -306,12 +308,14 @@ fault_bad_file() {
     fl_refuses "tasks file is a directory" "$d/tasks-dir.json"
     check_eq "the directory is left empty" "" "$(ls -A "$d/tasks-dir.json")"
 
-    # Damaged in the middle (a torn tail is repairable; this is not).
+    # Damaged in the middle: a torn record, a run of NULs, binary junk. (A
+    # torn tail is repairable and ids out of sequence are only "another
+    # layout" that start-up canonicalizes, see task_store.h: neither is here.)
     local i=0 c
     for c in \
         '[\n{"id":1,"titulo":"a"},\n{"id":2,"titulo":"b"},\n{"id":3,"ti\n{"id":4,"titulo":"d"},\n{"id":5,"titulo":"e"}\n]\n' \
         '[\n{"id":1,"titulo":"a"},\n\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\n{"id":2,"titulo":"c"}\n]\n' \
-        '[\n{"id":1,"titulo":"a"},\n{"id":1,"titulo":"a again"},\n{"id":2,"titulo":"b"}\n]\n'; do
+        '[\n{"id":1,"titulo":"a"},\n\xff\xfe\x80\x01 not json\n{"id":2,"titulo":"b"}\n]\n'; do
         i=$((i + 1))
         f="$d/damaged$i.json"
         printf '%b' "$c" >"$f"

@@ -1,4 +1,3 @@
-# shellcheck shell=bash
 # faults_lib.sh - helpers of the fault suite on top of lib.sh: store checks, CPU time, sockets, mounts.
 #
 # Usage, after lib.sh:
@@ -12,6 +11,7 @@
 # Every wait is bounded. Mounts made through fl_mount_tmpfs are lazily
 # unmounted by the EXIT trap before lib.sh's cleanup kills and removes.
 
+# shellcheck shell=bash
 FL_MOUNTS=""
 
 faults_init() {
