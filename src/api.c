@@ -213,7 +213,22 @@ static void api_create_task(struct api *api, const char *body, size_t body_len,
     api_reset(resp, 201);
     resp->body = api->body;
     resp->body_len = line_len;
-    api_add_header(resp, "Location: /tareas/%" PRIu64 "\r\n", meta.id);
+    /* By hand, not api_add_header(): vsnprintf was 6% of a POST's CPU time. */
+    static const char loc[] = "Location: /tareas/";
+    char digits[24];
+    size_t nd = 0;
+    uint64_t v = meta.id;
+    do {
+        digits[nd++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    char *h = resp->headers;
+    memcpy(h, loc, sizeof(loc) - 1);
+    h += sizeof(loc) - 1;
+    while (nd > 0)
+        *h++ = digits[--nd];
+    memcpy(h, "\r\n", 2);
+    resp->headers_len = (size_t)(h + 2 - resp->headers);
 
     char titulo[201], cliente[201];
     log_task("worker %ld: stored task %" PRIu64 " \"%s\" from %s", api->pid, meta.id,

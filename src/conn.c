@@ -620,6 +620,16 @@ static int conn_start_request(struct conn *c, size_t head_len)
     int has_body = c->body_kind == HTTP_BODY_CHUNKED || c->content_length > 0;
     int refused = c->route.endpoint == API_NOT_FOUND || c->route.endpoint == API_METHOD_NOT_ALLOWED;
 
+    if (req->expect_unsupported) {
+        /* RFC 9110 10.1.1: an expectation other than 100-continue (alone or
+         * next to it) cannot be met: 417 before the body, which is never
+         * read, so a request with a body also ends its connection. */
+        struct api_response resp;
+        api_error(srv->api, 417, "unsupported expectation: only 100-continue is supported",
+                  &resp);
+        c->route.head = 0;
+        return conn_respond(c, &resp, !has_body);
+    }
     if (has_body && refused) {
         /* Also the Expect: 100-continue refusal: the final status instead
          * of 100, and the body is never read. */

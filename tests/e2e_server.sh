@@ -75,50 +75,7 @@ sys.exit(0 if isinstance(d, dict) and isinstance(d.get("error"), str) and d["err
 # (files ACKDIR/ack.CLIENTE, one seq per line) present.
 check_store() {
     local out
-    if out=$(python3 - "$1" "$2" "${3:-}" <<'EOF' 2>&1
-import json, os, sys
-path, ackdir, expect = sys.argv[1], sys.argv[2], sys.argv[3]
-text = open(path, "rb").read()
-try:
-    tasks = json.loads(text)
-except ValueError as e:
-    sys.exit("%s is not valid JSON: %s" % (path, e))
-if not isinstance(tasks, list):
-    sys.exit("%s: expected a JSON array, got %s" % (path, type(tasks).__name__))
-lines = text.decode("utf-8").split("\n")
-if len(lines) != len(tasks) + 3 or lines[0] != "[" or lines[-2] != "]" or lines[-1] != "":
-    sys.exit("%s: expected one record per line between [ and ], got %d lines for %d tasks"
-             % (path, len(lines), len(tasks)))
-for i, t in enumerate(tasks):
-    if t.get("id") != i + 1:
-        sys.exit("%s: record %d: expected id %d, got %r" % (path, i + 1, i + 1, t.get("id")))
-seen = {}
-for t in tasks:
-    if "cliente" in t and "seq" in t:
-        k = (t["cliente"], t["seq"])
-        if k in seen:
-            sys.exit("%s: cliente %r seq %r stored twice (ids %d and %d)"
-                     % (path, k[0], k[1], seen[k], t["id"]))
-        seen[k] = t["id"]
-acked = missing = 0
-for name in sorted(os.listdir(ackdir)):
-    if not name.startswith("ack."):
-        continue
-    cliente = name[4:]
-    for line in open(os.path.join(ackdir, name)):
-        if not line.strip():
-            continue
-        acked += 1
-        if (cliente, int(line)) not in seen:
-            missing += 1
-            print("acknowledged but not stored: cliente %s seq %s" % (cliente, line.strip()))
-if missing:
-    sys.exit("%s: expected all %d acknowledged tasks stored, %d missing" % (path, acked, missing))
-if expect and len(tasks) != int(expect):
-    sys.exit("%s: expected %s tasks, got %d" % (path, expect, len(tasks)))
-print("%d tasks, %d acknowledged, all stored" % (len(tasks), acked))
-EOF
-    ); then
+    if out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/check_store.py" "$1" "$2" "${3:-}" 2>&1); then
         pass "store $1: $out"
     else
         fail "store $1: $out"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "event_loop.h"
 #include "log.h"
 #include "task_store.h"
+#include "version.h"
 
 static char dir[64];
 static char path[128];
@@ -207,6 +209,16 @@ static const struct refuse_case {
     {"GET /health HTTP/1.0\r\n\r\n", "HTTP/1.1 200 ", 1, NULL},
     {"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "HTTP/1.1 200 ", 0,
      "\r\nConnection: keep-alive\r\n"},
+    /* RFC 9110 10.1.1: an expectation we cannot meet: 417 before any body
+     * (no 100 first: the status line is the first thing sent), never stored. */
+    {"POST /tareas HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 14\r\n\r\n"
+     "{\"titulo\":\"e\"}",
+     "HTTP/1.1 417 ", 1, "{\"error\":\"unsupported expectation"},
+    {"POST /tareas HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, x=y\r\nContent-Length: 14\r\n"
+     "\r\n",
+     "HTTP/1.1 417 ", 1, NULL},
+    {"GET /health HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\n\r\n", "HTTP/1.1 417 ", 0,
+     "\r\nContent-Type: application/json\r\n"},
     /* Incomplete head: 408 after the header timeout. */
     {"GET /health HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 408 ", 1, NULL},
 };
@@ -237,6 +249,12 @@ START_TEST(test_refusals)
         }
     }
     ck_assert_int_eq(conn_server_count(srv), c->closes ? 0u : 1u);
+    /* None of these stores anything (a 417 never runs the request). */
+    struct task_store_snapshot snap;
+    char err[256];
+    ck_assert_int_eq(task_store_snapshot(store, &snap, err, sizeof(err)), 0);
+    ck_assert_msg(snap.num_tasks == 0, "%s: %llu tasks stored", c->req,
+                  (unsigned long long)snap.num_tasks);
 }
 END_TEST
 
@@ -252,6 +270,122 @@ START_TEST(test_drain_closes_idle)
     ck_assert_int_eq(conn_server_count(srv), 0u);
     pump(buf, sizeof(buf), len, 0, 200, &eof);
     ck_assert_int_eq(eof, 1);
+}
+END_TEST
+
+/* ---- deadlines against requests already sent (the lost-request bug) ----
+ *
+ * The sweep runs after a batch of events; a request that arrived meanwhile
+ * is still in the kernel. A connection must not be closed as idle while a
+ * request sits unread: the client would see a reset for a request the server
+ * never logged. These call conn_server_tick() or conn_server_drain() between
+ * the client's write and the next poll, where the worker's loop can be. */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+START_TEST(test_expiry_serves_waiting_request)
+{
+    const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    int eof;
+    cfg.keepalive_timeout_ms = 100;
+    send_all(req, sizeof(req) - 1);
+    size_t len = pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_int_eq(count(buf, "HTTP/1.1 200"), 1);
+    /* Past the keep-alive deadline and the sweep interval, no poll in between. */
+    sleep_ms(CONN_TICK_MS + 150);
+    send_all(req, sizeof(req) - 1);
+    conn_server_tick(srv);
+    ck_assert_int_eq(conn_server_count(srv), 1u);
+    pump(buf, sizeof(buf), len, 2, 2000, &eof);
+    ck_assert_msg(count(buf, "HTTP/1.1 200") == 2, "expected 2 responses, eof %d, got %s", eof,
+                  buf);
+    ck_assert_int_eq(eof, 0);
+    /* Really idle now: closed silently once the deadline passes. */
+    pump(buf, sizeof(buf), strlen(buf), 0, 1000, &eof);
+    ck_assert_int_eq(eof, 1);
+    ck_assert_int_eq(count(buf, "HTTP/1.1 "), 2);
+    ck_assert_int_eq(conn_server_count(srv), 0u);
+}
+END_TEST
+
+START_TEST(test_expiry_partial_head_still_408)
+{
+    /* Catching up must not excuse a slow client: more bytes, still no head. */
+    int eof;
+    send_all("GET /health HTTP/1.1\r\n", 22);
+    pump(buf, sizeof(buf), 0, 0, 100, &eof);
+    sleep_ms((long)cfg.header_timeout_ms + CONN_TICK_MS);
+    send_all("Host: x\r\n", 9);
+    conn_server_tick(srv);
+    pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "got %s", buf);
+}
+END_TEST
+
+START_TEST(test_drain_serves_waiting_request)
+{
+    const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    int eof;
+    send_all(req, sizeof(req) - 1);
+    size_t len = pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_int_eq(count(buf, "HTTP/1.1 200"), 1);
+    /* Sent, not yet read by the worker, when the shutdown begins. */
+    send_all(req, sizeof(req) - 1);
+    conn_server_drain(srv);
+    pump(buf, sizeof(buf), len, 0, 2000, &eof);
+    ck_assert_msg(count(buf, "HTTP/1.1 200") == 2, "expected 2 responses, got %s", buf);
+    ck_assert_msg(strstr(buf + len, "\r\nConnection: close\r\n") != NULL, "got %s", buf + len);
+    ck_assert_int_eq(eof, 1);
+}
+END_TEST
+
+START_TEST(test_deadline_after_lock_wait)
+{
+    /* The store call blocks behind another process's lock for longer than
+     * the keep-alive timeout: the idle deadline starts after the response,
+     * not before the wait. */
+    if (!version_locking())
+        return; /* -Dlocking=false: the store never waits */
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_SETLKW, &fl) < 0)
+            _exit(1);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(1);
+        sleep_ms(700);
+        _exit(0);
+    }
+    char x;
+    ck_assert_int_eq(read(ready[0], &x, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    cfg.keepalive_timeout_ms = 400;
+    const char post[] = "POST /tareas HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\n"
+                        "{\"titulo\":\"l\"}";
+    int eof, status;
+    long t0 = now_ms();
+    send_all(post, sizeof(post) - 1);
+    size_t len = pump(buf, sizeof(buf), 0, 1, 3000, &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 201 ", 13) == 0, "got %s", buf);
+    ck_assert_msg(now_ms() - t0 >= 600, "the store did not wait for the lock");
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    /* Well within 400 ms of the response: still open. */
+    len = pump(buf, sizeof(buf), len, 0, 100, &eof);
+    ck_assert_int_eq(eof, 0);
+    ck_assert_int_eq(conn_server_count(srv), 1u);
+    send_all("GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+    pump(buf, sizeof(buf), len, 2, 2000, &eof);
+    ck_assert_msg(count(buf, "HTTP/1.1 200") == 1, "got %s", buf);
 }
 END_TEST
 
@@ -298,6 +432,10 @@ int main(void)
     tcase_add_test(tc, test_expect_continue);
     tcase_add_loop_test(tc, test_refusals, 0, sizeof(refuse_cases) / sizeof(refuse_cases[0]));
     tcase_add_test(tc, test_drain_closes_idle);
+    tcase_add_test(tc, test_expiry_serves_waiting_request);
+    tcase_add_test(tc, test_expiry_partial_head_still_408);
+    tcase_add_test(tc, test_drain_serves_waiting_request);
+    tcase_add_test(tc, test_deadline_after_lock_wait);
     tcase_add_test(tc, test_large_list_sendfile);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
