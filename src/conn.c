@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "decimal.h"
 #include "http_parser.h"
 #include "log.h"
 #include "version.h"
@@ -171,19 +172,6 @@ static char *conn_put(char *p, const char *s, size_t len)
 
 #define CONN_PUT_LIT(p, lit) conn_put((p), (lit), sizeof(lit) - 1)
 
-static char *conn_put_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        *p++ = tmp[--n];
-    return p;
-}
-
 /* Formats the response head into srv->head; returns its length. */
 static size_t conn_format_head(struct conn_server *srv, const struct api_response *resp,
                                uint64_t content_length, int close_after, int minor_version)
@@ -195,7 +183,7 @@ static size_t conn_format_head(struct conn_server *srv, const struct api_respons
     if (text_len > 64)
         text_len = 64;
     p = CONN_PUT_LIT(p, "HTTP/1.1 ");
-    p = conn_put_u64(p, (uint64_t)resp->status);
+    p = decimal_put_u64(p, (uint64_t)resp->status);
     *p++ = ' ';
     p = conn_put(p, text, text_len);
     p = CONN_PUT_LIT(p, "\r\n");
@@ -204,7 +192,7 @@ static size_t conn_format_head(struct conn_server *srv, const struct api_respons
     p = CONN_PUT_LIT(p, "Content-Type: ");
     p = conn_put(p, resp->content_type, strlen(resp->content_type));
     p = CONN_PUT_LIT(p, "\r\nContent-Length: ");
-    p = conn_put_u64(p, content_length);
+    p = decimal_put_u64(p, content_length);
     p = CONN_PUT_LIT(p, "\r\n");
     p = conn_put(p, resp->headers, resp->headers_len);
     if (close_after)

@@ -3,6 +3,9 @@
  * No I/O, no allocation: every string in the result points into the caller's
  * buffer, which must stay put while the result is used.
  *
+ * Its names take the prefix http_ (struct http_request, http_parse_request()),
+ * which no other module uses: short, as picohttpparser's phr_ is.
+ *
  * Calling sequence for one request on a connection:
  *
  *   struct http_request req;

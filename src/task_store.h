@@ -33,8 +33,9 @@
  * the same reason task_store_check() refuses (EBUSY) a file this process has
  * open as a store: run the check first, or from another process. A child of
  * fork() may open its own store on a file its parent had open (it inherits no
- * locks); it must not use or close the inherited one. Locks are held only
- * inside a call, never between calls.
+ * locks); it must not use or close the inherited one (among other things,
+ * its appends would record the parent's pid, cached at open). Locks are
+ * held only inside a call, never between calls.
  *
  * Signals: while waiting for a lock with opts.lock_timeout_ms > 0, the store
  * installs its own SIGALRM handler and arms a repeating ITIMER_REAL (every
@@ -62,7 +63,9 @@ struct task_store;
 struct task_store_options {
     int fsync;                  /* fdatasync() before an append reports success */
     unsigned race_window_us;    /* sleep inside the critical section (demo and tests) */
-    unsigned lock_timeout_ms;   /* 0: wait for the lock as long as it takes */
+    unsigned lock_timeout_ms;   /* 0: wait for the lock as long as it takes; after a wait
+                                   ran out, waits in the next lock_timeout_ms are cut short
+                                   (see store_timed_lock in task_store.c) */
     long crash_after_bytes;     /* test hook, < 0 off: write only this many bytes of the
                                    next append, then raise SIGKILL (a writer dying mid-append) */
     int quiet;                  /* do not log repairs of a torn tail (errors still logged) */
@@ -129,6 +132,13 @@ struct task_store_snapshot {
  * Returns 0 or -1 with errno (EIO, EBADMSG). */
 int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, char *err,
                         size_t err_len);
+
+/* The number of tasks, for a health check: every task whose append completed
+ * before the call (one in flight may or may not count). Reads the tail
+ * without any lock, usually in one pread() (see task_store.c); a tail it
+ * cannot read is read again as task_store_snapshot() does, and its error is
+ * returned. Returns 0 with *num, or -1 with errno and err as the snapshot. */
+int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_len);
 
 /* Finds task id within snap by binary search over byte offsets (ids increase
  * in file order), reading O(log n) small blocks. Copies its record line (no

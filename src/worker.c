@@ -86,7 +86,11 @@ static void worker_shed_one(struct worker *w)
     int fd = net_accept(w->listen_fd);
     if (fd >= 0)
         conn_reject(w->srv, fd);
+    /* Take the spare back at once; if another descriptor was freed and reused
+     * meanwhile this fails, and the next shedding simply has none to give up. */
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (w->spare_fd < 0 && w->emfile_logged % 1000 == 0)
+        log_warn("/dev/null: reopening the spare descriptor: %s", strerror(errno));
     /* One line per burst, not one per connection. */
     if (w->emfile_logged++ % 1000 == 0)
         log_error("accept on listening socket: out of file descriptors; connections refused "

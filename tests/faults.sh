@@ -163,6 +163,20 @@ fault_stop_lock_holder() {
         fail "GET /tareas while the holder is stopped: expected 200 within 2 s, got $code after $ms ms: $(head -c 200 "$d/g.body")"
     fi
 
+    # Five more POSTs on one keep-alive connection: each 503, and not a full --lock-timeout
+    # each (that would be 5 s and stall the worker's other connections with them).
+    t0=$(now_ms)
+    code=$(curl -s -o /dev/null -o /dev/null -o /dev/null -o /dev/null -o /dev/null \
+        -w '%{http_code} ' --max-time 20 \
+        -H 'Content-Type: application/json' \
+        --data-binary '{"titulo":"rechazada","cliente":"refused","seq":2}' \
+        "$base/tareas" "$base/tareas" "$base/tareas" "$base/tareas" "$base/tareas")
+    ms=$(($(now_ms) - t0))
+    check_eq "5 POSTs queued behind the stopped holder: statuses" "503 503 503 503 503" \
+        "${code% }"
+    check_eq "5 POSTs queued behind the stopped holder: not a full wait each (< 4 s)" yes \
+        "$([ "$ms" -lt 4000 ] && echo yes || echo "no ($ms ms)")"
+
     kill -CONT "$holder"
     note "SIGCONT to worker $holder"
     if wait_exit $a_pid 10; then

@@ -3,9 +3,11 @@
 #include "task_json.h"
 
 #include <check.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct reject_case {
     const char *input;
@@ -422,11 +424,89 @@ START_TEST(test_canonicalize)
 }
 END_TEST
 
+/* The hand-written formatter, at fixed epochs: day and year boundaries, 1970
+ * and before it, leap days (2000 and 2024 are leap years, 2100 is not), the
+ * last second of year 9999. */
+static const struct {
+    int64_t epoch;
+    const char *expected;
+    const char *description;
+} time_cases[] = {
+    {0, "1970-01-01T00:00:00Z", "the epoch"},
+    {59, "1970-01-01T00:00:59Z", "last second of the first minute"},
+    {86399, "1970-01-01T23:59:59Z", "last second of 1970-01-01"},
+    {86400, "1970-01-02T00:00:00Z", "second day"},
+    {31535999, "1970-12-31T23:59:59Z", "last second of 1970"},
+    {31536000, "1971-01-01T00:00:00Z", "1971"},
+    {68169600, "1972-02-29T00:00:00Z", "first leap day after the epoch"},
+    {-1, "1969-12-31T23:59:59Z", "one second before the epoch"},
+    {951782399, "2000-02-28T23:59:59Z", "before a leap day of a 400-year"},
+    {951782400, "2000-02-29T00:00:00Z", "leap day 2000"},
+    {951868800, "2000-03-01T00:00:00Z", "after leap day 2000"},
+    {1709164800, "2024-02-29T00:00:00Z", "leap day 2024"},
+    {1709251199, "2024-02-29T23:59:59Z", "last second of leap day 2024"},
+    {1709251200, "2024-03-01T00:00:00Z", "after leap day 2024"},
+    {1735689599, "2024-12-31T23:59:59Z", "last second of a leap year"},
+    {1795705200, "2026-11-26T15:00:00Z", "a working day"},
+    {4107456000, "2100-02-28T00:00:00Z", "2100 is not a leap year"},
+    {4107542400, "2100-03-01T00:00:00Z", "the day after 2100-02-28"},
+    {253402300799, "9999-12-31T23:59:59Z", "last second of year 9999"},
+};
+
 START_TEST(test_format_time)
 {
     char buf[40];
-    ck_assert_str_eq(task_json_format_time(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
-    ck_assert_str_eq(task_json_format_time(1795705200, buf, sizeof(buf)), "2026-11-26T15:00:00Z");
+    memset(buf, 'x', sizeof(buf));
+    const char *got = task_json_format_time(time_cases[_i].epoch, buf, sizeof(buf));
+    ck_assert_msg(got == buf && strcmp(got, time_cases[_i].expected) == 0,
+                  "epoch %" PRId64 " (%s):\n  expected: %s\n  got:      %.30s",
+                  time_cases[_i].epoch, time_cases[_i].description, time_cases[_i].expected, buf);
+}
+END_TEST
+
+/* The formatter against gmtime_r() + strftime() over five centuries, in a
+ * stride that visits every day of the year and every time of day. */
+START_TEST(test_format_time_sweep)
+{
+    char got[40], want[40];
+    int64_t from = -2208988800LL; /* 1900-01-01 */
+    int64_t step = 86400LL * 3 + 3601 * 5 + 7;
+    for (int i = 0; i < 60000; i++) {
+        int64_t e = from + (int64_t)i * step;
+        time_t tt = (time_t)e;
+        struct tm tm;
+        ck_assert_ptr_nonnull(gmtime_r(&tt, &tm));
+        ck_assert_uint_ne(strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm), 0);
+        task_json_format_time(e, got, sizeof(got));
+        ck_assert_msg(strcmp(got, want) == 0, "epoch %" PRId64 ": expected %s got %s", e, want,
+                      got);
+    }
+}
+END_TEST
+
+/* Integers written by hand: the extremes of id, seq and pid. */
+START_TEST(test_encode_extremes)
+{
+    struct task t;
+    memset(&t, 0, sizeof(t));
+    memcpy(t.titulo, "x", 2);
+    t.titulo_len = 1;
+    t.seq = TASK_SEQ_MAX;
+    struct task_meta m = {UINT64_MAX, 951782400, -42};
+    char buf[512];
+    long n = task_json_encode_record(&t, &m, buf, sizeof(buf));
+    const char *want = "{\"id\":18446744073709551615,\"titulo\":\"x\",\"seq\":9007199254740991,"
+                       "\"creada\":\"2000-02-29T00:00:00Z\",\"pid\":-42}";
+    ck_assert_int_eq(n, (long)strlen(want));
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, want);
+    t.seq = 0;
+    struct task_meta m0 = {1, 0, 0};
+    n = task_json_encode_record(&t, &m0, buf, sizeof(buf));
+    want = "{\"id\":1,\"titulo\":\"x\",\"seq\":0,\"creada\":\"1970-01-01T00:00:00Z\",\"pid\":0}";
+    ck_assert_int_eq(n, (long)strlen(want));
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, want);
 }
 END_TEST
 
@@ -444,7 +524,9 @@ int main(void)
     tcase_add_test(tc, test_worst_case_fits);
     tcase_add_loop_test(tc, test_decode_record, 0, N(record_cases));
     tcase_add_loop_test(tc, test_canonicalize, 0, N(canon_cases));
-    tcase_add_test(tc, test_format_time);
+    tcase_add_loop_test(tc, test_format_time, 0, N(time_cases));
+    tcase_add_test(tc, test_format_time_sweep);
+    tcase_add_test(tc, test_encode_extremes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
