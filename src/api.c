@@ -174,6 +174,11 @@ static void api_store_error(struct api *api, const char *what, struct api_respon
     } else if (e == ENOSPC || e == EDQUOT) {
         log_error("%s: %s", what, api->err[0] ? api->err : strerror(e));
         api_error(api, 507, "no space left to store the task", resp);
+    } else if (e == EBADMSG) {
+        /* The place of the damage is in the log, not on the wire. */
+        log_error("%s: %s", what, api->err[0] ? api->err : strerror(e));
+        api_error(api, 500, "tasks.json is damaged: the server log and taskctl verify say where",
+                  resp);
     } else {
         log_error("%s: %s", what, api->err[0] ? api->err : strerror(e));
         api_error(api, 500, "internal error storing or reading tasks", resp);

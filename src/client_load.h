@@ -11,9 +11,12 @@
  * connections. There are exactly `concurrency` easy handles, each reused for
  * request after request (no handle churn); their connections live in the
  * multi handle's cache and are reused too. A request that fails is counted
- * in st and never retried. Bit seq-1 of acked is set for each 201.
+ * in st and never retried, not even by libcurl's own resend on a reused
+ * connection (client_load.c explains how). Bit seq-1 of acked is set for
+ * each 201.
  *
  * Call curl_global_init() first. Bounded: every request has timeout_ms.
+ * Needs libcurl 7.80.0 or later (checked when built and when run).
  */
 #ifndef TASKSERVER_CLIENT_LOAD_H
 #define TASKSERVER_CLIENT_LOAD_H
@@ -28,11 +31,12 @@ struct client_load_config {
     uint64_t num_tasks;   /* seq 1..num_tasks */
     unsigned concurrency; /* transfers in flight and connections, >= 1 */
     long timeout_ms;      /* per request */
-    int progress;         /* draw a progress bar on stderr (a terminal) */
+    int progress;         /* draw a progress bar on stderr (the caller checks it is wanted) */
 };
 
 /* Returns 0 when every task was attempted (failures are in st), or -1 with
- * a message logged when curl could not be set up (errno ENOMEM). */
+ * a message logged when curl could not be set up (errno ENOMEM, or ENOTSUP
+ * when the libcurl found at run time is older than 7.80.0). */
 int client_load_run(const struct client_load_config *cfg, struct client_stats *st,
                     unsigned char *acked);
 

@@ -37,6 +37,10 @@ enum client_stats_kind client_stats_classify(int curl_code, long http_status)
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
+    /* The same, seen one step later: a reused connection closed without an
+     * answer and libcurl was about to send the POST again, which the load
+     * loop refuses (client_load_prereq()); no other callback aborts a POST. */
+    case CURLE_ABORTED_BY_CALLBACK:
         return CLIENT_STATS_RESET;
     default:
         return CLIENT_STATS_OTHER;

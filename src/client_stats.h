@@ -37,17 +37,17 @@ enum client_stats_kind {
 };
 
 struct client_stats {
-    uint64_t num_tasks;     /* planned */
-    uint64_t num_sent;      /* requests finished, whatever the outcome */
-    uint64_t num_acked;     /* 201 */
+    uint64_t num_tasks; /* planned */
+    uint64_t num_sent;  /* requests finished, whatever the outcome */
+    uint64_t num_acked; /* 201 */
     uint64_t num_refused;
     uint64_t num_reset;
     uint64_t num_timeout;
     uint64_t num_other;
-    uint64_t num_http[600];  /* responses by status, 201 included */
+    uint64_t num_http[600];                               /* responses by status, 201 included */
     uint64_t num_by_curlcode[CLIENT_STATS_NUM_CURLCODES]; /* failures by CURLcode */
-    char first_error[256];   /* the first failure, as curl worded it */
-    uint32_t *latency_us;    /* one per finished request, sorted by finish() */
+    char first_error[256];                                /* the first failure, as curl worded it */
+    uint32_t *latency_us; /* one per finished request, sorted by finish() */
     uint64_t elapsed_us;
 };
 

@@ -313,11 +313,12 @@ static void print_list(FILE *out, const uint64_t *xs, uint64_t num)
 void client_verify_print_text(const struct client_verify *v, FILE *out, const char *where)
 {
     const struct client_verify_result *r = &v->r;
-    fprintf(out, "verify %s: %llu records in the list; client \"%s\": %llu acknowledged, "
-                 "%llu stored, %llu missing, %llu doubled\n",
-            where, (unsigned long long)r->num_records, v->cliente,
-            (unsigned long long)r->num_acked, (unsigned long long)r->num_stored,
-            (unsigned long long)r->num_missing, (unsigned long long)r->num_doubled);
+    fprintf(out,
+            "verify %s: %llu records in the list; client \"%s\": %llu acknowledged, "
+            "%llu stored, %llu missing, %llu doubled\n",
+            where, (unsigned long long)r->num_records, v->cliente, (unsigned long long)r->num_acked,
+            (unsigned long long)r->num_stored, (unsigned long long)r->num_missing,
+            (unsigned long long)r->num_doubled);
     if (r->num_missing) {
         fprintf(out, "  missing seq (first %d): ", CLIENT_VERIFY_FIRST);
         print_list(out, r->missing, r->num_missing);
@@ -341,15 +342,16 @@ void client_verify_print_text(const struct client_verify *v, FILE *out, const ch
         fprintf(out, "  ids not increasing: %llu times\n", (unsigned long long)r->num_out_of_order);
     if (r->num_damaged_lines)
         fprintf(out, "  damaged lines: %llu, the first at line %llu: %s\n",
-                (unsigned long long)r->num_damaged_lines,
-                (unsigned long long)r->first_damaged_line, r->first_damage);
+                (unsigned long long)r->num_damaged_lines, (unsigned long long)r->first_damaged_line,
+                r->first_damage);
     if (!r->saw_open || !r->saw_close)
         fprintf(out, "  the list is not a closed JSON array (no '%s')\n", r->saw_open ? "]" : "[");
     if (client_verify_ok(v))
         fputs("verdict: OK, every acknowledged task is stored exactly once\n", out);
     else
-        fprintf(out, "verdict: FAILED, %llu lost, %llu doubled, %llu duplicate ids, "
-                     "%llu damaged lines\n",
+        fprintf(out,
+                "verdict: FAILED, %llu lost, %llu doubled, %llu duplicate ids, "
+                "%llu damaged lines\n",
                 (unsigned long long)r->num_missing, (unsigned long long)r->num_doubled,
                 (unsigned long long)r->num_dup_ids, (unsigned long long)r->num_damaged_lines);
 }

@@ -35,22 +35,22 @@
 #define CLIENT_VERIFY_FIRST 20 /* how many seq numbers / ids each report lists */
 
 struct client_verify_result {
-    uint64_t num_records;        /* records read in the whole list */
-    uint64_t num_mine;           /* of them, this client's with seq in 1..num_tasks */
-    uint64_t num_acked;          /* bits set in acked */
-    uint64_t num_stored;         /* acknowledged seq numbers found at least once */
-    uint64_t num_missing;        /* acknowledged, not found */
-    uint64_t num_doubled;        /* seq numbers found more than once */
-    uint64_t num_unacked_stored; /* found although their request failed */
-    uint64_t num_dup_ids;        /* records whose id was already seen */
-    uint64_t num_out_of_order;   /* records whose id is not above the previous one */
-    uint64_t num_damaged_lines;  /* lines that could not be read in full */
-    uint64_t first_damaged_line; /* 1-based line number, 0 when none */
-    char first_damage[200];      /* what was wrong with it */
-    int saw_open, saw_close;     /* the "[" and "]" of the array */
-    uint64_t missing[CLIENT_VERIFY_FIRST];  /* first missing seq numbers, ascending */
-    uint64_t doubled[CLIENT_VERIFY_FIRST];  /* first doubled seq numbers, ascending */
-    uint64_t dup_ids[CLIENT_VERIFY_FIRST];  /* first duplicate ids, in list order */
+    uint64_t num_records;                  /* records read in the whole list */
+    uint64_t num_mine;                     /* of them, this client's with seq in 1..num_tasks */
+    uint64_t num_acked;                    /* bits set in acked */
+    uint64_t num_stored;                   /* acknowledged seq numbers found at least once */
+    uint64_t num_missing;                  /* acknowledged, not found */
+    uint64_t num_doubled;                  /* seq numbers found more than once */
+    uint64_t num_unacked_stored;           /* found although their request failed */
+    uint64_t num_dup_ids;                  /* records whose id was already seen */
+    uint64_t num_out_of_order;             /* records whose id is not above the previous one */
+    uint64_t num_damaged_lines;            /* lines that could not be read in full */
+    uint64_t first_damaged_line;           /* 1-based line number, 0 when none */
+    char first_damage[200];                /* what was wrong with it */
+    int saw_open, saw_close;               /* the "[" and "]" of the array */
+    uint64_t missing[CLIENT_VERIFY_FIRST]; /* first missing seq numbers, ascending */
+    uint64_t doubled[CLIENT_VERIFY_FIRST]; /* first doubled seq numbers, ascending */
+    uint64_t dup_ids[CLIENT_VERIFY_FIRST]; /* first duplicate ids, in list order */
 };
 
 struct client_verify;

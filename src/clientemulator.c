@@ -1,4 +1,5 @@
-/* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they were stored. */
+/* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they were stored.
+ */
 #include "client_http.h"
 #include "client_load.h"
 #include "client_stats.h"
@@ -20,10 +21,10 @@
 
 /* Exit codes, as the issue and the README state them. */
 enum {
-    CLIENT_EXIT_OK = 0,          /* all acknowledged and (with --verify) stored once */
-    CLIENT_EXIT_FAILED = 1,      /* tasks lost, doubled or refused */
-    CLIENT_EXIT_USAGE = 2,       /* bad URL, bad number, bad flag */
-    CLIENT_EXIT_UNREACHABLE = 3  /* no answer from the server after --wait */
+    CLIENT_EXIT_OK = 0,         /* all acknowledged and (with --verify) stored once */
+    CLIENT_EXIT_FAILED = 1,     /* tasks lost, doubled or refused */
+    CLIENT_EXIT_USAGE = 2,      /* bad URL, bad number, bad flag */
+    CLIENT_EXIT_UNREACHABLE = 3 /* no answer from the server after --wait */
 };
 
 #define CLIENT_TASKS_MAX 100000000ULL /* 10^8 tasks: 12.5 MB of bitmap, 400 MB of latencies */
@@ -31,6 +32,7 @@ enum {
 
 struct client_options {
     char url[CLIENT_HTTP_URL_MAX];
+    const char *url_from; /* where url came from, for messages: "--url", "environment SERVER_URL" */
     char id[TASK_CLIENTE_MAX + 1];
     uint64_t num_tasks;
     unsigned concurrency;
@@ -45,31 +47,32 @@ struct client_options {
 
 static void client_usage(FILE *out)
 {
-    fputs("usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--id NAME]\n"
-          "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
-          "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
-          "       clientemulator --health [--url URL]\n"
-          "       clientemulator --help | --version\n"
-          "\n"
-          "POSTs tasks {\"titulo\":\"<id>-<seq>\",\"cliente\":\"<id>\",\"seq\":<seq>}, seq 1..N, to\n"
-          "URL/tareas over one libcurl multi handle with C keep-alive connections, and\n"
-          "prints a summary: sent, acknowledged, failed by kind, rate, latency p50/p90/p99/max.\n"
-          "\n"
-          "  --url URL          server (default http://localhost:9000; env SERVER_URL)\n"
-          "  --tasks N          tasks to send (default 100; env TASKS)\n"
-          "  --concurrency C    requests in flight and connections (default 100; env CONCURRENCY)\n"
-          "  --id NAME          client id (default: the host name; env CLIENT_ID)\n"
-          "  --verify           then GET /tareas and check each acknowledged task is stored once\n"
-          "  --verify-only      only the check, counting seq 1..N as acknowledged\n"
-          "  --wait S           wait up to S seconds for GET /health to answer 200 (default 30)\n"
-          "  --timeout S        per-request timeout in seconds (default 30)\n"
-          "  --json             print the summary as one JSON object\n"
-          "  --quiet            no progress bar and no text summary (errors still go to stderr)\n"
-          "  --health           one GET /health: exit 0 on 200, 1 on another status, 3 if no answer\n"
-          "\n"
-          "Failed requests are never retried. Exit: 0 all acknowledged (and stored once),\n"
-          "1 tasks lost, doubled or refused, 2 usage error, 3 server unreachable.\n",
-          out);
+    fputs(
+        "usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--id NAME]\n"
+        "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
+        "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
+        "       clientemulator --health [--url URL]\n"
+        "       clientemulator --help | --version\n"
+        "\n"
+        "POSTs tasks {\"titulo\":\"<id>-<seq>\",\"cliente\":\"<id>\",\"seq\":<seq>}, seq 1..N, to\n"
+        "URL/tareas over one libcurl multi handle with C keep-alive connections, and\n"
+        "prints a summary: sent, acknowledged, failed by kind, rate, latency p50/p90/p99/max.\n"
+        "\n"
+        "  --url URL          server (default http://localhost:9000; env SERVER_URL)\n"
+        "  --tasks N          tasks to send (default 100; env TASKS)\n"
+        "  --concurrency C    requests in flight and connections (default 100; env CONCURRENCY)\n"
+        "  --id NAME          client id (default: the host name; env CLIENT_ID)\n"
+        "  --verify           then GET /tareas and check each acknowledged task is stored once\n"
+        "  --verify-only      only the check, counting seq 1..N as acknowledged\n"
+        "  --wait S           wait up to S seconds for GET /health to answer 200 (default 30)\n"
+        "  --timeout S        per-request timeout in seconds (default 30)\n"
+        "  --json             print the summary as one JSON object\n"
+        "  --quiet            no progress bar and no text summary (errors still go to stderr)\n"
+        "  --health           one GET /health: exit 0 on 200, 1 on another status, 3 if no answer\n"
+        "\n"
+        "Failed requests are never retried. Exit: 0 all acknowledged (and stored once),\n"
+        "1 tasks lost, doubled or refused, 2 usage error, 3 server unreachable.\n",
+        out);
 }
 
 static int client_parse_u64(const char *what, const char *s, uint64_t min, uint64_t max,
@@ -112,38 +115,48 @@ static int client_set_string(const char *what, const char *s, char *out, size_t 
     return 0;
 }
 
+/* One setting that the environment and a flag can both give: the text wins
+ * by order (environment first, the flag over it) and is parsed only after
+ * every flag is read, so a bad value that a flag replaces is never judged
+ * (TASKS=zz clientemulator --tasks 5 runs), and a bad value that is used is
+ * reported under the name it came from. */
+struct client_setting {
+    const char *text; /* NULL: the default stays */
+    const char *from; /* "--tasks" or "environment TASKS" */
+};
+
+static void client_setting_env(struct client_setting *set, const char *var, const char *what)
+{
+    const char *env = getenv(var);
+    if (env && *env) {
+        set->text = env;
+        set->from = what;
+    }
+}
+
 /* Environment first, flags over it. Returns 0 to run, 1 when --help or
  * --version was printed, -1 after a usage error was printed. */
 static int client_parse(struct client_options *o, int argc, char **argv)
 {
-    const char *env;
     uint64_t n;
+    struct client_setting url = {0}, tasks = {0}, concurrency = {0}, id = {0};
 
     memset(o, 0, sizeof(*o));
     snprintf(o->url, sizeof(o->url), "http://localhost:9000");
+    o->url_from = "default url";
     o->num_tasks = 100;
     o->concurrency = 100;
     o->wait_s = 30;
     o->timeout_s = 30;
+    /* Each container has its own host name: a unique id with no setting at all. */
     if (gethostname(o->id, sizeof(o->id)) < 0 || !o->id[0])
         snprintf(o->id, sizeof(o->id), "client");
     o->id[sizeof(o->id) - 1] = '\0';
 
-    if ((env = getenv("SERVER_URL")) && *env &&
-        client_set_string("environment SERVER_URL", env, o->url, sizeof(o->url)) < 0)
-        return -1;
-    if ((env = getenv("TASKS")) && *env) {
-        if (client_parse_u64("environment TASKS", env, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
-            return -1;
-    }
-    if ((env = getenv("CONCURRENCY")) && *env) {
-        if (client_parse_u64("environment CONCURRENCY", env, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
-            return -1;
-        o->concurrency = (unsigned)n;
-    }
-    if ((env = getenv("CLIENT_ID")) && *env &&
-        client_set_string("environment CLIENT_ID", env, o->id, sizeof(o->id)) < 0)
-        return -1;
+    client_setting_env(&url, "SERVER_URL", "environment SERVER_URL");
+    client_setting_env(&tasks, "TASKS", "environment TASKS");
+    client_setting_env(&concurrency, "CONCURRENCY", "environment CONCURRENCY");
+    client_setting_env(&id, "CLIENT_ID", "environment CLIENT_ID");
 
     enum { OPT_VERIFY_ONLY = 256, OPT_HEALTH, OPT_VERSION };
     static const struct option longopts[] = {
@@ -167,21 +180,16 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     while ((ch = getopt_long(argc, argv, ":u:n:c:i:vw:t:jqh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'u':
-            if (client_set_string("--url", optarg, o->url, sizeof(o->url)) < 0)
-                return -1;
+            url = (struct client_setting){optarg, "--url"};
             break;
         case 'n':
-            if (client_parse_u64("--tasks", optarg, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
-                return -1;
+            tasks = (struct client_setting){optarg, "--tasks"};
             break;
         case 'c':
-            if (client_parse_u64("--concurrency", optarg, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
-                return -1;
-            o->concurrency = (unsigned)n;
+            concurrency = (struct client_setting){optarg, "--concurrency"};
             break;
         case 'i':
-            if (client_set_string("--id", optarg, o->id, sizeof(o->id)) < 0)
-                return -1;
+            id = (struct client_setting){optarg, "--id"};
             break;
         case 'v':
             o->verify = 1;
@@ -224,6 +232,21 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         log_error("argument \"%s\": unexpected (see --help)", argv[optind]);
         return -1;
     }
+    if (url.text) {
+        if (client_set_string(url.from, url.text, o->url, sizeof(o->url)) < 0)
+            return -1;
+        o->url_from = url.from;
+    }
+    if (tasks.text &&
+        client_parse_u64(tasks.from, tasks.text, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
+        return -1;
+    if (concurrency.text) {
+        if (client_parse_u64(concurrency.from, concurrency.text, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+            return -1;
+        o->concurrency = (unsigned)n;
+    }
+    if (id.text && client_set_string(id.from, id.text, o->id, sizeof(o->id)) < 0)
+        return -1;
     return 0;
 }
 
@@ -276,11 +299,11 @@ int main(int argc, char **argv)
     if (pr != 0)
         return pr > 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_USAGE;
     version_warn_if_unlocked("clientemulator");
-    if (client_http_endpoint(o.url, "/health", health_url, sizeof(health_url), err,
-                             sizeof(err)) < 0 ||
-        client_http_endpoint(o.url, "/tareas", tareas_url, sizeof(tareas_url), err,
-                             sizeof(err)) < 0) {
-        log_error("%s", err);
+    if (client_http_endpoint(o.url, "/health", health_url, sizeof(health_url), err, sizeof(err)) <
+            0 ||
+        client_http_endpoint(o.url, "/tareas", tareas_url, sizeof(tareas_url), err, sizeof(err)) <
+            0) {
+        log_error("%s: %s", o.url_from, err);
         return CLIENT_EXIT_USAGE;
     }
     /* A peer that closes while we write must be an error code, not a signal. */
@@ -321,7 +344,10 @@ int main(int argc, char **argv)
             .num_tasks = o.num_tasks,
             .concurrency = o.concurrency,
             .timeout_ms = timeout_ms,
-            .progress = !o.quiet && isatty(STDERR_FILENO),
+            /* Only for a person watching a terminal: the bar goes to stderr, but when
+             * stdout is piped or captured (a script, compose's logs) or holds --json,
+             * its carriage-return frames would only litter what is read later. */
+            .progress = !o.quiet && !o.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO),
         };
         if (client_load_run(&cfg, &st, acked) < 0)
             goto done;
@@ -385,8 +411,8 @@ report:
     }
     if (rc == CLIENT_EXIT_FAILED && client_stats_num_failed(&st))
         log_error("POST %s: %llu of %llu requests failed, the first: %s", tareas_url,
-                  (unsigned long long)client_stats_num_failed(&st),
-                  (unsigned long long)st.num_sent, st.first_error);
+                  (unsigned long long)client_stats_num_failed(&st), (unsigned long long)st.num_sent,
+                  st.first_error);
     if (v && !client_verify_ok(v)) {
         const struct client_verify_result *r = client_verify_result(v);
         log_error("verify %s: %llu of this client's acknowledged tasks lost, %llu doubled, "

@@ -16,24 +16,24 @@
 #include <stddef.h>
 
 struct config {
-    char bind[64];              /* numeric IPv4 or IPv6 address, default "0.0.0.0" */
-    unsigned port;              /* default 9000; 0 picks a free port */
-    unsigned workers;           /* default: number of online CPUs */
-    char file[4096];            /* default "tasks.json" */
-    int fsync;                  /* fdatasync before 201 */
-    unsigned race_window_us;    /* store option, default 0 */
-    unsigned lock_timeout_ms;   /* default 5000; 0 waits forever */
-    size_t max_body;            /* default 65536 -> 413 */
-    unsigned max_connections;   /* per worker, default 4096 -> 503 */
-    size_t max_request_line;    /* default 8192 -> 414 */
-    size_t max_header_bytes;    /* default 16384 -> 431 */
-    size_t max_headers;         /* default 100 -> 431 */
-    unsigned header_timeout_ms; /* default 10000 -> 408 */
-    unsigned body_timeout_ms;   /* default 10000 -> 408 */
+    char bind[64];                 /* numeric IPv4 or IPv6 address, default "0.0.0.0" */
+    unsigned port;                 /* default 9000; 0 picks a free port */
+    unsigned workers;              /* default: number of online CPUs */
+    char file[4096];               /* default "tasks.json" */
+    int fsync;                     /* fdatasync before 201 */
+    unsigned race_window_us;       /* store option, default 0 */
+    unsigned lock_timeout_ms;      /* default 5000; 0 waits forever */
+    size_t max_body;               /* default 65536 -> 413 */
+    unsigned max_connections;      /* per worker, default 4096 -> 503 */
+    size_t max_request_line;       /* default 8192 -> 414 */
+    size_t max_header_bytes;       /* default 16384 -> 431 */
+    size_t max_headers;            /* default 100 -> 431 */
+    unsigned header_timeout_ms;    /* default 10000 -> 408 */
+    unsigned body_timeout_ms;      /* default 10000 -> 408 */
     unsigned keepalive_timeout_ms; /* default 5000 -> close */
-    unsigned send_timeout_ms;   /* default 30000: a client that stops reading -> close */
-    unsigned grace_ms;          /* default 10000: graceful shutdown, then SIGKILL */
-    int quiet;                  /* no per-task log lines */
+    unsigned send_timeout_ms;      /* default 30000: a client that stops reading -> close */
+    unsigned grace_ms;             /* default 10000: graceful shutdown, then SIGKILL */
+    int quiet;                     /* no per-task log lines */
 };
 
 /* getenv-like lookup, so tests can pass their own environment. */

@@ -23,7 +23,7 @@
 #define CONN_LINGER_MS 2000         /* how long to drain a client after an error response */
 #define CONN_LINGER_BYTES (1 << 22) /* ... and how much of it to read and drop */
 #define CONN_SENDFILE_CHUNK (1 << 20)
-#define CONN_CATCH_UP_READS 16      /* reads before a deadline is judged (see conn_catch_up) */
+#define CONN_CATCH_UP_READS 16 /* reads before a deadline is judged (see conn_catch_up) */
 
 /*
  * One request at a time per connection; the state says what the connection
@@ -91,7 +91,10 @@ struct conn {
     size_t buf_cap;
     size_t parse_prev; /* buf_len at the last "need more" from the parser */
 
-    /* The request being served (valid from READ_BODY on). */
+    /* The request being served (valid from READ_BODY on). route.head is
+     * also set when a head fails to parse after its method was read, and 0
+     * while no method is known: no response to HEAD has a body, errors
+     * included (RFC 9110 9.3.2). */
     struct api_route route;
     size_t head_len;
     enum http_body_kind body_kind;
@@ -309,6 +312,7 @@ static void conn_next_request(struct conn *c)
     c->buf_len = rest;
     c->parse_prev = 0;
     c->req_end = 0;
+    c->route.head = 0; /* the next method is not known yet */
     c->num_requests++;
     c->state = CONN_READ_HEAD;
     if (rest == 0) {
@@ -453,13 +457,13 @@ static int conn_response_done(struct conn *c)
     return 0;
 }
 
-/* Sends resp (HEAD requests: headers only). complete: the request's bytes
- * were all read (req_end is valid), so the connection may continue.
- * Returns 0, or -1 when the connection is gone. */
+/* Sends resp (to HEAD: headers only, whatever the status). complete: the
+ * request's bytes were all read (req_end is valid), so the connection may
+ * continue. Returns 0, or -1 when the connection is gone. */
 static int conn_respond(struct conn *c, const struct api_response *resp, int complete)
 {
     struct conn_server *srv = c->srv;
-    int head_only = c->route.head && complete;
+    int head_only = c->route.head;
     uint64_t length =
         resp->file_fd >= 0 ? (uint64_t)resp->file_len + resp->suffix_len : resp->body_len;
 
@@ -544,7 +548,6 @@ static int conn_fail(struct conn *c, int status, const char *message)
 {
     struct api_response resp;
     api_error(c->srv->api, status, message, &resp);
-    c->route.head = 0;
     return conn_respond(c, &resp, 0);
 }
 
@@ -603,6 +606,10 @@ static int conn_start_request(struct conn *c, size_t head_len)
     c->body_len = 0;
     c->dec_pos = head_len;
     memset(&c->dec, 0, sizeof(c->dec));
+    /* Extensions are like a request line, trailers like header fields:
+     * the same flags bound them (README, Limits). */
+    c->dec.max_ext_bytes = cfg->max_request_line;
+    c->dec.max_trailer_bytes = cfg->max_header_bytes;
     c->req_end = head_len;
 
     int has_body = c->body_kind == HTTP_BODY_CHUNKED || c->content_length > 0;
@@ -613,9 +620,7 @@ static int conn_start_request(struct conn *c, size_t head_len)
          * next to it) cannot be met: 417 before the body, which is never
          * read, so a request with a body also ends its connection. */
         struct api_response resp;
-        api_error(srv->api, 417, "unsupported expectation: only 100-continue is supported",
-                  &resp);
-        c->route.head = 0;
+        api_error(srv->api, 417, "unsupported expectation: only 100-continue is supported", &resp);
         return conn_respond(c, &resp, !has_body);
     }
     if (has_body && refused) {
@@ -623,7 +628,6 @@ static int conn_start_request(struct conn *c, size_t head_len)
          * of 100, and the body is never read. */
         struct api_response resp;
         conn_api_handle(srv, &c->route, NULL, 0, &resp);
-        c->route.head = 0;
         return conn_respond(c, &resp, 0);
     }
     if (c->body_kind == HTTP_BODY_LENGTH && c->content_length > cfg->max_body)
@@ -708,9 +712,12 @@ static int conn_process(struct conn *c)
                     return conn_fail(c, 431, "request header section too large");
                 return 0;
             }
-            if (n < 0)
+            if (n < 0) {
+                /* The parser keeps the method once the request line is read. */
+                c->route.head = srv->req.method_len == 4 && memcmp(srv->req.method, "HEAD", 4) == 0;
                 return conn_fail(c, srv->req.error_status ? srv->req.error_status : 400,
                                  srv->req.error ? srv->req.error : "bad request");
+            }
             if (conn_start_request(c, (size_t)n) < 0)
                 return -1;
         } else if (c->state == CONN_READ_BODY) {

@@ -9,14 +9,24 @@
 /*
  * The request head is parsed in two passes.
  *
- * Framing (find_head_end) looks only at line ends: it skips the empty lines
- * allowed before the request line, enforces the two size limits and finds the
- * empty line that ends the header section. It is cheap (memchr) and, thanks to
- * prev_len, never rescans bytes already searched for the end. Until the head is
- * complete nothing else is looked at, so the answer for a given buffer is the
- * same whatever the history of calls: -2, or a limit error as soon as the
- * buffered bytes prove that a limit is exceeded (so a caller never needs more
- * than the limits buffered), whichever limit is crossed first in byte order.
+ * Framing (find_head_end) runs on every call, over the bytes that are new
+ * since the last one (prev_len): it skips the empty lines allowed before the
+ * request line, finds the empty line that ends the header section, enforces
+ * the two size limits, and rejects at once the bytes that can never be part
+ * of a request: NUL, control characters other than HTAB, CR and LF, DEL, a CR
+ * not followed by LF, and a method that is not a token followed by SP. A TLS
+ * ClientHello or a stray binary protocol thus gets 400 from its first bytes
+ * instead of waiting for the header timeout (408). Everything else waits for
+ * the complete head, so every prefix of a valid request is "need more".
+ *
+ * The answer for a buffer must not depend on how its bytes arrived (whole,
+ * byte by byte, split anywhere). Each outcome has a point: the buffered length
+ * at which the bytes first prove it. The head's end is at its last LF; a limit
+ * at the first byte past it (so a caller never needs more than the limits
+ * buffered); a bad byte at itself, or at the byte after a bare CR. The
+ * earliest point wins, the limit on a tie. A bad byte is answered as the
+ * complete head would be: the complete lines before it are parsed first, so
+ * that their errors (505, 431 for too many fields) come first.
  *
  * Syntax and semantics (parse_head) run once over the complete head: the
  * request line, every field line, and then the rules that need all fields
@@ -24,9 +34,7 @@
  * in byte order, then in the order of the final checks.
  */
 
-#define CHUNK_SIZE_DIGITS_MAX 16      /* hex digits: 64 bits, so the size cannot overflow */
-#define CHUNK_EXT_BYTES_MAX 4096      /* chunk extensions on one chunk-size line */
-#define CHUNK_TRAILER_BYTES_MAX 16384 /* the whole trailer section */
+#define CHUNK_SIZE_DIGITS_MAX 16 /* hex digits: 64 bits, so the size cannot overflow */
 
 /* RFC 9110 §5.6.2: token characters. */
 static int is_tchar(unsigned char c)
@@ -153,56 +161,142 @@ static size_t request_line_overflow(const char *buf, size_t len, size_t rl, size
     return 0;
 }
 
-/* Finds the end of the head: the index just past the empty line. Returns that
- * length, -2, or -1 with a limit status (414, 431) in req. */
-static long find_head_end(const char *buf, size_t len, size_t prev_len,
-                          const struct http_limits *limits, struct http_request *req)
+/* The first byte in [from, to) that no request head may hold: NUL, a control
+ * character other than HTAB, CR and LF, DEL, or a CR not followed by LF (a CR
+ * that is the last byte buffered may still get its LF: not judged yet).
+ * Returns the buffered length that proves it (its index + 1; + 2 for a CR,
+ * whose proof is the byte after it), or 0; *at gets its index. */
+static size_t find_bad_byte(const char *buf, size_t len, size_t from, size_t to, size_t *at)
+{
+    size_t i;
+
+    for (i = from; i < to; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if ((c >= 0x20 && c != 0x7f) || c == '\t' || c == '\n')
+            continue;
+        if (c == '\r') {
+            if (i + 1 >= len || buf[i + 1] == '\n')
+                continue;
+            *at = i;
+            return i + 2;
+        }
+        *at = i;
+        return i + 1;
+    }
+    return 0;
+}
+
+/* The method (RFC 9112 §3) is a token followed by SP: the first byte in
+ * [rl, to) that breaks that proves the request bad. Returns the buffered
+ * length that proves it (its index + 1), or 0; *at gets its index. A CR where
+ * the request line starts is left to find_bad_byte: it may begin an empty
+ * line, which is skipped. */
+static size_t find_bad_method(const char *buf, size_t rl, size_t to, size_t *at)
+{
+    size_t i = rl;
+
+    /* rl may lie past to (empty lines beyond a limit or the head's end). */
+    while (i < to && is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i >= to || (buf[i] == ' ' && i > rl) || (buf[i] == '\r' && i == rl))
+        return 0;
+    *at = i;
+    return i + 1;
+}
+
+/* What framing found in buf[0..len). */
+struct framing {
+    size_t rl;      /* where the request line starts */
+    size_t end;     /* the head's length; 0: not complete */
+    size_t bad_at;  /* with FRAME_BAD_BYTE: the offending byte */
+    int bad_method; /* ... which breaks the method */
+};
+
+enum frame_result {
+    FRAME_NEED_MORE,
+    FRAME_COMPLETE,
+    FRAME_LIMIT,    /* 414 or 431, in req */
+    FRAME_BAD_BYTE, /* bad_at: answered by reject_bad_byte() */
+};
+
+/* Finds the end of the head, a limit exceeded, or a byte that can never be
+ * part of a request, whichever the buffered bytes prove first (see the
+ * comment at the top). */
+static enum frame_result find_head_end(const char *buf, size_t len, size_t prev_len,
+                                       const struct http_limits *limits, struct http_request *req,
+                                       struct framing *fr)
 {
     /* The head length is returned as an int. */
     size_t max_hb = limits->max_header_bytes < INT_MAX ? limits->max_header_bytes : INT_MAX;
-    size_t rl = skip_empty_lines(buf, len);
     size_t line_end;
-    size_t over_414 = request_line_overflow(buf, len, rl, limits->max_request_line, &line_end);
-    size_t a;
+    size_t over_414;
+    size_t over = 0; /* where a limit is proven; 0: nowhere yet */
+    int over_status = 0;
+    size_t cap;
+    size_t bad;
+    size_t bad_m;
+    size_t at_m = 0;
+    size_t from;
 
-    if (over_414 != 0) {
-        /* The header-byte limit may have been crossed at an earlier byte. */
-        if (over_414 > max_hb && len >= max_hb)
-            return fail(req, 431, "request header section too large");
-        return fail(req, 414, "request line too long");
-    }
-    if (line_end == 0) {
-        if (len >= max_hb)
-            return fail(req, 431, "request header section too large");
-        return -2;
-    }
+    fr->rl = skip_empty_lines(buf, len);
+    fr->end = 0;
+    fr->bad_at = 0;
+    fr->bad_method = 0;
+    over_414 = request_line_overflow(buf, len, fr->rl, limits->max_request_line, &line_end);
 
     /* The head ends with an LF followed by an empty line (LF or CRLF). Such an
      * end lying wholly before prev_len would have been found by the last call,
      * so its first LF is at prev_len - 2 or later. */
-    a = line_end;
-    if (prev_len <= len && prev_len >= 2 && prev_len - 2 > a)
-        a = prev_len - 2;
-    while (a < len) {
-        const char *lf = memchr(buf + a, '\n', len - a);
-        size_t end = 0;
-        if (lf == NULL)
-            break;
-        a = (size_t)(lf - buf);
-        if (a + 1 < len && buf[a + 1] == '\n')
-            end = a + 2;
-        else if (a + 2 < len && buf[a + 1] == '\r' && buf[a + 2] == '\n')
-            end = a + 3;
-        if (end != 0) {
-            if (end > max_hb)
-                return fail(req, 431, "request header section too large");
-            return (long)end;
+    if (line_end != 0) {
+        size_t a = line_end;
+        if (prev_len <= len && prev_len >= 2 && prev_len - 2 > a)
+            a = prev_len - 2;
+        while (a < len && fr->end == 0) {
+            const char *lf = memchr(buf + a, '\n', len - a);
+            if (lf == NULL)
+                break;
+            a = (size_t)(lf - buf);
+            if (a + 1 < len && buf[a + 1] == '\n')
+                fr->end = a + 2;
+            else if (a + 2 < len && buf[a + 1] == '\r' && buf[a + 2] == '\n')
+                fr->end = a + 3;
+            a++;
         }
-        a++;
     }
-    if (len >= max_hb)
-        return fail(req, 431, "request header section too large");
-    return -2;
+    if (fr->end > max_hb)
+        fr->end = 0; /* too late: the limit was proven at max_hb */
+    if (over_414 != 0) {
+        /* The header-byte limit may have been crossed at an earlier byte. */
+        over = over_414;
+        over_status = 414;
+    }
+    if (fr->end == 0 && len >= max_hb && (over == 0 || max_hb < over)) {
+        over = max_hb;
+        over_status = 431;
+    }
+
+    /* Bad bytes: only the new ones, as the last call (which said "need more")
+     * judged every byte before its last, and that one only if it was not a CR
+     * waiting for its LF. Nothing at or past the head's end: that is body. */
+    cap = fr->end != 0 ? fr->end : over != 0 ? over : len;
+    from = prev_len <= len && prev_len > 0 ? prev_len - 1 : 0;
+    bad = find_bad_byte(buf, len, from, cap, &fr->bad_at);
+    bad_m = find_bad_method(buf, fr->rl, cap, &at_m);
+    if (bad_m != 0 && (bad == 0 || bad_m < bad)) {
+        bad = bad_m;
+        fr->bad_at = at_m;
+        fr->bad_method = 1;
+    }
+    /* On a tie (both proven by the same buffered length) the limit wins, as
+     * it did before bad bytes were judged early. */
+    if (bad != 0 && (over == 0 || bad < over))
+        return FRAME_BAD_BYTE;
+    if (over != 0) {
+        fail(req, over_status,
+             over_status == 414 ? "request line too long" : "request header section too large");
+        return FRAME_LIMIT;
+    }
+    return fr->end != 0 ? FRAME_COMPLETE : FRAME_NEED_MORE;
 }
 
 /* ------------------------------------------------------ syntax and meaning */
@@ -264,7 +358,8 @@ struct head_meaning {
     uint64_t length;
     int has_te;
     size_t num_codings;
-    int chunked_only; /* the one coding is "chunked" */
+    int chunked_last;  /* the last coding so far is a plain "chunked" */
+    int chunked_inner; /* a "chunked" is followed by another coding */
     int conn_close;
     int conn_keep_alive;
     int expect_continue;
@@ -321,7 +416,9 @@ static int take_transfer_encoding(const struct http_header *h, struct head_meani
         if (n == 0)
             return fail(req, 400, "invalid transfer-encoding");
         m->num_codings++;
-        m->chunked_only = m->num_codings == 1 && n == e_len && token_eq(e, n, "chunked");
+        if (m->chunked_last)
+            m->chunked_inner = 1;
+        m->chunked_last = n == e_len && token_eq(e, n, "chunked");
     }
     return 0;
 }
@@ -356,9 +453,58 @@ static void take_expect(const struct http_header *h, struct head_meaning *m)
     }
 }
 
+/* RFC 3986 §2.3, §2.2: unreserved and sub-delims. */
+static int is_unreserved_or_sub_delim(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != '\0' && strchr("-._~!$&'()*+,;=", c) != NULL;
+}
+
+/* Host (RFC 9110 §7.2) = uri-host [ ":" port ], uri-host an IP-literal in
+ * brackets or a reg-name (RFC 3986 §3.2.2); empty is allowed (RFC 9112 §3.2).
+ * The host is not compared with anything, but a value that cannot be one
+ * (spaces, slashes, "@") is a malformed request, and a proxy in front may
+ * read it differently. */
+static int host_valid(const char *h, size_t n)
+{
+    size_t i = 0;
+
+    if (n > 0 && h[0] == '[') {
+        /* IPv6 or IPvFuture: hex digits, '.', ':' and the characters of IPvFuture. */
+        for (i = 1; i < n && h[i] != ']'; i++)
+            if (!is_unreserved_or_sub_delim((unsigned char)h[i]) && h[i] != ':')
+                return 0;
+        if (i == n || i == 1)
+            return 0;
+        i++;
+    } else {
+        for (; i < n && h[i] != ':'; i++) {
+            if (h[i] == '%') {
+                if (i + 2 >= n || hex_value((unsigned char)h[i + 1]) < 0 ||
+                    hex_value((unsigned char)h[i + 2]) < 0)
+                    return 0;
+                i += 2;
+            } else if (!is_unreserved_or_sub_delim((unsigned char)h[i])) {
+                return 0;
+            }
+        }
+    }
+    if (i == n)
+        return 1;
+    if (h[i] != ':')
+        return 0;
+    for (i++; i < n; i++)
+        if (h[i] < '0' || h[i] > '9')
+            return 0;
+    return 1;
+}
+
 static int take_field(const struct http_header *h, struct head_meaning *m, struct http_request *req)
 {
     if (token_eq(h->name, h->name_len, "host")) {
+        if (!host_valid(h->value, h->value_len))
+            return fail(req, 400, "invalid host header");
         if (m->num_host++ == 0) {
             req->host = h->value;
             req->host_len = h->value_len;
@@ -492,31 +638,68 @@ static int take_field_line(const char *buf, size_t ls, size_t le, size_t max_hea
     return 0;
 }
 
-/* Parses the complete head buf[0..n), which framing has checked. */
-static int parse_head(const char *buf, size_t n, size_t max_headers, struct http_request *req)
+/* Parses, in order, the lines that start at rl and end (their LF) before
+ * stop: the request line, then field lines gathered into m, up to the empty
+ * line that ends the head. Returns 0, or -1 at the first error. */
+static int take_lines(const char *buf, size_t rl, size_t stop, size_t max_headers,
+                      struct head_meaning *m, struct http_request *req)
 {
-    struct head_meaning m;
-    size_t pos = skip_empty_lines(buf, n);
+    size_t pos = rl;
     size_t ls;
     size_t le;
+    int first = 1;
 
-    memset(&m, 0, sizeof(m));
-    next_line(buf, &pos, &ls, &le);
-    if (take_request_line(buf, ls, le, req) < 0)
-        return -1;
-    for (;;) {
+    while (pos < stop && memchr(buf + pos, '\n', stop - pos) != NULL) {
         next_line(buf, &pos, &ls, &le);
-        if (le == ls) {
-            /* Only the final empty line is empty: framing stopped there. A
-             * lone CR would leave le > ls and fail as a bad byte. */
-            break;
+        if (first) {
+            if (take_request_line(buf, ls, le, req) < 0)
+                return -1;
+            first = 0;
+            continue;
         }
+        /* Only the final empty line is empty: framing stopped there. */
+        if (le == ls)
+            break;
         if (take_field_line(buf, ls, le, max_headers, req) < 0)
             return -1;
-        if (take_field(&req->headers[req->num_headers - 1], &m, req) < 0)
+        if (take_field(&req->headers[req->num_headers - 1], m, req) < 0)
             return -1;
     }
-    assert(pos == n);
+    return 0;
+}
+
+/* Framing found a byte that can never be part of a request before the head
+ * ended. The complete lines before it are parsed first, as they would be in
+ * a complete head, so that their errors (505, 431 for too many fields) come
+ * first in byte order and the answer is the same however the bytes arrive.
+ * Returns -1. */
+static int reject_bad_byte(const char *buf, const struct framing *fr, size_t max_headers,
+                           struct http_request *req)
+{
+    struct head_meaning m;
+    unsigned char c = (unsigned char)buf[fr->bad_at];
+
+    memset(&m, 0, sizeof(m));
+    if (take_lines(buf, fr->rl, fr->bad_at, max_headers, &m, req) < 0)
+        return -1;
+    if (c == '\0')
+        return fail(req, 400, "nul byte in request head");
+    if (c == '\r')
+        return fail(req, 400, "bare cr in request head");
+    if (fr->bad_method && c >= 0x20 && c != 0x7f)
+        return fail(req, 400, "invalid method");
+    return fail(req, 400, "control character in request head");
+}
+
+/* Parses the complete head buf[0..n), which framing has checked. */
+static int parse_head(const char *buf, const struct framing *fr, size_t max_headers,
+                      struct http_request *req)
+{
+    struct head_meaning m;
+
+    memset(&m, 0, sizeof(m));
+    if (take_lines(buf, fr->rl, fr->end, max_headers, &m, req) < 0)
+        return -1;
 
     if (req->minor_version == 1 && m.num_host == 0)
         return fail(req, 400, "missing host header");
@@ -529,7 +712,12 @@ static int parse_head(const char *buf, size_t n, size_t max_headers, struct http
             return fail(req, 400, "both content-length and transfer-encoding");
         if (m.num_codings == 0)
             return fail(req, 400, "empty transfer-encoding");
-        if (m.num_codings != 1 || !m.chunked_only)
+        /* RFC 9112 §6.3: with chunked not the final coding the body's length
+         * cannot be known: 400 (and close). That covers chunked applied
+         * twice, which §6.1 forbids. */
+        if (m.chunked_inner)
+            return fail(req, 400, "chunked is not the final transfer-coding");
+        if (m.num_codings != 1 || !m.chunked_last)
             return fail(req, 501, "transfer-coding not implemented");
         req->body_kind = HTTP_BODY_CHUNKED;
     } else if (m.has_length) {
@@ -552,8 +740,8 @@ static int parse_head(const char *buf, size_t n, size_t max_headers, struct http
 int http_parse_request(const char *buf, size_t len, size_t prev_len,
                        const struct http_limits *limits, struct http_request *req)
 {
+    struct framing fr;
     size_t max_headers;
-    long n;
 
     assert(buf != NULL || len == 0);
     assert(limits != NULL && req != NULL);
@@ -576,15 +764,22 @@ int http_parse_request(const char *buf, size_t len, size_t prev_len,
 
     if (len == 0)
         return -2;
-    n = find_head_end(buf, len, prev_len, limits, req);
-    if (n < 0)
-        return (int)n;
     max_headers = limits->max_headers;
     if (max_headers > HTTP_MAX_HEADERS_CAP)
         max_headers = HTTP_MAX_HEADERS_CAP;
-    if (parse_head(buf, (size_t)n, max_headers, req) < 0)
+    switch (find_head_end(buf, len, prev_len, limits, req, &fr)) {
+    case FRAME_NEED_MORE:
+        return -2;
+    case FRAME_LIMIT:
         return -1;
-    return (int)n;
+    case FRAME_BAD_BYTE:
+        return reject_bad_byte(buf, &fr, max_headers, req);
+    case FRAME_COMPLETE:
+        break;
+    }
+    if (parse_head(buf, &fr, max_headers, req) < 0)
+        return -1;
+    return (int)fr.end;
 }
 
 const struct http_header *http_find_header(const struct http_request *req, const char *name)
@@ -673,6 +868,9 @@ long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *le
     size_t n = *len;
     size_t r = 0; /* read position */
     size_t w = 0; /* write position of decoded data, never ahead of r */
+    size_t max_ext = dec->max_ext_bytes ? dec->max_ext_bytes : HTTP_CHUNK_EXT_DEFAULT;
+    size_t max_trailer =
+        dec->max_trailer_bytes ? dec->max_trailer_bytes : HTTP_CHUNK_TRAILER_DEFAULT;
 
     assert(dec != NULL && len != NULL && (buf != NULL || n == 0));
     if (dec->state == CH_ERROR)
@@ -702,10 +900,10 @@ long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *le
         r++;
         if (dec->state == CH_EXT || dec->state == CH_EXT_BWS || dec->state == CH_EXT_QUOTED ||
             dec->state == CH_EXT_ESCAPE) {
-            if (++dec->trailer_bytes > CHUNK_EXT_BYTES_MAX)
+            if (++dec->trailer_bytes > max_ext)
                 return chunk_fail(dec, len, 400, "chunk extension too long");
         } else if (dec->state >= CH_TRAILER && dec->state <= CH_LAST_LF) {
-            if (++dec->trailer_bytes > CHUNK_TRAILER_BYTES_MAX)
+            if (++dec->trailer_bytes > max_trailer)
                 return chunk_fail(dec, len, 400, "chunked trailer section too large");
         }
 

@@ -14,11 +14,18 @@
  *              any) starts at buf + n. req.body_kind says how to read it.
  *     n == -2  need more bytes: read more, call again with the whole buffer
  *              (prev_len = the length given last time, to skip a rescan).
- *              Until the header section is complete only the size limits
- *              are checked (414, 431, as soon as the buffered bytes exceed
- *              them), so a caller never needs more than max_header_bytes
- *              buffered; everything else is judged once the head is whole.
- *              The result depends only on buf[0..len), never on prev_len.
+ *              Until the header section is complete, two things are judged
+ *              as soon as the buffered bytes prove them: the size limits
+ *              (414, 431), so a caller never needs more than
+ *              max_header_bytes buffered; and bytes that can never be part
+ *              of a request (400): NUL, a control character other than
+ *              HTAB, CR and LF, DEL, a CR followed by anything but LF, a
+ *              method that is not a token followed by SP. So a TLS
+ *              handshake or other garbage is refused at once, not at the
+ *              header timeout. Every prefix of a valid request is -2;
+ *              everything else is judged once the head is whole.
+ *              The result depends only on buf[0..len), never on prev_len
+ *              (nor on how the bytes were split between calls).
  *     n == -1  bad request: req.error_status is the status to answer
  *              (400, 414, 431, 501, 505) and req.error says why.
  *   Empty lines before the request line are skipped and counted in n. Lines
@@ -32,12 +39,14 @@
  *     r >= 0   the body is complete; the last r bytes of the input belong
  *              to the next request (see http_decode_chunked)
  *     r == -2  need more: every input byte was consumed
- *     r == -1  bad chunk framing (400), or dec.error_status == 413 when the
- *              decoded size would exceed max_body; data_len is set to 0.
+ *     r == -1  bad chunk framing (400; also extensions or trailers over
+ *              their limits), or dec.error_status == 413 when the decoded
+ *              size would exceed max_body; data_len is set to 0.
  *   Chunk framing lines must end with CRLF (no bare LF there: that is where
  *   lenient parsers disagree and requests get smuggled).
  *
- * Limits: request line (414), header section bytes and field count (431).
+ * Limits: request line (414), header section bytes and field count (431);
+ * chunk extensions and trailers (400, set in the decoder).
  */
 #ifndef TASKSERVER_HTTP_PARSER_H
 #define TASKSERVER_HTTP_PARSER_H
@@ -70,9 +79,9 @@ enum http_body_kind {
 struct http_request {
     const char *method; /* token, e.g. "GET" */
     size_t method_len;
-    const char *path; /* origin-form, or the path of an absolute-form target ("/" if empty,
-                         a static string; the query of "http://h?q" is then dropped) */
-    size_t path_len;  /* includes any "?query" */
+    const char *path;  /* origin-form, or the path of an absolute-form target ("/" if empty,
+                          a static string; the query of "http://h?q" is then dropped) */
+    size_t path_len;   /* includes any "?query" */
     int minor_version; /* 0 or 1 (other 1.x minors are reported as 1) */
 
     struct http_header headers[HTTP_MAX_HEADERS_CAP];
@@ -101,14 +110,22 @@ int http_parse_request(const char *buf, size_t len, size_t prev_len,
 /* Finds a header by case-insensitive name; NULL if absent. */
 const struct http_header *http_find_header(const struct http_request *req, const char *name);
 
-/* Incremental chunked-body decoder state; zero-initialize before the first call. */
+#define HTTP_CHUNK_EXT_DEFAULT 8192      /* = the default request-line limit */
+#define HTTP_CHUNK_TRAILER_DEFAULT 16384 /* = the default header-section limit */
+
+/* Incremental chunked-body decoder state; zero-initialize before the first
+ * call, then set the two limits if the defaults do not suit (the server uses
+ * its request-line limit for the extensions of one chunk-size line, and its
+ * header-section limit for the trailer section: the same kinds of bytes). */
 struct http_chunked_decoder {
-    int state;           /* private */
-    uint64_t chunk_left; /* private: bytes left in the current chunk */
-    size_t size_digits;  /* private */
-    size_t trailer_bytes; /* private */
-    uint64_t decoded;    /* total decoded body bytes so far */
-    int error_status;    /* on -1: 400, or 413 when max_body is exceeded */
+    size_t max_ext_bytes;     /* extensions of one chunk-size line; 0: HTTP_CHUNK_EXT_DEFAULT */
+    size_t max_trailer_bytes; /* the trailer section; 0: HTTP_CHUNK_TRAILER_DEFAULT */
+    int state;                /* private */
+    uint64_t chunk_left;      /* private: bytes left in the current chunk */
+    size_t size_digits;       /* private */
+    size_t trailer_bytes;     /* private */
+    uint64_t decoded;         /* total decoded body bytes so far */
+    int error_status;         /* on -1: 400 (bad framing, or over a limit above), 413 */
     const char *error;
 };
 

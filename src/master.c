@@ -1,6 +1,7 @@
 /* master.c - the master process: fork N workers, supervise, respawn, shut down. */
 #include "master.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -14,6 +15,19 @@
 #include "log.h"
 #include "worker.h"
 
+/* A worker ends with _exit(), which skips LeakSanitizer's check at exit:
+ * in a build with AddressSanitizer the worker runs the check itself. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MASTER_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MASTER_LEAK_CHECK 1
+#endif
+#endif
+#ifdef MASTER_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 /* Signals and races.
  *
  * Every signal the master acts on is blocked for the whole of master_run() and
@@ -25,7 +39,8 @@
  * no handler ever runs in the middle of our bookkeeping.
  *
  * One ITIMER_REAL (SIGALRM) serves two purposes that never overlap: while
- * running, it wakes us for a delayed respawn (crash-loop throttle); once
+ * running, it wakes us for a delayed respawn (crash-loop throttle, respawn
+ * rate cap); once
  * shutting down, it is the grace timer after which stragglers get SIGKILL.
  */
 static volatile sig_atomic_t master_got_child;
@@ -52,6 +67,19 @@ static const int master_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, 
 #define MASTER_BACKOFF_MAX_MS 5000
 #define MASTER_BACKOFF_RESET_MS 10000
 
+/* A global cap on the respawn rate, whatever the cause of death: the throttle
+ * above does not see SIGKILL, so a worker killed right after each start (an
+ * OOM killer that picks the newest process, a supervisor gone wrong) would
+ * be replaced as fast as it dies. Every respawn takes a token from a bucket
+ * that holds as many as there are workers (at least MASTER_RESPAWN_BURST), so
+ * all of them can be replaced at once, and that refills at
+ * MASTER_RESPAWN_PER_S. The fault suite kills a worker every 100 ms (10 per
+ * second) and needs each replaced at once: the cap is twice that. The start
+ * of the first workers takes no token. */
+#define MASTER_RESPAWN_PER_S 20
+#define MASTER_RESPAWN_BURST 20
+#define MASTER_RESPAWN_INTERVAL_MS (1000 / MASTER_RESPAWN_PER_S)
+
 struct master_slot {
     pid_t pid;          /* 0: no process in this slot (dead, respawn pending) */
     int64_t started_ms; /* monotonic time of the fork */
@@ -59,15 +87,21 @@ struct master_slot {
 
 struct master {
     const struct config *cfg;
-    int listen_fd;
+    int listen_fd; /* -1 once closed: the shutdown began, nothing may be forked */
     pid_t pid;
     struct master_slot *slots;
     unsigned num_live;
     int shutting_down;
+    int started;           /* the first workers were forked: later forks are respawns */
     int64_t respawn_at_ms; /* no respawn before this time (throttle) */
     int64_t last_crash_ms; /* when a worker last died young; < 0: never */
     unsigned backoff_ms;   /* current respawn delay after a crash */
-    int64_t kill_at_ms;    /* shutting down: SIGKILL to stragglers at this time */
+    /* The rate cap as a virtual clock (the generic cell rate algorithm): each
+     * respawn moves it MASTER_RESPAWN_INTERVAL_MS on from max(it, now); a
+     * respawn may happen while it is less than a full bucket ahead of now. */
+    int64_t rate_clock_ms;
+    int rate_limited;   /* the cap is delaying respawns (logged once per episode) */
+    int64_t kill_at_ms; /* shutting down: SIGKILL to stragglers at this time */
 };
 
 static void master_handle_signal(int sig)
@@ -133,11 +167,17 @@ static void master_become_worker(struct master *m)
         sigaction(master_signals[i], &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    _exit(worker_run(m->cfg, m->listen_fd, m->pid));
+    int status = worker_run(m->cfg, m->listen_fd, m->pid);
+#ifdef MASTER_LEAK_CHECK
+    /* Reports on stderr and ends the process with an error if anything leaked. */
+    __lsan_do_leak_check();
+#endif
+    _exit(status);
 }
 
 static int master_spawn(struct master *m, size_t slot)
 {
+    assert(m->listen_fd >= 0); /* the socket is closed only once no worker will be forked */
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork worker: %s", strerror(errno));
@@ -167,6 +207,23 @@ static void master_note_crash(struct master *m, int64_t now)
     m->respawn_at_ms = now + m->backoff_ms;
 }
 
+/* The earliest time the rate cap allows another respawn: now, or later. */
+static int64_t master_rate_allows_at(const struct master *m, int64_t now)
+{
+    unsigned burst =
+        m->cfg->workers > MASTER_RESPAWN_BURST ? m->cfg->workers : MASTER_RESPAWN_BURST;
+    int64_t ahead = (int64_t)(burst - 1) * MASTER_RESPAWN_INTERVAL_MS;
+    int64_t clock = m->rate_clock_ms > now ? m->rate_clock_ms : now;
+    return clock - ahead > now ? clock - ahead : now;
+}
+
+/* A respawn happened: it takes its token. */
+static void master_rate_take(struct master *m, int64_t now)
+{
+    int64_t clock = m->rate_clock_ms > now ? m->rate_clock_ms : now;
+    m->rate_clock_ms = clock + MASTER_RESPAWN_INTERVAL_MS;
+}
+
 /* Starts every empty slot unless throttled; arms the timer for a delayed respawn. */
 static void master_fill_slots(struct master *m)
 {
@@ -180,13 +237,29 @@ static void master_fill_slots(struct master *m)
     for (size_t i = 0; i < m->cfg->workers; i++) {
         if (m->slots[i].pid != 0)
             continue;
+        if (m->started) {
+            int64_t at = master_rate_allows_at(m, now);
+            if (at > now) {
+                if (!m->rate_limited)
+                    log_warn("workers die faster than %d respawns per second: next respawn in "
+                             "%lld ms",
+                             MASTER_RESPAWN_PER_S, (long long)(at - now));
+                m->rate_limited = 1;
+                master_set_timer(at - now);
+                return;
+            }
+        }
         if (master_spawn(m, i) < 0) {
             /* fork failed (EAGAIN, ENOMEM): treat like a crash and retry later. */
             master_note_crash(m, now);
             master_set_timer(m->respawn_at_ms - now);
             return;
         }
+        if (m->started)
+            master_rate_take(m, now);
     }
+    m->started = 1;
+    m->rate_limited = 0;
 }
 
 static void master_log_death(pid_t pid, int status, int64_t lived_ms)
@@ -265,9 +338,24 @@ static void master_wait_all(struct master *m)
     }
 }
 
+/* Closes the master's copy of the listening socket (see worker_stop_accepting:
+ * new connections are refused once the workers have closed theirs). Only at
+ * shutdown: while running, the master's copy keeps the queue of pending
+ * connections alive when a worker dies, for its replacement to accept. */
+static void master_close_listener(struct master *m)
+{
+    if (m->listen_fd < 0)
+        return;
+    /* Never retried: the descriptor is gone even on EINTR. */
+    if (close(m->listen_fd) < 0 && errno != EINTR)
+        log_error("close listening socket: %s", strerror(errno));
+    m->listen_fd = -1;
+}
+
 static void master_begin_shutdown(struct master *m)
 {
     m->shutting_down = 1;
+    master_close_listener(m); /* no worker is forked from now on (master_fill_slots) */
     log_info("shutting down: %u workers get SIGTERM and %u.%03u s to finish", m->num_live,
              m->cfg->grace_ms / 1000, m->cfg->grace_ms % 1000);
     master_kill_all(m, SIGTERM);
@@ -315,6 +403,7 @@ static void master_restore_signals(const sigset_t *orig_mask, const struct sigac
     sigprocmask(SIG_SETMASK, orig_mask, NULL);
 }
 
+/* Owns listen_fd: it is closed when the shutdown begins, or before returning. */
 int master_run(const struct config *cfg, int listen_fd)
 {
     struct master m;
@@ -330,12 +419,14 @@ int master_run(const struct config *cfg, int listen_fd)
     m.slots = calloc(cfg->workers, sizeof(*m.slots));
     if (m.slots == NULL) {
         log_error("allocate %u worker slots: %s", cfg->workers, strerror(errno));
+        master_close_listener(&m);
         return 1;
     }
     master_got_child = master_got_terminate = master_got_quit = 0;
     master_got_hup = master_got_alarm = 0;
     if (master_install_signals(&orig_mask, orig_actions) < 0) {
         free(m.slots);
+        master_close_listener(&m);
         return 1;
     }
     /* sigsuspend() waits with the caller's original mask minus our signals. */
@@ -386,6 +477,7 @@ int master_run(const struct config *cfg, int listen_fd)
         sigsuspend(&wait_mask);
     }
 
+    master_close_listener(&m);
     master_restore_signals(&orig_mask, orig_actions);
     free(m.slots);
     return 0;

@@ -8,6 +8,10 @@
  * delay when workers keep dying: no fork storm), and on SIGTERM or SIGINT
  * forwards SIGTERM, waits up to cfg->grace_ms, then SIGKILLs stragglers and
  * returns 0. SIGQUIT: SIGKILL to all workers, return at once.
+ *
+ * master_run() owns listen_fd from then on: it keeps it open while it runs
+ * (the queue of pending connections outlives a killed worker) and closes it
+ * when shutdown begins, so that new clients are refused at once.
  */
 #ifndef TASKSERVER_MASTER_H
 #define TASKSERVER_MASTER_H

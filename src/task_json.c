@@ -526,8 +526,7 @@ int task_json_decode_record(const char *text, size_t text_len, struct task_recor
      * take NULs and other bytes below 0x20 for whitespace or string content. */
     for (const char *q = text; q < parse_end; q++) {
         if ((unsigned char)*q < 0x20) {
-            json_err(err, err_len, "record: raw control character at byte %zu",
-                     (size_t)(q - text));
+            json_err(err, err_len, "record: raw control character at byte %zu", (size_t)(q - text));
             if (end != NULL)
                 *end = (size_t)(q - text);
             cJSON_Delete(obj);
@@ -603,8 +602,9 @@ static void out_json_value(struct json_out *o, const cJSON *v)
 }
 
 long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn *emit, void *arg,
-                            char *err, size_t err_len, size_t *err_offset)
+                            char *err, size_t err_len, size_t *err_offset, size_t *renumbered)
 {
+    size_t changed = 0;
     const char *parse_end = NULL;
     long count = -1;
     char *line = NULL;
@@ -648,9 +648,12 @@ long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn
         }
         out_str(&o, "{\"id\":");
         out_u64(&o, (uint64_t)n);
+        int kept = 0;
         for (const cJSON *it = el->child; it != NULL; it = it->next) {
-            if (strcmp(it->string, "id") == 0)
+            if (strcmp(it->string, "id") == 0) {
+                kept = cJSON_IsNumber(it) && it->valuedouble == (double)n;
                 continue;
+            }
             out_put(&o, ",", 1);
             out_json_string(&o, it->string, strlen(it->string));
             out_put(&o, ":", 1);
@@ -662,12 +665,15 @@ long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn
                      TASK_JSON_RECORD_MAX);
             goto out;
         }
+        changed += !kept;
         if (emit(arg, line, o.len) < 0) {
             json_err(err, err_len, "element %ld: cannot write it", n);
             goto out;
         }
     }
     count = n;
+    if (renumbered != NULL)
+        *renumbered = changed;
 out:
     free(line);
     cJSON_Delete(root);

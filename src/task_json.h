@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TASK_TITULO_MAX 1024      /* bytes of UTF-8, at least 1 */
-#define TASK_DESCRIPCION_MAX 4096 /* bytes */
-#define TASK_CLIENTE_MAX 128      /* bytes */
+#define TASK_TITULO_MAX 1024            /* bytes of UTF-8, at least 1 */
+#define TASK_DESCRIPCION_MAX 4096       /* bytes */
+#define TASK_CLIENTE_MAX 128            /* bytes */
 #define TASK_SEQ_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
 
 /* Upper bound of one encoded record line (every byte escaped as \uXXXX, plus
@@ -52,9 +52,9 @@ struct task {
 
 /* What the store adds when it stores a task. */
 struct task_meta {
-    uint64_t id;   /* 1, 2, 3, ... in file order */
+    uint64_t id;    /* 1, 2, 3, ... in file order */
     int64_t creada; /* seconds since the epoch, UTC */
-    long pid;      /* process that stored it */
+    long pid;       /* process that stored it */
 };
 
 /* A stored record as read back. Records written by other programs may lack
@@ -91,18 +91,19 @@ char *task_json_format_time(int64_t epoch_seconds, char *buf, size_t cap);
  * must have an integer "id" >= 1. rec may be NULL when only id and end are
  * wanted (the store's tail scan). Returns 0, or -1 with err (and *end = the
  * offset where parsing failed, when known). */
-int task_json_decode_record(const char *text, size_t text_len, struct task_record *rec,
-                            size_t *end, char *err, size_t err_len);
+int task_json_decode_record(const char *text, size_t text_len, struct task_record *rec, size_t *end,
+                            char *err, size_t err_len);
 
 /* Canonical re-encoding of any JSON array of objects (a file written by
  * another program: "[]", pretty-printed, the original Python server's layout).
  * Calls emit() once per element, in order, with the element re-encoded on one
  * line and "id" moved first and set to 1, 2, 3, ... (the old "id", if any, is
- * replaced: the caller keeps the original file). Returns the number of
- * elements, or -1 with err and *err_offset when text is not such an array or
- * emit() fails (emit returns 0 or -1). */
+ * replaced: the caller keeps the original file). If renumbered is not NULL it
+ * gets the number of elements whose "id" was missing or another value.
+ * Returns the number of elements, or -1 with err and *err_offset when text is
+ * not such an array or emit() fails (emit returns 0 or -1). */
 typedef int task_json_emit_fn(void *arg, const char *line, size_t line_len);
 long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn *emit, void *arg,
-                            char *err, size_t err_len, size_t *err_offset);
+                            char *err, size_t err_len, size_t *err_offset, size_t *renumbered);
 
 #endif

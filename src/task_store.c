@@ -194,6 +194,14 @@ static int store_pwrite_full(int fd, const char *buf, size_t n, off_t off)
     return 0;
 }
 
+static int store_fdatasync(int fd)
+{
+    int r;
+    while ((r = fdatasync(fd)) < 0 && errno == EINTR) {
+    }
+    return r;
+}
+
 static int store_ftruncate(int fd, off_t len)
 {
     while (ftruncate(fd, len) < 0) {
@@ -473,8 +481,8 @@ static int store_junk_is_record_ends(const char *r, size_t n)
         const char *nl = memchr(r + at, '\n', n - at);
         size_t len = (size_t)(nl - (r + at));
         const char *line = r + at;
-        int ok = len == 0 || (len == 1 && line[0] == ']') ||
-                 (line[0] != '{' && line[len - 1] == '}');
+        int ok =
+            len == 0 || (len == 1 && line[0] == ']') || (line[0] != '{' && line[len - 1] == '}');
         if (!ok)
             return 0;
         at += len + 1;
@@ -928,15 +936,10 @@ int task_store_append(struct task_store *s, const struct task *t, struct task_me
         store_undo_append(s, ti.size, ti.last_id);
         goto unlock;
     }
-    if (s->opts.fsync) {
-        int r;
-        while ((r = fdatasync(s->fd)) < 0 && errno == EINTR) {
-        }
-        if (r < 0) {
-            store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
-            store_undo_append(s, ti.size, ti.last_id);
-            goto unlock;
-        }
+    if (s->opts.fsync && store_fdatasync(s->fd) < 0) {
+        store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
+        store_undo_append(s, ti.size, ti.last_id);
+        goto unlock;
     }
     s->size_hint = off + (off_t)buf_len;
     rc = 0;
@@ -1135,7 +1138,7 @@ int task_store_reset(struct task_store *s, char *err, size_t err_len)
         store_err(err, err_len, "%s: reset: %s", s->path, strerror(errno));
         goto out;
     }
-    if (s->opts.fsync && fdatasync(s->fd) < 0) {
+    if (s->opts.fsync && store_fdatasync(s->fd) < 0) {
         store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
         goto out;
     }
@@ -1251,12 +1254,13 @@ static int store_stream_check(int fd, off_t limit, const char *tail, char *line_
 
 /* Emits canonical lines into the file being rewritten, through a buffer. */
 struct store_rewrite {
-    int fd;
+    int fd; /* -1: a dry run, which only counts */
     off_t off;
     char *buf;
     size_t len;
     size_t cap;
     long count;
+    off_t bytes; /* dry run: the size the rewritten file will have */
 };
 
 static int rewrite_flush(struct store_rewrite *w)
@@ -1282,6 +1286,7 @@ static int rewrite_emit(void *arg, const char *line, size_t line_len)
 {
     struct store_rewrite *w = arg;
     if (w->fd < 0) { /* dry run: only count */
+        w->bytes += (off_t)line_len + (w->count > 0 ? 2 : 0);
         w->count++;
         return 0;
     }
@@ -1292,10 +1297,56 @@ static int rewrite_emit(void *arg, const char *line, size_t line_len)
     return 0;
 }
 
+/* Makes sure the file has room for size bytes before a rewrite writes any:
+ * a rewrite may be longer than the original ("[]" of the original server
+ * becomes "[\n]\n", every record gains its id), and running out of space
+ * half-way would leave neither the old file nor the new one. Where the file
+ * system cannot reserve space (EOPNOTSUPP: posix_fallocate is then emulated
+ * by glibc, or refused), the rewrite goes ahead and store_restore() is the
+ * fallback. Returns 0, or -1 with errno and the file at its old size. */
+static int store_reserve(int fd, off_t old_size, off_t size)
+{
+    if (size <= old_size)
+        return 0;
+    int e = posix_fallocate(fd, old_size, size - old_size);
+    if (e == 0 || e == EOPNOTSUPP || e == EINVAL)
+        return 0;
+    store_ftruncate(fd, old_size); /* a partial reservation may have grown it */
+    errno = e;
+    return -1;
+}
+
+/* Puts the original bytes back after a failed rewrite. The original's own
+ * blocks are still allocated (in place, and ext4, xfs and tmpfs do not copy
+ * on write), so this does not need new space. Returns 0 or -1 with errno. */
+static int store_restore(int fd, const char *text, off_t size)
+{
+    if (store_pwrite_full(fd, text, (size_t)size, 0) < 0 || store_ftruncate(fd, size) < 0)
+        return -1;
+    return store_fdatasync(fd);
+}
+
+/* Removes the copy of the original saved for a rewrite that did not happen:
+ * the file itself still holds those bytes. */
+static void store_drop_saved(struct task_store_report *rep)
+{
+    int saved = errno;
+    if (unlink(rep->saved_path) < 0)
+        log_warn("%s: removing the unneeded copy: %s", rep->saved_path, strerror(errno));
+    else
+        rep->saved_path[0] = '\0';
+    errno = saved;
+}
+
 /* Reads a non-canonical file whole (bounded by STORE_CANON_MAX) and, if it is
  * a JSON array of objects, rewrites it canonically in place after saving a
- * byte-exact copy. Returns 0, 1 (not such an array: err set, nothing
- * written), or -1 (I/O error). */
+ * byte-exact copy. Ids become the records' positions, 1..n: in this store an
+ * id is a position, which is what lets an append read only the tail and a
+ * lookup search by offset; rep->renumbered counts the records whose id
+ * changed (or that had none), and the saved copy keeps the old ones.
+ * Returns 0, 1 (not such an array: err set, nothing written), or -1 (error:
+ * err set; the file holds its original bytes, unless err says the restore
+ * failed too). */
 static int store_canonicalize(int fd, off_t size, const char *path, int repair,
                               struct task_store_report *rep, char *reason, size_t reason_cap,
                               off_t *bad_off, char *err, size_t err_len)
@@ -1304,7 +1355,7 @@ static int store_canonicalize(int fd, off_t size, const char *path, int repair,
     size_t jerr_off = 0;
     int rc = -1;
     char *text = malloc((size_t)size + 1);
-    struct store_rewrite w = {-1, 0, NULL, 0, 0, 0};
+    struct store_rewrite w = {-1, 0, NULL, 0, 0, 0, 0};
     if (text == NULL) {
         store_err(err, err_len, "%s: out of memory reading %lld bytes", path, (long long)size);
         return -1;
@@ -1315,23 +1366,33 @@ static int store_canonicalize(int fd, off_t size, const char *path, int repair,
         store_err(err, err_len, "%s: read: %s", path, strerror(errno));
         goto out;
     }
-    if (task_json_canonicalize(text, (size_t)size, rewrite_emit, &w, jerr, sizeof(jerr),
-                               &jerr_off) < 0) {
+    size_t renumbered = 0;
+    if (task_json_canonicalize(text, (size_t)size, rewrite_emit, &w, jerr, sizeof(jerr), &jerr_off,
+                               &renumbered) < 0) {
         *bad_off = (off_t)jerr_off;
         snprintf(reason, reason_cap, "%s", jerr);
         rc = 1;
         goto out;
     }
     rep->num_tasks = (uint64_t)w.count;
+    rep->renumbered = (uint64_t)renumbered;
     rep->canonicalized = 1;
     if (!repair) {
         rc = 0;
         goto out;
     }
+    off_t new_size = 2 + w.bytes + (w.count > 0 ? 3 : 2);
     if (store_save_beside(path, "orig", text, (size_t)size, rep->saved_path,
                           sizeof(rep->saved_path)) < 0) {
         store_err(err, err_len, "%s: cannot save the original to %s: %s", path, rep->saved_path,
                   strerror(errno));
+        goto out;
+    }
+    if (store_reserve(fd, size, new_size) < 0) {
+        store_err(err, err_len,
+                  "%s: no room to rewrite it in the canonical layout (%lld bytes): %s", path,
+                  (long long)new_size, strerror(errno));
+        store_drop_saved(rep);
         goto out;
     }
     w.fd = fd;
@@ -1344,19 +1405,30 @@ static int store_canonicalize(int fd, off_t size, const char *path, int repair,
         goto out;
     }
     /* The original is in memory and saved beside: the file may be overwritten
-     * from offset 0 as we go. A failure half-way leaves a file that the next
-     * check reports as damaged, and the saved copy to restore it from. */
+     * from offset 0 as we go; a failure half-way puts it back. */
     if (rewrite_put(&w, "[\n", 2) < 0 ||
-        task_json_canonicalize(text, (size_t)size, rewrite_emit, &w, jerr, sizeof(jerr),
-                               &jerr_off) < 0 ||
+        task_json_canonicalize(text, (size_t)size, rewrite_emit, &w, jerr, sizeof(jerr), &jerr_off,
+                               NULL) < 0 ||
         rewrite_put(&w, w.count > 0 ? "\n]\n" : "]\n", w.count > 0 ? 3 : 2) < 0 ||
-        rewrite_flush(&w) < 0 || store_ftruncate(fd, w.off) < 0 || fdatasync(fd) < 0) {
-        store_err(err, err_len, "%s: rewrite failed (original saved in %s): %s", path,
-                  rep->saved_path, strerror(errno));
+        rewrite_flush(&w) < 0 || store_ftruncate(fd, w.off) < 0 || store_fdatasync(fd) < 0) {
+        int e = errno;
+        if (store_restore(fd, text, size) == 0) {
+            store_err(err, err_len, "%s: rewrite failed, original bytes put back: %s", path,
+                      strerror(e));
+            store_drop_saved(rep);
+        } else {
+            rep->restore_failed = 1;
+            store_err(err, err_len,
+                      "%s: rewrite failed (%s) and putting the original back failed (%s): "
+                      "restore it from %s",
+                      path, strerror(e), strerror(errno), rep->saved_path);
+        }
+        errno = e;
         goto out;
     }
-    log_warn("%s: not in the canonical layout: rewrote %ld tasks in place, original saved in %s",
-             path, w.count, rep->saved_path);
+    log_warn("%s: not in the canonical layout: rewrote %ld tasks in place (%" PRIu64
+             " of them got a new id), original saved in %s",
+             path, w.count, rep->renumbered, rep->saved_path);
     rc = 0;
 out:
     free(w.buf);
@@ -1433,6 +1505,23 @@ int task_store_check(const char *path, int flags, struct task_store_report *repo
     s->opts.crash_after_bytes = -1;
     snprintf(s->path, sizeof(s->path), "%s", path);
 
+    /* With repair, a first scan under the read lock: the usual answer is
+     * "canonical", and running servers' appends need not wait out an O(n)
+     * scan (a second server starting on the file, a taskctl repair) for it.
+     * Only a file that needs work is scanned again, under the write lock,
+     * from the start: it may have changed in between. */
+    if (repair && store_lock(fd, F_RDLCK, 0) == 0) {
+        int canonical = fstat(fd, &st) == 0 && st.st_size > 0 &&
+                        store_stream_check(fd, -1, NULL, s->scan, &rep->num_tasks, &bad_off, reason,
+                                           sizeof(reason)) == 0;
+        store_unlock(fd, path);
+        if (canonical) {
+            rc = 0;
+            goto out;
+        }
+        rep->num_tasks = 0;
+        bad_off = 0;
+    }
     if (store_lock(fd, repair ? F_WRLCK : F_RDLCK, 0) < 0) {
         store_err(err, err_len, "%s: lock: %s", path, strerror(errno));
         goto out;

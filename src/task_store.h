@@ -61,28 +61,31 @@
 struct task_store;
 
 struct task_store_options {
-    int fsync;                  /* fdatasync() before an append reports success */
-    unsigned race_window_us;    /* sleep inside the critical section (demo and tests) */
-    unsigned lock_timeout_ms;   /* 0: wait for the lock as long as it takes; after a wait
-                                   ran out, waits in the next lock_timeout_ms are cut short
-                                   (see store_timed_lock in task_store.c) */
-    long crash_after_bytes;     /* test hook, < 0 off: write only this many bytes of the
-                                   next append, then raise SIGKILL (a writer dying mid-append) */
-    int quiet;                  /* do not log repairs of a torn tail (errors still logged) */
+    int fsync;                /* fdatasync() before an append reports success */
+    unsigned race_window_us;  /* sleep inside the critical section (demo and tests) */
+    unsigned lock_timeout_ms; /* 0: wait for the lock as long as it takes; after a wait
+                                 ran out, waits in the next lock_timeout_ms are cut short
+                                 (see store_timed_lock in task_store.c) */
+    long crash_after_bytes;   /* test hook, < 0 off: write only this many bytes of the
+                                 next append, then raise SIGKILL (a writer dying mid-append) */
+    int quiet;                /* do not log repairs of a torn tail (errors still logged) */
 };
 
 /* What task_store_check() found and did. */
 struct task_store_report {
-    uint64_t num_tasks;         /* records in the file after the check */
-    int created;                /* the file did not exist, or was empty, and is now "[\n]\n" */
-    int canonicalized;          /* another layout was rewritten; original saved in saved_path */
-    int torn_cut;               /* a torn tail was cut; the cut bytes saved in saved_path */
-    off_t torn_offset;          /* where the cut began */
-    size_t torn_bytes;          /* how many bytes were cut */
-    char saved_path[4096];      /* "" when nothing was saved */
+    uint64_t num_tasks;    /* records in the file after the check */
+    int created;           /* the file did not exist, or was empty, and is now "[\n]\n" */
+    int canonicalized;     /* another layout was rewritten; original saved in saved_path */
+    uint64_t renumbered;   /* records of it that got a new id (ids are positions, 1..n) */
+    int restore_failed;    /* a rewrite failed and so did putting the original back: the
+                              file is damaged, saved_path holds the original */
+    int torn_cut;          /* a torn tail was cut; the cut bytes saved in saved_path */
+    off_t torn_offset;     /* where the cut began */
+    size_t torn_bytes;     /* how many bytes were cut */
+    char saved_path[4096]; /* "" when nothing was saved */
 };
 
-#define TASK_STORE_REPAIR 1     /* flag for task_store_check: fix what can be fixed */
+#define TASK_STORE_REPAIR 1 /* flag for task_store_check: fix what can be fixed */
 
 /* Checks the whole file (streaming, memory independent of its size) and with
  * TASK_STORE_REPAIR creates it if missing, canonicalizes another layout, or
@@ -121,9 +124,9 @@ int task_store_append(struct task_store *s, const struct task *t, struct task_me
  * followed by the suffix_len bytes of suffix. */
 struct task_store_snapshot {
     off_t prefix_len;
-    const char *suffix;         /* "]\n" or "\n]\n" (static storage) */
+    const char *suffix; /* "]\n" or "\n]\n" (static storage) */
     size_t suffix_len;
-    uint64_t num_tasks;         /* == id of the last task: ids are 1..n */
+    uint64_t num_tasks; /* == id of the last task: ids are 1..n */
 };
 
 /* Takes the read lock briefly to find the end of the last complete record;

@@ -255,7 +255,7 @@ static int cmd_add(const struct taskctl_command *c, const char **path, int argc,
         return TASKCTL_EXIT_USAGE;
     }
 
-    struct task_store *s = taskctl_ops_open(*path, 1);
+    struct task_store *s = taskctl_ops_open(*path, TASKCTL_OPEN_WRITE);
     if (s == NULL) {
         free(titulos);
         return TASKCTL_EXIT_FILE;
@@ -395,8 +395,9 @@ static int cmd_check(const struct taskctl_command *c, const char **path, int arg
         printf("check %s: empty file: taskctl repair would write an empty list\n", *path);
     if (rep.canonicalized)
         printf("check %s: a valid array in another layout: taskctl repair would rewrite it "
-               "in the canonical one (%llu tasks) and save the original\n",
-               *path, (unsigned long long)rep.num_tasks);
+               "in the canonical one (%llu tasks, %llu of them with a new id) and save the "
+               "original\n",
+               *path, (unsigned long long)rep.num_tasks, (unsigned long long)rep.renumbered);
     if (rep.torn_cut)
         printf("check %s: torn tail at byte %lld: taskctl repair would cut %zu bytes and "
                "keep %llu tasks\n",
@@ -416,15 +417,16 @@ static int cmd_repair(const struct taskctl_command *c, const char **path, int ar
     if (task_store_check(*path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) < 0) {
         if (err[0] == '\0')
             snprintf(err, sizeof(err), "repair %s: %s", *path, strerror(errno));
-        taskctl_ops_error("%s; the file was not modified", err);
+        taskctl_ops_error(rep.restore_failed ? "%s" : "%s; the file was not modified", err);
         return TASKCTL_EXIT_FILE;
     }
     if (rep.created)
         printf("repair %s: created an empty list\n", *path);
     if (rep.canonicalized)
-        printf("repair %s: rewrote it in the canonical layout, %llu tasks; the original is "
-               "saved as %s\n",
-               *path, (unsigned long long)rep.num_tasks, rep.saved_path);
+        printf("repair %s: rewrote it in the canonical layout, %llu tasks, %llu of them with "
+               "a new id (ids are positions, 1..n); the original is saved as %s\n",
+               *path, (unsigned long long)rep.num_tasks, (unsigned long long)rep.renumbered,
+               rep.saved_path);
     if (rep.torn_cut)
         printf("repair %s: cut a torn tail of %zu bytes at byte %lld, %llu tasks kept; the cut "
                "bytes are saved as %s\n",
@@ -442,7 +444,7 @@ static int cmd_reset(const struct taskctl_command *c, const char **path, int arg
     int rc = no_arguments(c, path, argc, argv);
     if (rc >= 0)
         return rc;
-    struct task_store *s = taskctl_ops_open(*path, 1);
+    struct task_store *s = taskctl_ops_open(*path, TASKCTL_OPEN_CREATE);
     if (s == NULL)
         return TASKCTL_EXIT_FILE;
     rc = TASKCTL_EXIT_OK;

@@ -84,7 +84,10 @@ int main(int argc, char **argv)
     memset(&rep, 0, sizeof(rep));
     if (task_store_check(cfg.file, TASK_STORE_REPAIR, &rep, err, sizeof(err)) < 0) {
         log_error("%s", err);
-        log_error("refusing to start: %s needs attention (the file was not modified)", cfg.file);
+        log_error(rep.restore_failed ? "refusing to start: %s needs attention"
+                                     : "refusing to start: %s needs attention (the file was not "
+                                       "modified)",
+                  cfg.file);
         return 1;
     }
     taskserver_log_check(cfg.file, &rep);
@@ -112,7 +115,6 @@ int main(int argc, char **argv)
         (void)w; /* nowhere better to report a failed write to stderr */
     }
 
-    rc = master_run(&cfg, fd);
-    close(fd);
-    return rc;
+    /* The master owns the socket now: it closes it when the shutdown begins. */
+    return master_run(&cfg, fd);
 }

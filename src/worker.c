@@ -130,12 +130,22 @@ static void worker_on_accept(struct event_loop *loop, int fd, void *arg, unsigne
     }
 }
 
+/* Graceful stop: the listening socket leaves the epoll set and is closed.
+ * Leaving the set alone is not enough: while any process holds the socket
+ * the kernel completes new handshakes and queues connections that nobody
+ * will accept, and those clients hang. The master closes its copy too when
+ * the shutdown begins; once the last copy is gone, new connections are
+ * refused at once (RST) and the ones still queued are reset. */
 static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
 {
     if (!w->accepting)
         return;
     if (event_loop_del(loop, w->listen_fd) < 0)
         log_error("epoll del listening socket: %s", strerror(errno));
+    /* Never retried: the descriptor is gone even on EINTR. */
+    if (close(w->listen_fd) < 0 && errno != EINTR)
+        log_error("close listening socket: %s", strerror(errno));
+    w->listen_fd = -1;
     w->accepting = 0;
 }
 
@@ -172,7 +182,9 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid)
         .race_window_us = cfg->race_window_us,
         .lock_timeout_ms = cfg->lock_timeout_ms,
         .crash_after_bytes = -1,
-        .quiet = cfg->quiet,
+        /* --quiet silences only the per-task lines: a repaired torn tail is
+         * always logged (the store option is for tests). */
+        .quiet = 0,
     };
     store = task_store_open(cfg->file, &opts, err, sizeof(err));
     if (store == NULL) {

@@ -6,16 +6,26 @@
 # installs or starts anything: tools/test does that first (tools/lib/docker.sh).
 #
 # Each run gets its own compose project (-p), so the suite can run next to anything else;
-# on exit (also on Ctrl-C) it removes that project's containers, networks, volume and the
-# images it built (`down -v --rmi local`). The base image and the build cache stay.
+# on exit (also on Ctrl-C) it takes each project down with the files it ran with
+# (`down -v --rmi local`: containers, networks, volume, the images compose tagged) and
+# removes the build-stage images the classic builder left untagged, found by the label
+# our Dockerfile puts on them (io.taskserver.stage=build); nothing unlabelled, which on a
+# shared daemon may be another build's. The base image stays. What stays of the build
+# cache depends on the builder: BuildKit (compose v2) keeps all of it; with the classic
+# builder (docker-compose 1.29) `docker rmi` also removes the build stage's untagged
+# parent layers (unless another image still uses them), so the next run compiles again.
 #
 # Checks, each with its exact expectation:
 #   - the documented command `up --build --exit-code-from verifier` exits 0 and the
 #     verifier reports 200 of 200 tasks stored; the server ran as non-root with a read-only
 #     root, no capabilities, no-new-privileges, no published port, on an internal network;
 #   - the same with compose.nolock.yaml exits non-zero and the verifier reports the losses;
-#   - compose.scale.yaml with CLIENTS=3 TASKS=40: exit 0, 120 of 120;
-#   - compose.expose.yaml publishes 9000 on 127.0.0.1 only (read from `config`).
+#   - compose.scale.yaml with CLIENTS=3 TASKS=40: exit 0, 120 of 120, 3 clients; run with
+#     compose.expose.yaml too, so that during it GET /health must answer on the published
+#     127.0.0.1:EXPOSE_PORT (a free port), and the server's only port binding is that one;
+#   - from the merged configuration (`config`, nothing built): compose.expose.yaml
+#     publishes 9000 on 127.0.0.1 by default; LOCKING=false with compose.nolock.yaml and
+#     compose.scale.yaml builds every service unlocked.
 set -u
 
 ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -45,41 +55,36 @@ docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
 
 # The knobs the compose files read: fixed here, whatever the caller's environment holds.
 export TASKS=100 CONCURRENCY=100 WORKERS=4
-unset CLIENTS RACE_WINDOW_US
+unset CLIENTS RACE_WINDOW_US LOCKING EXPOSE_PORT
 export COMPOSE_INTERACTIVE_NO_CLI=1
 
 work=$(mktemp -d /tmp/compose-test.XXXXXX) || exit 1
 tag=tstest$$$(date +%s)
 projects=()
+declare -A files_of # project -> its compose files, one per line, as it ran
 failures=0
 
-# `down --rmi local` removes the tagged images; the classic builder also leaves untagged
-# ones: the build stage (labelled io.taskserver.stage=build) and, after a failed step, the
-# layers before it. We remove the untagged images that were not there before the suite.
-all_images() {
-    docker images -a -q --no-trunc | sort -u
+# The classic builder's build-stage images: untagged, labelled by our Dockerfile.
+build_stage_images() {
+    docker images -a -q --no-trunc --filter label=io.taskserver.stage=build | sort -u
 }
-images_before=$(all_images)
+images_before=$(build_stage_images)
 
 cleanup() {
-    local p
+    local p f files=() id left=
     for p in "${projects[@]}"; do
-        timeout 300 "${compose[@]}" -p "$p" -f "$ROOT/compose/compose.yaml" \
-            -f "$ROOT/compose/compose.nolock.yaml" -f "$ROOT/compose/compose.scale.yaml" \
+        files=()
+        while IFS= read -r f; do
+            [ -n "$f" ] && files+=(-f "$ROOT/compose/$f")
+        done <<<"${files_of[$p]:-compose.yaml}"
+        timeout 300 "${compose[@]}" -p "$p" "${files[@]}" \
             down -v --rmi local --remove-orphans -t 2 >>"$work/down.log" 2>&1 ||
             echo "compose: cleanup of project $p failed (see $work/down.log)" >&2
     done
-    local id left=
-    # Two passes: an image with a child cannot go before the child.
-    for _ in 1 2; do
-        left=
-        for id in $(comm -13 <(echo "$images_before") <(all_images)); do
-            [ "$(docker image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null)" = 0 ] || continue
-            docker rmi "$id" >>"$work/down.log" 2>&1 || left="$left $id"
-        done
-        [ -z "$left" ] && break
+    for id in $(comm -13 <(echo "$images_before") <(build_stage_images)); do
+        docker rmi "$id" >>"$work/down.log" 2>&1 || left="$left $id"
     done
-    [ -z "$left" ] || echo "compose: could not remove images:$left" >&2
+    [ -z "$left" ] || echo "compose: could not remove build-stage images:$left" >&2
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -105,7 +110,8 @@ run_compose() {
     local name=$1
     shift
     local p="${tag}${name}" files=() f
-    projects+=("$p")
+    [ -n "${files_of[$p]+set}" ] || projects+=("$p")
+    files_of[$p]=$(printf '%s\n' "$@")
     for f in "$@"; do
         files+=(-f "$ROOT/compose/$f")
     done
@@ -133,7 +139,7 @@ show_log() {
 # The server container of the current project: settings that must hold in every run.
 check_server_container() {
     local name=$1 id
-    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -q server 2>/dev/null | head -n 1)
+    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -a -q server 2>/dev/null | head -n 1)
     if [ -z "$id" ]; then
         fail "$name: no server container to inspect"
         return
@@ -160,7 +166,7 @@ check_server_container() {
 # check_locking_label NAME true|false: the server ran the build variant the run asked for.
 check_locking_label() {
     local id got
-    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -q server 2>/dev/null | head -n 1)
+    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -a -q server 2>/dev/null | head -n 1)
     got=$(docker inspect -f '{{index .Config.Labels "io.taskserver.locking"}}' "$id" 2>&1)
     if [ "$got" = "$2" ]; then
         pass "$1: server image built with LOCKING=$2"
@@ -174,6 +180,7 @@ echo "compose: using ${compose[*]} ($("${compose[@]}" version --short 2>/dev/nul
 # ---- the image, built once for the locked run (the later runs hit the cache) ----
 t0=$(now_s)
 projects+=("${tag}locked")
+files_of[${tag}locked]=compose.yaml
 # docker-compose 1.29 builds with the classic builder, which keeps the container of a failed
 # step unless told otherwise.
 build_opts=()
@@ -229,9 +236,40 @@ else
 fi
 check_locking_label nolock false
 
-# ---- scaled: CLIENTS=3 TASKS=40 -> 120 ----
+# ---- scaled, with the API published: CLIENTS=3 TASKS=40 -> 120, and 127.0.0.1 answers ----
+# The expose override rides along on this run instead of costing one of its own: while
+# the run goes, a prober on the host asks GET /health on the published port until it
+# answers (bounded by the run: it is stopped when `up` returns).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
+}
+probe_health() { # probe_health PORT OUT: "ok" into OUT once GET /health answers 200
+    local ce=${CLIENTEMULATOR:-$ROOT/build/src/clientemulator} _
+    for _ in $(seq 1 $((RUN_TIMEOUT_S * 5))); do
+        if [ -x "$ce" ]; then
+            "$ce" --health --quiet --timeout 1 --url "http://127.0.0.1:$1" >/dev/null 2>&1 &&
+                { echo ok >"$2"; return 0; }
+        elif curl -sf -m 1 "http://127.0.0.1:$1/health" >/dev/null 2>&1; then
+            echo ok >"$2"
+            return 0
+        fi
+        sleep 0.2
+    done
+}
 export CLIENTS=3 TASKS=40
-run_compose scale compose.yaml compose.scale.yaml
+EXPOSE_PORT=$(free_port) || EXPOSE_PORT=
+export EXPOSE_PORT
+if [ -n "$EXPOSE_PORT" ]; then
+    probe_health "$EXPOSE_PORT" "$work/expose.probe" &
+    prober=$!
+    run_compose scale compose.yaml compose.scale.yaml compose.expose.yaml
+    kill "$prober" 2>/dev/null
+    wait "$prober" 2>/dev/null
+else
+    fail "expose: no free port on 127.0.0.1 for EXPOSE_PORT"
+    run_compose scale compose.yaml compose.scale.yaml
+fi
 scale_s=$elapsed
 v=$(verdict_line scale)
 n=$(grep -ac 'finished with exit status 0' "$work/scale.log")
@@ -242,16 +280,44 @@ else
     show_log scale
     fail "scaled run: expected exit 0, 3 clients and 'PASS, 120 of 120', got exit $rc, $n clients and '$v'"
 fi
+if [ -n "$EXPOSE_PORT" ]; then
+    if [ "$(cat "$work/expose.probe" 2>/dev/null)" = ok ]; then
+        pass "expose override: GET /health answered on 127.0.0.1:$EXPOSE_PORT during the run"
+    else
+        fail "expose override: GET /health never answered on 127.0.0.1:$EXPOSE_PORT during the run"
+    fi
+    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -a -q server 2>/dev/null | head -n 1)
+    # shellcheck disable=SC2016 # Go template variables, not the shell's
+    fmt='{{range $p, $b := .HostConfig.PortBindings}}{{$p}}='
+    # shellcheck disable=SC2016
+    fmt+='{{range $b}}{{.HostIp}}:{{.HostPort}} {{end}}{{end}}'
+    got=$(docker inspect -f "$fmt" "$id" 2>&1)
+    want="9000/tcp=127.0.0.1:$EXPOSE_PORT "
+    if [ "$got" = "$want" ]; then
+        pass "expose override: the server's only binding is 9000/tcp on 127.0.0.1:$EXPOSE_PORT"
+    else
+        fail "expose override: port bindings: expected '$want', got '$got'"
+    fi
+fi
 export TASKS=100
-unset CLIENTS
+unset CLIENTS EXPOSE_PORT
 
-# ---- expose: 127.0.0.1:9000 only, read from the merged configuration ----
+# ---- from the merged configuration only (`config` builds and runs nothing) ----
 ports=$("${compose[@]}" -p "${tag}expose" -f "$ROOT/compose/compose.yaml" \
     -f "$ROOT/compose/compose.expose.yaml" config 2>&1 | grep -A4 '^ *ports:' | tr -d ' \n')
 case "$ports" in
-*127.0.0.1*9000*) pass "expose override publishes 9000 on 127.0.0.1 ($ports)" ;;
+*127.0.0.1*9000*) pass "expose override publishes 9000 on 127.0.0.1 by default ($ports)" ;;
 *) fail "expose override: expected 127.0.0.1:9000 in ports, got '$ports'" ;;
 esac
+# The scale file's `client` is not named in compose.nolock.yaml: LOCKING=false must reach it.
+args=$(LOCKING=false CLIENTS=2 "${compose[@]}" -p "${tag}cfg" -f "$ROOT/compose/compose.yaml" \
+    -f "$ROOT/compose/compose.nolock.yaml" -f "$ROOT/compose/compose.scale.yaml" config 2>&1 |
+    grep -E '^ *LOCKING:')
+if [ -n "$args" ] && ! grep -qv 'false' <<<"$args"; then
+    pass "LOCKING=false with nolock + scale: every build is unlocked"
+else
+    fail "LOCKING=false with nolock + scale: build args '$(tr -s ' \n' ' ' <<<"$args")'"
+fi
 
 echo "timings: build $build_s s, locked run $locked_s s, unlocked run $nolock_s s, scaled run $scale_s s"
 if [ "$failures" -ne 0 ]; then

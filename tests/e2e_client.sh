@@ -9,6 +9,8 @@ set -u
 CASE=${1:?case}
 FAKE=${2:?fake_http_server path}
 : "${TASKSERVER:?}" "${TASKCTL:?}" "${CLIENTEMULATOR:?}" "${LOCKING:?}" "${SOURCE_ROOT:?}"
+# clientemulator reads these; the cases set them where they test them.
+unset SERVER_URL TASKS CONCURRENCY CLIENT_ID
 
 TMP=$(mktemp -d /tmp/e2e_client.XXXXXX)
 PIDS=()
@@ -48,11 +50,20 @@ wait_listening() {
     fail "no 'listening on' line in $1 after 10 s"
 }
 
-# start_fake MODE [ARGS...]: sets URL.
+# start_fake MODE [ARGS...]: sets URL and FAKE_PID.
 start_fake() {
     "$FAKE" --mode "$@" --max-seconds 120 2>"$TMP/fake.err" &
-    PIDS+=($!)
+    FAKE_PID=$!
+    PIDS+=("$FAKE_PID")
     URL="http://127.0.0.1:$(wait_listening "$TMP/fake.err")"
+}
+
+# stop_fake: stops the fake and sets POSTS to how many complete POSTs it received (its last
+# line). Not in a $(...) subshell: only this shell can wait for the fake to finish writing.
+stop_fake() {
+    kill -TERM "$FAKE_PID" 2>/dev/null
+    wait "$FAKE_PID" 2>/dev/null
+    POSTS=$(sed -n 's/^fake_http_server: \([0-9][0-9]*\) posts$/\1/p' "$TMP/fake.err" | tail -n 1)
 }
 
 # start_server [ARGS...]: taskserver with 4 workers on a fresh file; sets URL, FILE, SERVER_PID.
@@ -84,21 +95,37 @@ ce() {
     RC=$?
 }
 
-# fake_case MODE TASKS REFUSED RESET HTTP500: a misbehaving server, counted by kind, exit 1.
+# fake_case MODE TASKS REFUSED RESET HTTP500 TIMEOUT [CLIENTEMULATOR ARGS...]: a misbehaving
+# server; every task fails, counted by kind; exit 1. The fake must have received exactly the
+# POSTs that reached it (sent minus refused): one more would be a retry.
 fake_case() {
-    start_fake "$1"
-    ce c --url "$URL" --id fk --tasks "$2" --concurrency 4 --wait 5 --timeout 10 --json
-    expect "exit code against a '$1' server" "$RC" 1
-    expect "sent" "$(json "$TMP/c.out" 'j["sent"]')" "$2"
+    local mode=$1 tasks=$2 refused=$3 reset=$4 http500=$5 timeout=$6
+    shift 6
+    start_fake "$mode"
+    ce c --url "$URL" --id fk --tasks "$tasks" --concurrency 4 --wait 5 --timeout 10 --json "$@"
+    expect "exit code against a '$mode' server" "$RC" 1
+    expect "sent" "$(json "$TMP/c.out" 'j["sent"]')" "$tasks"
     expect "acknowledged" "$(json "$TMP/c.out" 'j["acknowledged"]')" 0
-    expect "failed" "$(json "$TMP/c.out" 'j["failed"]')" "$2"
-    expect "refused" "$(json "$TMP/c.out" 'j["errors"]["refused"]')" "$3"
-    expect "reset" "$(json "$TMP/c.out" 'j["errors"]["reset"]')" "$4"
-    expect "http 500" "$(json "$TMP/c.out" 'j["errors"]["http"].get("500",0)')" "$5"
-    expect "timeout" "$(json "$TMP/c.out" 'j["errors"]["timeout"]')" 0
+    expect "failed" "$(json "$TMP/c.out" 'j["failed"]')" "$tasks"
+    expect "refused" "$(json "$TMP/c.out" 'j["errors"]["refused"]')" "$refused"
+    expect "reset" "$(json "$TMP/c.out" 'j["errors"]["reset"]')" "$reset"
+    expect "http 500" "$(json "$TMP/c.out" 'j["errors"]["http"].get("500",0)')" "$http500"
+    expect "timeout" "$(json "$TMP/c.out" 'j["errors"]["timeout"]')" "$timeout"
     expect "other" "$(json "$TMP/c.out" 'j["errors"]["other"]')" 0
     grep -q "failed.*$URL/tareas\|$URL/tareas.*failed" "$TMP/c.err" ||
         fail "stderr does not name the failing URL $URL/tareas"
+    stop_fake
+    expect "POSTs the '$mode' server received (sent - refused)" "$POSTS" $((tasks - refused))
+}
+
+# tty_run OUT COMMAND...: runs COMMAND with stdin, stdout and stderr on a pseudo-terminal
+# (script(1)); everything it wrote to the terminal goes to OUT. Sets RC.
+tty_run() {
+    local out=$1 cmd="" a
+    shift
+    for a in "$@"; do cmd="$cmd $(printf '%q' "$a")"; done
+    SHELL=/bin/bash timeout 60 script -qec "$cmd" /dev/null </dev/null >"$out" 2>&1
+    RC=$?
 }
 
 case "$CASE" in
@@ -139,10 +166,113 @@ health)
     ce h --url "$URL/" --health --quiet
     expect "--health with a trailing slash" "$RC" 0
     ;;
-fake_500) fake_case 500 20 0 0 20 ;;
-fake_close) fake_case close 20 0 20 0 ;;
-fake_partial) fake_case partial 20 0 20 0 ;;
-fake_mixed) fake_case mixed 20 0 10 10 ;;
+fake_500) fake_case 500 20 0 0 20 0 ;;
+fake_close) fake_case close 20 0 20 0 0 ;;
+fake_partial) fake_case partial 20 0 20 0 0 ;;
+fake_mixed) fake_case mixed 20 0 10 10 0 ;;
+fake_timeout)
+    # A server that reads every POST and never answers: 4 in flight, each times out.
+    fake_case hang 4 0 0 0 4 --timeout 0.5
+    # fake_case passes --timeout 10 first: sending done in under 5 s proves 0.5 was applied.
+    [ "$(json "$TMP/c.out" 'int(j["elapsed_s"] < 5)')" = 1 ] ||
+        fail "--timeout 0.5: 4 requests in flight took $(json "$TMP/c.out" 'j["elapsed_s"]') s"
+    ;;
+fake_refused)
+    # /health answers, then the port is closed: every POST is refused, none reaches it.
+    fake_case refuse-posts 6 6 0 0 0
+    ;;
+fake_close_second)
+    # Each connection: the first POST 201, the second read and closed without an answer.
+    # libcurl on its own would send that POST again on a fresh connection (20 tasks made
+    # 34 POSTs); clientemulator must not: exactly one POST per task, the unanswered ones
+    # counted as reset.
+    for conc in 4 1; do
+        start_fake close-second
+        ce c --url "$URL" --id fk --tasks 20 --concurrency "$conc" --wait 5 --timeout 10 --json
+        stop_fake
+        expect "exit code against a close-second server (concurrency $conc)" "$RC" 1
+        sent=$(json "$TMP/c.out" 'j["sent"]')
+        expect "sent (concurrency $conc)" "$sent" 20
+        expect "POSTs the fake received = sent (concurrency $conc): no request sent twice" \
+            "$POSTS" "$sent"
+        acked=$(json "$TMP/c.out" 'j["acknowledged"]')
+        reset=$(json "$TMP/c.out" 'j["errors"]["reset"]')
+        expect "failed = reset (concurrency $conc)" "$(json "$TMP/c.out" 'j["failed"]')" "$reset"
+        expect "acknowledged + reset (concurrency $conc)" $((acked + reset)) 20
+        [ "$reset" -ge 1 ] || fail "concurrency $conc: no connection was reused, nothing tested"
+        # One connection at a time: strictly first, second, first, second...
+        [ "$conc" = 4 ] || expect "reset with one connection" "$reset" 10
+        grep -q 'closed a reused connection without answering' "$TMP/c.err" ||
+            fail "stderr does not say what happened: $(cat "$TMP/c.err")"
+    done
+    ;;
+env)
+    # SERVER_URL, TASKS, CONCURRENCY, CLIENT_ID are read; each flag wins over its variable.
+    start_fake ok
+    SERVER_URL=$URL TASKS=3 CONCURRENCY=2 CLIENT_ID=envid ce e --wait 5 --json
+    expect "exit code with the environment" "$RC" 0
+    expect "url from SERVER_URL" "$(json "$TMP/e.out" 'j["url"]')" "$URL"
+    expect "tasks from TASKS" "$(json "$TMP/e.out" 'j["tasks"]')" 3
+    expect "sent" "$(json "$TMP/e.out" 'j["sent"]')" 3
+    expect "concurrency from CONCURRENCY" "$(json "$TMP/e.out" 'j["concurrency"]')" 2
+    expect "id from CLIENT_ID" "$(json "$TMP/e.out" 'j["id"]')" envid
+    SERVER_URL=http://127.0.0.1:1 TASKS=7 CONCURRENCY=3 CLIENT_ID=envid \
+        ce f --url "$URL" --tasks 2 --concurrency 1 --id flagid --wait 5 --json
+    expect "exit code, flags over the environment" "$RC" 0
+    expect "--url over SERVER_URL" "$(json "$TMP/f.out" 'j["url"]')" "$URL"
+    expect "--tasks over TASKS" "$(json "$TMP/f.out" 'j["tasks"]')" 2
+    expect "--concurrency over CONCURRENCY" "$(json "$TMP/f.out" 'j["concurrency"]')" 1
+    expect "--id over CLIENT_ID" "$(json "$TMP/f.out" 'j["id"]')" flagid
+    # A bad value that a flag replaces is never judged...
+    long=$(printf 'x%.0s' $(seq 1 200))
+    SERVER_URL=not-a-url TASKS=zz CONCURRENCY=0 CLIENT_ID=$long \
+        ce g --url "$URL" --tasks 1 --concurrency 1 --id ok --wait 5 --json
+    expect "exit code, bad environment values replaced by flags" "$RC" 0
+    # ...and one that is used is a usage error naming the variable.
+    for bad in "TASKS=zz" "TASKS=-1" "CONCURRENCY=0" "CONCURRENCY=x" "CLIENT_ID=$long" \
+        "SERVER_URL=not-a-url"; do
+        env "$bad" "$CLIENTEMULATOR" --wait 0 >"$TMP/b.out" 2>"$TMP/b.err"
+        RC=$?
+        expect "exit code with ${bad:0:40}" "$RC" 2
+        grep -q "environment ${bad%%=*}" "$TMP/b.err" ||
+            fail "${bad:0:40}: the message does not name ${bad%%=*}: $(cat "$TMP/b.err")"
+    done
+    # No CLIENT_ID and no --id: the host name (each container has its own).
+    host=$(python3 -c 'import socket; print(socket.gethostname())')
+    env -u CLIENT_ID "$CLIENTEMULATOR" --url "$URL" --tasks 1 --wait 5 --json \
+        >"$TMP/h.out" 2>"$TMP/h.err"
+    expect "exit code with the default id" "$?" 0
+    expect "default id = host name" "$(json "$TMP/h.out" 'j["id"]')" "$host"
+    ;;
+progress)
+    # The bar is drawn only when both stdout and stderr are a terminal, and not with --json.
+    start_fake ok
+    bar='\[#\{40\}\] 50/50 acked 50 failed 0'
+    ce p --url "$URL" --id pb --tasks 50 --wait 5
+    expect "exit code, piped" "$RC" 0
+    ! grep -q 'acked 50 failed' "$TMP/p.err" "$TMP/p.out" || fail "a progress bar on a pipe"
+    command -v script >/dev/null 2>&1 || {
+        echo "skip: no script(1) to run clientemulator on a terminal (util-linux);" \
+            "the piped check passed" >&2
+        exit 77
+    }
+    tty_run "$TMP/tty.out" "$CLIENTEMULATOR" --url "$URL" --id pb --tasks 50 --wait 5
+    expect "exit code on a terminal" "$RC" 0
+    grep -q "$bar" "$TMP/tty.out" || fail "no progress bar on a terminal: $(cat -v "$TMP/tty.out")"
+    grep -q 'sent 50, acknowledged (201) 50' "$TMP/tty.out" || fail "no summary on a terminal"
+    tty_run "$TMP/tty_json.out" "$CLIENTEMULATOR" --url "$URL" --id pb --tasks 50 --wait 5 --json
+    expect "exit code on a terminal with --json" "$RC" 0
+    ! grep -q 'acked 50 failed' "$TMP/tty_json.out" || fail "a progress bar with --json"
+    # stderr on the terminal, stdout captured: no bar either.
+    # shellcheck disable=SC2016 # expanded by that sh, not here
+    tty_run "$TMP/tty_pipe.out" sh -c '"$0" --url "$1" --id pb --tasks 50 --wait 5 >"$2"' \
+        "$CLIENTEMULATOR" "$URL" "$TMP/tty_pipe.summary"
+    expect "exit code with stdout captured" "$RC" 0
+    ! grep -q 'acked 50 failed' "$TMP/tty_pipe.out" "$TMP/tty_pipe.summary" ||
+        fail "a progress bar with stdout captured"
+    grep -q 'sent 50, acknowledged (201) 50' "$TMP/tty_pipe.summary" ||
+        fail "no summary in the captured stdout"
+    ;;
 verify_damaged)
     # The list a damaged unlocked store could serve: seq 3 and 5 missing, 2 doubled,
     # id 4 twice, a record cut short, garbage after the closing bracket.
@@ -274,12 +404,186 @@ demo)
     expect "tools/demo exit code" "$RC" 0
     summary=$(grep '^summary:' "$TMP/demo.out") || fail "no summary line in the demo's output"
     echo "$summary" | grep -q ' locked_lost=0 ' || fail "locked build lost tasks: $summary"
+    echo "$summary" | grep -q ' locked_failed_rounds=0/3 ' ||
+        fail "locked build failed a round: $summary"
+    echo "$summary" | grep -q ' locked_client_failures=0 ' ||
+        fail "a client of the locked build exited non-zero: $summary"
     ul=$(echo "$summary" | sed -n 's/.* unlocked_lost=\([0-9]*\) .*/\1/p')
     [ -n "$ul" ] && [ "$ul" -gt 0 ] || fail "unlocked build lost nothing in 3 rounds: $summary"
-    n=$(grep -c '^| locked ' "$TMP/demo.out")
-    expect "locked rows in the table" "$n" 3
-    n=$(grep -c '^| locked .*| 0 *| 0 *| yes' "$TMP/demo.out")
-    expect "locked rows with 0 lost, 0 duplicate ids, valid JSON" "$n" 3
+    # Each locked row, column by column: 2 clients x 100 tasks all sent, acknowledged and
+    # stored, none lost, no duplicate id, valid JSON. (A server that refused every task
+    # would show 0 lost too: the numbers are what proves the promise.)
+    rows=$(grep '^| locked ' "$TMP/demo.out" | awk -F'|' '{
+        for (i = 2; i <= 10; i++) gsub(/ /, "", $i)
+        print $5, $6, $7, $8, $9, $10 }')
+    expect "locked rows: sent acked stored lost dup valid" "$rows" \
+        "$(printf '200 200 200 0 0 yes\n200 200 200 0 0 yes\n200 200 200 0 0 yes')"
+    ;;
+demo_refusing)
+    # tools/demo against a stand-in for the locked taskserver that answers 500 to every
+    # POST, after copying a given file to where the demo asked for tasks.json. Nothing is
+    # acknowledged, so nothing is "lost", yet the promise is broken: exit 1, with reasons.
+    #   empty    an intact empty file, the list served: 0 of 20 stored (the old verdict
+    #            called this "every acknowledged task stored" and exited 0)
+    #   damaged  a damaged file and a list that answers 500: stored and dup ids are
+    #            counted in the file itself (they were "?")
+    printf '[\n]\n' >"$TMP/empty.json"
+    # Three readable records (id 1 twice) and one cut short.
+    printf '%s\n' '[' '{"id":1,"cliente":"cliente1","seq":1},' \
+        '{"id":1,"cliente":"cliente2","seq":1},' '{"id":2,"cliente":"cliente1","seq":2},' \
+        '{"id":3,"cli' >"$TMP/damaged.json"
+    for kind in empty damaged; do
+        dir=$TMP/standin-$kind
+        list_args=""
+        [ "$kind" = damaged ] && list_args="--list-status 500"
+        mkdir -p "$dir/src"
+        {
+            echo '#!/bin/sh'
+            # shellcheck disable=SC2016 # expanded by the stand-in, not here
+            printf 'while [ $# -gt 0 ]; do [ "$1" = --file ] && cp %q "$2"; shift; done\n' \
+                "$TMP/$kind.json"
+            printf 'exec %q --mode 500 %s --max-seconds 60\n' "$FAKE" "$list_args"
+        } >"$dir/src/taskserver"
+        chmod +x "$dir/src/taskserver"
+        ln -s "$CLIENTEMULATOR" "$dir/src/clientemulator"
+        DEMO_LOCKED_DIR=$dir DEMO_UNLOCKED_DIR=$dir \
+            timeout 120 "$SOURCE_ROOT/tools/demo" --rounds 1 --tasks 10 >"$TMP/demo.out" \
+            2>"$TMP/demo.err"
+        RC=$?
+        cat "$TMP/demo.out"
+        expect "tools/demo exit code with a server that refuses every task ($kind file)" "$RC" 1
+        if [ "$kind" = empty ]; then
+            why='0 of 20 acknowledged; 0 of 20 in the file$'
+            want="20 0 0 0 0 yes"
+        else
+            why='0 of 20 acknowledged; 3 of 20 in the file; 1 duplicate ids;'
+            why="$why the file is not valid JSON\$"
+            want="20 0 3 0 1 no"
+        fi
+        grep -q "verdict: NOT every task stored: 2 of 2 clients exited non-zero; $why" \
+            "$TMP/demo.out" || fail "$kind: the verdict does not say what failed"
+        row=$(grep '^| locked ' "$TMP/demo.out" | awk -F'|' '{
+            for (i = 2; i <= 10; i++) gsub(/ /, "", $i)
+            print $5, $6, $7, $8, $9, $10 }')
+        expect "$kind: locked row: sent acked stored lost dup valid" "$row" "$want"
+        grep -q '^summary: .* locked_failed_rounds=1/1 locked_client_failures=2 ' \
+            "$TMP/demo.out" || fail "$kind: summary: $(grep '^summary:' "$TMP/demo.out")"
+        grep -q 'LOCKED build did not store every task' "$TMP/demo.err" ||
+            fail "$kind: no error on stderr: $(cat "$TMP/demo.err")"
+    done
+    ;;
+demo_interrupt)
+    # Ctrl-C in the middle of a round, with a stand-in server whose process group ignores
+    # SIGTERM (like a server stuck in its --grace): the demo must say it is stopping, kill
+    # what is left after about 2 s, and end; no process of the stand-in may remain.
+    mkdir -p "$TMP/stubborn/src"
+    {
+        echo '#!/bin/sh'
+        printf 'echo $$ >%q\n' "$TMP/stubborn.pid"
+        echo "trap '' TERM"
+        printf '%q --mode hang --max-seconds 60 &\n' "$FAKE"
+        # shellcheck disable=SC2016 # the stand-in's own variables
+        echo 'i=0; while [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done'
+    } >"$TMP/stubborn/src/taskserver"
+    chmod +x "$TMP/stubborn/src/taskserver"
+    ln -s "$CLIENTEMULATOR" "$TMP/stubborn/src/clientemulator"
+    # Job control: the demo gets its own process group, as in a terminal, so that SIGINT to
+    # that group is the Ctrl-C a teacher would press.
+    set -m
+    DEMO_LOCKED_DIR=$TMP/stubborn DEMO_UNLOCKED_DIR=$TMP/stubborn \
+        "$SOURCE_ROOT/tools/demo" --rounds 1 --tasks 10 >"$TMP/demo.out" 2>"$TMP/demo.err" &
+    demo=$!
+    set +m
+    for i in $(seq 1 200); do grep -q '^round 1, locked' "$TMP/demo.out" && break; sleep 0.1; done
+    grep -q '^round 1, locked' "$TMP/demo.out" || fail "the demo did not start its first round"
+    sleep 0.5
+    stubborn=$(cat "$TMP/stubborn.pid")
+    start=$(date +%s%N)
+    kill -INT -- "-$demo"
+    for i in $(seq 1 150); do kill -0 "$demo" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$demo" 2>/dev/null; then
+        kill -KILL -- "-$demo" "-$stubborn" 2>/dev/null
+        wait "$demo"
+        fail "tools/demo still running 15 s after Ctrl-C"
+    fi
+    wait "$demo"
+    RC=$?
+    elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+    expect "tools/demo exit code after Ctrl-C" "$RC" 130
+    grep -q 'interrupted: stopping the server and the clients' "$TMP/demo.err" ||
+        fail "no 'stopping' line on Ctrl-C: $(cat "$TMP/demo.err")"
+    grep -q 'did not stop within 2 s: SIGKILL' "$TMP/demo.err" ||
+        fail "no SIGKILL after 2 s: $(cat "$TMP/demo.err")"
+    # Live members of the stand-in's group (its killed children may linger as zombies
+    # until init reaps them: those do not count).
+    alive=$(ps -eo pgid=,stat= | awk -v g="$stubborn" '$1 == g && $2 !~ /^Z/' | wc -l)
+    if [ "$alive" -ne 0 ]; then
+        kill -KILL -- "-$stubborn" 2>/dev/null
+        fail "$alive processes of the stand-in server survived the demo"
+    fi
+    echo "demo_interrupt: stopped $elapsed_ms ms after Ctrl-C" >&2
+    ;;
+taskctl_concurrent)
+    # taskctl add on the file while the locked server writes it under clientemulator load:
+    # same store code, same locks, nothing lost. The adds start first and go on until both
+    # clients are done (at least 200 of them), so they interleave with the server's appends.
+    [ "$LOCKING" = 1 ] || {
+        echo "skip: the unlocked build loses tasks by design (load_8x500 and race show it)" >&2
+        exit 77
+    }
+    # A race window of 1 ms keeps each append's locked section long enough for the clients'
+    # 1000 tasks to take a second or more: plenty of time for taskctl to cut in.
+    start_server --race-window-us 1000
+    (
+        k=0
+        while [ "$k" -lt 2000 ] && [ "$SECONDS" -lt 120 ]; do
+            [ "$k" -ge 200 ] && [ -e "$TMP/clients.done" ] && break
+            k=$((k + 1))
+            timeout 20 "$TASKCTL" -f "$FILE" add --cliente ctl --seq "$k" "ctl-$k" \
+                >>"$TMP/adds.out" 2>>"$TMP/adds.err" || { echo "add $k failed" >>"$TMP/adds.err"; }
+        done
+        echo "$k" >"$TMP/adds.count"
+    ) &
+    adder=$!
+    PIDS+=("$adder")
+    for i in $(seq 1 100); do [ -s "$TMP/adds.out" ] && break; sleep 0.1; done
+    pids=()
+    for i in 1 2; do
+        "$CLIENTEMULATOR" --url "$URL" --id "tc$i" --tasks 500 --concurrency 20 --wait 10 \
+            --timeout 60 --json >"$TMP/c$i.out" 2>"$TMP/c$i.err" &
+        pids+=($!)
+    done
+    codes=""
+    for p in "${pids[@]}"; do
+        wait "$p"
+        codes="$codes $?"
+    done
+    touch "$TMP/clients.done"
+    wait "$adder"
+    stop_server
+    adds=$(cat "$TMP/adds.count" 2>/dev/null)
+    [ -n "$adds" ] && [ "$adds" -ge 200 ] || fail "taskctl adds: $adds, expected at least 200"
+    ! grep -q 'failed' "$TMP/adds.err" || fail "a taskctl add failed: $(head -n 5 "$TMP/adds.err")"
+    expect "taskctl adds reported" "$(grep -c '^added task ' "$TMP/adds.out")" "$adds"
+    expect "exit codes of the 2 clients" "$codes" " 0 0"
+    for i in 1 2; do
+        expect "client $i acknowledged" "$(json "$TMP/c$i.out" 'j["acknowledged"]')" 500
+    done
+    total=$((1000 + adds))
+    "$TASKCTL" -f "$FILE" verify --expect "$total" >"$TMP/verify.out" 2>"$TMP/verify.err"
+    expect "taskctl verify --expect $total exit code" "$?" 0
+    # The adds really ran among the server's appends: some ctl record has client records
+    # stored both before and after it.
+    inter=$(python3 - "$FILE" <<'PY'
+import json, sys
+who = [r.get("cliente") for r in json.load(open(sys.argv[1]))]
+tc = [i for i, c in enumerate(who) if c in ("tc1", "tc2")]
+print(sum(1 for i, c in enumerate(who) if c == "ctl" and tc and tc[0] < i < tc[-1]))
+PY
+)
+    [ -n "$inter" ] && [ "$inter" -ge 10 ] ||
+        fail "fewer than 10 taskctl adds landed between the server's appends (got '$inter')"
+    echo "taskctl_concurrent: $adds adds, $inter of them among the clients' 1000 tasks" >&2
     ;;
 *)
     echo "e2e_client.sh: unknown case $CASE" >&2

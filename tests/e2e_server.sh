@@ -8,7 +8,11 @@
 #   http     raw sockets (raw_http): pipelining, byte-at-a-time, keep-alive and close,
 #            chunked, Expect, a table of malformed requests, timeouts, slow, stalled
 #            and idle clients
-#   signals  SIGTERM under load, SIGKILL to a worker, a damaged file
+#   signals  SIGTERM under load and with a request in flight (new connections
+#            refused at once), SIGKILL to a worker, SIGQUIT, a crash loop
+#            (throttled), --quiet (only per-task lines silenced, a torn-tail
+#            repair still logged), bad options (exit 2), environment versus
+#            flags, damaged files
 #
 # Environment (set by meson test): TASKSERVER, TASKCTL, RAW_HTTP, LOCKING=1|0.
 # Nothing here depends on locking: with LOCKING=0 the load of the signal tests
@@ -130,6 +134,11 @@ stop_load() {
     for p in $LOAD_PIDS; do
         wait_exit "$p" 30 || fail "load loop $p did not stop within 30 s"
     done
+}
+
+# num_children_is PID N: succeeds if PID has N children (for wait_until).
+num_children_is() {
+    [ "$(children_of "$1" | wc -l)" -eq "$2" ]
 }
 
 # acked_count DIR: how many 201s the loops got.
@@ -336,10 +345,31 @@ EOF
     code=$(curl -s --max-time 10 "$base/health")
     check_match "GET /health counts 3 tasks" '"tasks": *3[,}]' "$code"
 
+    # One log line per stored task: 'worker PID: stored task ID "titulo" from
+    # CLIENTE', PID a worker; a quote or control character in the text is
+    # shown as '?', a task without cliente as "-".
+    local log_line wpid
+    log_line=$(grep 'stored task 1 ' "$SERVER_LOG")
+    check_match "per-task log line format" \
+        '^taskserver\[[0-9]+\]: worker [0-9]+: stored task 1 "primera" from api$' "$log_line"
+    wpid=$(printf '%s\n' "$log_line" | sed -n 's/.*: worker \([0-9]*\): stored.*/\1/p')
+    check_eq "per-task log line: PID $wpid is a worker of the master" yes \
+        "$(children_of "$SERVER_PID" | grep -qx "$wpid" && echo yes || echo "no (workers: $(children_of "$SERVER_PID" | tr '\n' ' '))")"
+    check_match "per-task log line: quotes shown as ?" \
+        ': stored task 2 "segunda .* \?citada\?" from api$' "$(cat "$SERVER_LOG")"
+    check_eq "one per-task log line per stored task" 3 "$(grep -c 'stored task' "$SERVER_LOG")"
+    code=$(post_task "$base" '{"titulo":"sin cliente"}' "$d/p4")
+    check_eq "POST without cliente status" 201 "$code"
+    if wait_until 3 grep -q 'stored task 4 "sin cliente" from -$' "$SERVER_LOG"; then
+        pass "per-task log line without cliente: 'from -'"
+    else
+        fail "per-task log line without cliente: expected 'stored task 4 \"sin cliente\" from -', got: $(grep 'stored task 4' "$SERVER_LOG")"
+    fi
+
     stop_server TERM 15
     check_eq "SIGTERM on an idle server: exit status" 0 "$SERVER_STATUS"
-    check_store "$f" "$d" 3
-    check_taskctl_verify "$f" 3
+    check_store "$f" "$d" 4
+    check_taskctl_verify "$f" 4
 }
 
 # ---------------------------------------------------------------- http: raw sockets
@@ -365,6 +395,11 @@ malformed_table() {
 400	-	GET health HTTP/1.1\r\nHost: a\r\n\r\n
 400	-	G(T /health HTTP/1.1\r\nHost: a\r\n\r\n
 400	-	\x01\x02\x03\r\n\r\n
+400	-	\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a\x4f
+400	-	GET /health HTTP/1.1\r\nHost: a\r\n\r\r\n
+400	-	{"titulo":"x"}
+400	-	GET /health HTTP/1.1\r\nHost: a b\r\n\r\n
+400	-	POST /tareas HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n
 400	-	GET /health HTTP/1.1\r\nHost : a\r\n\r\n
 400	-	GET /health HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n
 400	-	GET /health HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n
@@ -412,15 +447,30 @@ section_http() {
     raw "byte-at-a-time GET" "drip:$GETH" status:200 'body:"status"'
     raw "keep-alive: two requests with a pause on one connection" \
         "send:$GETH" status:200 sleep:500 "send:$GETH" status:200 open:300
+    # Close waits: an immediate close gets 1.5 s, well under the 5 s keep-alive
+    # timeout, so a connection wrongly kept open cannot pass by timing out idle.
+    # A close after an early answer (the request not read to its end) comes
+    # when the client closes or after the server's 2 s linger (CONN_LINGER_MS):
+    # 3.5 s, still under the keep-alive timeout.
     raw "Connection: close: answered, then closed" \
-        "send:GET /health HTTP/1.1\\r\\n${H}Connection: close\\r\\n\\r\\n" status:200 close
-    raw "HTTP/1.0: answered, then closed" "send:GET /health HTTP/1.0\\r\\n\\r\\n" status:200 close
+        "send:GET /health HTTP/1.1\\r\\n${H}Connection: close\\r\\n\\r\\n" status:200 \
+        header:Connection:close close:1500
+    raw "HTTP/1.0: answered, then closed" "send:GET /health HTTP/1.0\\r\\n\\r\\n" status:200 \
+        header:Connection:close close:1500
     raw "HTTP/1.0 with Connection: keep-alive stays open" \
         "send:GET /health HTTP/1.0\\r\\nConnection: keep-alive\\r\\n\\r\\n" status:200 open:300 \
         "send:GET /health HTTP/1.0\\r\\nConnection: keep-alive\\r\\n\\r\\n" status:200
     raw "HEAD: headers only, the connection stays usable" \
         "send:HEAD /tareas HTTP/1.1\\r\\n$H\\r\\n" status:200:head header:Content-Length \
         header:Content-Type:application/json "send:$GETH" status:200 'body:"status"'
+    # RFC 9110 9.3.2: no body in any response to HEAD, errors included; a body
+    # would be read as the start of the next response.
+    raw "HEAD answered 417: headers only, then the pipelined GET" \
+        "send:HEAD /health HTTP/1.1\\r\\nHost: a\\r\\nExpect: x\\r\\n\\r\\nGET /health HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n" \
+        status:417:head header:Content-Length:67 status:200 'body:"status":"ok"' open:300
+    raw "HEAD answered 400: headers only, then closed" \
+        "send:HEAD /health HTTP/1.1\\r\\nHost: a b\\r\\n\\r\\n" status:400:head \
+        header:Connection:close close:3500
     raw "chunked POST" \
         "send:POST /tareas HTTP/1.1\\r\\n${H}Transfer-Encoding: chunked\\r\\n\\r\\n6\\r\\n{\"titu\\r\\n8\\r\\nlo\":\"ch\"\\r\\n1\\r\\n}\\r\\n0\\r\\n\\r\\n" \
         status:201 'body:"titulo":"ch"'
@@ -432,10 +482,10 @@ section_http() {
         status:100 'send:{"titulo":"x"}' status:201
     raw "Expect: 100-continue on a body too large: 413 instead of 100" \
         "send:POST /tareas HTTP/1.1\\r\\n${H}Expect: 100-continue\\r\\nContent-Length: 70000\\r\\n\\r\\n" \
-        status:413 std-headers
+        status:413 std-headers header:Connection:close
     python3 -c 'import sys; sys.stdout.write("POST /tareas HTTP/1.1\r\nHost: e2e\r\nContent-Length: 100012\r\n\r\n{\"titulo\":\"" + "x" * 100000 + "\"}")' >"$d/big.req"
     raw "413 on a 100 KB body sent whole: readable, then closed" "file:$d/big.req" status:413 \
-        std-headers close
+        std-headers header:Connection:close close:3500
 
     # The table of malformed requests, each sent whole and byte by byte.
     local want closing req mode close_action row=0 label
@@ -443,10 +493,11 @@ section_http() {
         [ -n "$want" ] || continue
         row=$((row + 1))
         close_action=""
-        [ "$closing" = close ] && close_action=close
+        [ "$closing" = close ] && close_action="header:Connection:close close:3500"
         label=$req
         [ ${#req} -le 100 ] || label="${req:0:45}...${req: -45}"
         for mode in send drip; do
+            # shellcheck disable=SC2086 # close_action is zero or two words
             raw "malformed #$row ($mode) -> $want: $label" -t 5000 "$mode:$req" \
                 "status:$want" $close_action
         done
@@ -559,7 +610,7 @@ section_http() {
 # ---------------------------------------------------------------- signals
 
 section_signals() {
-    note "== signals: SIGTERM under load, SIGKILL to a worker, damaged files"
+    note "== signals: SIGTERM under load and in flight, SIGKILL to a worker, SIGQUIT, a crash loop, --quiet, options, damaged files"
     local d="$E2E_DIR/sig" f base n code workers victim after i new
 
     # SIGTERM under load: graceful, exit 0, every acknowledged task stored.
@@ -634,6 +685,165 @@ section_signals() {
     check_eq "SIGKILL test: SIGTERM exit status" 0 "$SERVER_STATUS"
     check_store "$f" "$d/kill"
     check_taskctl_verify "$f" "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$f" 2>/dev/null)"
+
+    # SIGTERM with a request in flight: it is finished during the grace period,
+    # while a new connection is refused at once (the listening socket is
+    # closed), not left to hang in the kernel's queue.
+    mkdir -p "$d/grace"
+    start_server "$d/grace/tasks.json" --grace 10 --quiet || return
+    base="http://127.0.0.1:$PORT"
+    "$RAW_HTTP" -q -p "$PORT" -t 8000 'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' sleep:2500 \
+        'send:\r\n' status:200 header:Connection:close close:1500 >"$d/grace/inflight.out" 2>&1 &
+    local inflight=$! rc
+    track_pid $inflight
+    sleep 0.5
+    kill -TERM "$SERVER_PID"
+    # The 3 idle workers are gone at once; the 4th finishes its request.
+    wait_until 2 num_children_is "$SERVER_PID" 1 ||
+        fail "SIGTERM with a request in flight: expected 1 worker left within 2 s, got $(children_of "$SERVER_PID" | wc -l)"
+    t0=$(now_ms)
+    curl -s -o /dev/null --max-time 1.5 "$base/health"
+    rc=$?
+    t1=$(now_ms)
+    check_eq "during the grace period: a new connection is refused at once (curl exit 7, not 28)" \
+        "7 fast" "$rc $([ $((t1 - t0)) -lt 1000 ] && echo fast || echo "slow ($((t1 - t0)) ms)")"
+    check_eq "during the grace period: the master still runs (the request is in flight)" yes \
+        "$(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no)"
+    if wait_exit $inflight 10; then
+        check_eq "the request in flight at SIGTERM: answered 200 with Connection: close" 0 \
+            "$WAIT_STATUS"
+        [ "$WAIT_STATUS" = 0 ] || sed 's/^/    raw_http: /' "$d/grace/inflight.out" >&2
+    else
+        fail "the request in flight at SIGTERM: raw_http still running after 10 s"
+    fi
+    stop_server TERM 12
+    check_eq "SIGTERM with a request in flight: exit status" 0 "$SERVER_STATUS"
+
+    # SIGQUIT: immediate exit, even with a request in flight and --grace 10.
+    mkdir -p "$d/quit"
+    start_server "$d/quit/tasks.json" --grace 10 --quiet || return
+    workers=$(children_of "$SERVER_PID" | tr '\n' ' ')
+    "$RAW_HTTP" hold -p "$PORT" -n 1 -d 8000 -s 'GET /health HTTP/1.1\r\nHo' \
+        >"$d/quit/hold.out" 2>&1 &
+    local hq=$! alive=""
+    track_pid $hq
+    sleep 0.5
+    local quit_log=$SERVER_LOG
+    t0=$(now_ms)
+    stop_server QUIT 10
+    t1=$(now_ms)
+    check_eq "SIGQUIT: exit status" 0 "$SERVER_STATUS"
+    check_eq "SIGQUIT: exited at once (under 2 s, not the 10 s grace)" yes \
+        "$([ $((t1 - t0)) -lt 2000 ] && echo yes || echo "no ($((t1 - t0)) ms)")"
+    for i in $workers; do
+        kill -0 "$i" 2>/dev/null && alive="$alive $i"
+    done
+    check_eq "SIGQUIT: every worker gone ($workers)" "" "$alive"
+    check_match "SIGQUIT: logged" 'quitting now' "$(cat "$quit_log")"
+    kill -TERM $hq 2>/dev/null
+    wait $hq 2>/dev/null
+
+    # Crash loop: workers that die at once are respawned with a growing delay,
+    # not in a fork storm. The file becomes a directory after the start-up
+    # check (the master never opens it again), so every new worker fails to
+    # open it and exits 1; the running ones keep their descriptor.
+    mkdir -p "$d/crash"
+    f="$d/crash/tasks.json"
+    start_server "$f" --grace 5 --quiet || return
+    local crash_log=$SERVER_LOG s0 s1
+    mv "$f" "$f.away" && mkdir "$f"
+    victim=$(children_of "$SERVER_PID" | head -1)
+    s0=$(grep -c 'started worker' "$crash_log")
+    kill -TERM "$victim" # a graceful exit (0): replaced at once, by a worker that fails
+    sleep 4
+    s1=$(grep -c 'started worker' "$crash_log")
+    note "crash loop: $((s1 - s0)) forks in 4 s; delays: $(grep -o 'respawning in [0-9]* ms' "$crash_log" |
+        awk '{printf "%s ", $3}')"
+    check_eq "crash loop: 4 to 9 forks in 4 s (delays of 100, 200, 400, ... ms), no fork storm" yes \
+        "$([ $((s1 - s0)) -ge 4 ] && [ $((s1 - s0)) -le 9 ] && echo yes || echo "no ($((s1 - s0)))")"
+    check_match "crash loop: the delay starts at 100 ms" 'died [0-9]+ ms after start: respawning in 100 ms' \
+        "$(cat "$crash_log")"
+    check_match "crash loop: the delay doubles (800 ms within 4 s)" 'respawning in 800 ms' \
+        "$(cat "$crash_log")"
+    check_match "crash loop: the failing worker says why" "$f: is a directory" "$(cat "$crash_log")"
+    check_eq "crash loop: the other workers still serve" 200 "$(http_status "http://127.0.0.1:$PORT/health")"
+    rmdir "$f" && mv "$f.away" "$f"
+    if wait_until 8 num_children_is "$SERVER_PID" 4; then
+        pass "crash loop: 4 workers again once the file is back"
+    else
+        fail "crash loop: expected 4 workers within 8 s of the file's return, got $(children_of "$SERVER_PID" | wc -l)"
+    fi
+    stop_server TERM 12
+    check_eq "crash loop: SIGTERM exit status" 0 "$SERVER_STATUS"
+
+    # --quiet silences only the per-task lines: start-up, workers, a repaired
+    # torn tail and shutdown are still logged.
+    mkdir -p "$d/quiet"
+    f="$d/quiet/tasks.json"
+    start_server "$f" --grace 5 --quiet || return
+    base="http://127.0.0.1:$PORT"
+    local quiet_log=$SERVER_LOG
+    for i in 1 2 3; do
+        code=$(post_task "$base" "{\"titulo\":\"callada $i\",\"cliente\":\"q\",\"seq\":$i}" "$d/quiet/p$i")
+        check_eq "--quiet: POST $i status" 201 "$code"
+    done
+    # A writer killed in the middle of an append leaves a torn tail (a partial
+    # record instead of the closing bracket); the next worker to append cuts it.
+    python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    data = f.read()
+    assert data.endswith(b"\n]\n"), data[-20:]
+    f.seek(len(data) - 3)
+    f.write(b",\n{\"id\":4,\"titulo\":\"rota")
+    f.truncate()' "$f" || fail "could not tear the tail of $f"
+    code=$(post_task "$base" '{"titulo":"despues del corte","cliente":"q","seq":4}' "$d/quiet/p4")
+    check_eq "--quiet: POST after a torn tail: status" 201 "$code"
+    check_eq "--quiet: the torn record was cut, the new task got id 4" /tareas/4 \
+        "$(header_value "$d/quiet/p4.h" Location)"
+    stop_server TERM 12
+    check_eq "--quiet server: SIGTERM exit status" 0 "$SERVER_STATUS"
+    check_eq "--quiet: no per-task line" 0 "$(grep -c 'stored task' "$quiet_log")"
+    check_match "--quiet: the torn-tail repair is logged, naming the file" \
+        "warning: $f: torn tail at byte [0-9]+: cut [0-9]+ bytes" "$(cat "$quiet_log")"
+    check_match "--quiet: the start-up line is logged" 'listening on 127\.0\.0\.1:' "$(cat "$quiet_log")"
+    check_eq "--quiet: the 4 worker starts are logged" 4 "$(grep -c 'started worker' "$quiet_log")"
+    check_match "--quiet: the shutdown is logged" 'shutting down.*SIGTERM' "$(cat "$quiet_log")"
+    check_match "--quiet: the end of the shutdown is logged" 'all workers stopped' "$(cat "$quiet_log")"
+    check_taskctl_verify "$f" 4
+
+    # Options: a bad value exits 2 with one line naming the option (or the
+    # variable); a flag wins over its environment variable. (A build without
+    # locking also prints its warning line first: not counted.)
+    local opt_out
+    for i in '--workers abc' '--port 70000' '--grace 1.2345' '--nope' '--port'; do
+        # shellcheck disable=SC2086 # i is the option and its value
+        opt_out=$(timeout 5 "$TASKSERVER" --bind 127.0.0.1 --file "$d/opt.json" $i 2>&1 >/dev/null)
+        rc=$?
+        opt_out=$(printf '%s\n' "$opt_out" | grep -v 'WARNING: built with -Dlocking=false')
+        check_eq "taskserver $i: exit status 2" 2 "$rc"
+        check_eq "taskserver $i: one line on stderr" 1 "$(printf '%s\n' "$opt_out" | grep -c .)"
+        check_match "taskserver $i: the message names ${i%% *}" "${i%% *}" "$opt_out"
+    done
+    opt_out=$(TASKSERVER_WORKERS=many timeout 5 "$TASKSERVER" --bind 127.0.0.1 --port 0 \
+        --file "$d/opt.json" 2>&1 >/dev/null)
+    rc=$?
+    check_eq "TASKSERVER_WORKERS=many: exit status 2" 2 "$rc"
+    check_match "TASKSERVER_WORKERS=many: the message names the variable and the value" \
+        'TASKSERVER_WORKERS.*many' "$opt_out"
+    [ -e "$d/opt.json" ] && fail "an invalid option must stop taskserver before it touches the file"
+    mkdir -p "$d/env"
+    TASKSERVER_WORKERS=2 TASKSERVER_MAX_BODY=100 start_server "$d/env/tasks.json" --quiet || return
+    check_match "TASKSERVER_WORKERS=2 with --workers 4: the flag wins (start-up line)" \
+        'listening on 127\.0\.0\.1:[0-9]+, 4 workers' "$(cat "$SERVER_LOG")"
+    check_match "TASKSERVER_WORKERS=2 with --workers 4: the flag wins (/health)" '"workers": *4[,}]' \
+        "$(curl -s --max-time 5 "http://127.0.0.1:$PORT/health")"
+    code=$(post_task "http://127.0.0.1:$PORT" \
+        "{\"titulo\":\"$(printf '%0150d' 0)\"}" "$d/env/big")
+    check_eq "TASKSERVER_MAX_BODY=100 without a flag applies: a 163-byte body gets 413" 413 "$code"
+    code=$(post_task "http://127.0.0.1:$PORT" '{"titulo":"corta"}' "$d/env/small")
+    check_eq "TASKSERVER_MAX_BODY=100: a small body is stored" 201 "$code"
+    stop_server TERM 12
+    check_eq "environment server: SIGTERM exit status" 0 "$SERVER_STATUS"
 
     # A damaged file: refuses to start, names the file, leaves it untouched.
     mkdir -p "$d/damaged"

@@ -261,6 +261,11 @@ expect_out 'cliente "b": seq 1..1: 1 doubled (1 extra copies): 1'
 expect_out "count: expected 7, found 7"
 expect_out "verdict: FAILED: seq"
 
+# A cliente that only used seq 0, twice: its range starts at 0.
+write_file zero.json "$(rec 1 c 0)" "$(rec 2 c 0)"
+expect_rc 1 "$T" -f zero.json verify
+expect_out 'cliente "c": seq 0..0: 1 doubled (1 extra copies): 0'
+
 # More than 20 missing: the first 20 are listed, then "..."
 write_file many.json "$(rec 1 z 1)" "$(rec 2 z 50)"
 expect_rc 1 "$T" -f many.json verify
@@ -371,6 +376,28 @@ expect_rc 0 "$T" -f fresh.json repair
 expect_out "created an empty list"
 expect_rc 0 "$T" -f fresh.json verify --expect 0
 
+# ---- add on a file in another layout: rewritten first, as the server does at start-up ----
+echo "[]" >echoed.json
+expect_rc 0 "$T" -f echoed.json add "tras echo"
+expect_out "added task 1: tras echo"
+expect_err "echoed.json: not in the canonical layout: rewrote 0 tasks in place"
+checks=$((checks + 1))
+[ "$(cat echoed.json.orig-*)" = "[]" ] || fail "the original of echoed.json was not saved"
+expect_rc 0 "$T" -f echoed.json verify --expect 1
+printf '[{"id": 7, "titulo": "a"}, {"titulo": "b"}]' >python.json
+expect_rc 0 "$T" -f python.json add "c"
+expect_out "added task 3: c"
+expect_err "rewrote 2 tasks in place (2 of them got a new id)"
+expect_rc 0 "$T" -f python.json verify --expect 3
+# Damage at the end (where an append looks: it reads only the tail) is not repaired by an
+# add: refused with the place, file untouched.
+write_file addbad.json "$(rec 1 a 1)" "garbage at the end"
+before=$(sum addbad.json)
+expect_rc 3 "$T" -f addbad.json add "no"
+expect_err "addbad.json: byte"
+checks=$((checks + 1))
+[ "$(sum addbad.json)" = "$before" ] || fail "add on a damaged file changed it"
+
 # ---- reset ----
 expect_rc 0 "$T" -f rt.json reset
 expect_out "the list is empty"
@@ -381,6 +408,23 @@ expect_rc 0 "$T" -f rt.json add "tras reset"
 expect_out "added task 1: tras reset"
 expect_rc 0 "$T" -f created-by-reset.json reset
 [ -f created-by-reset.json ] || fail "reset did not create a missing file"
+
+# ---- verify behind a stopped lock holder: says what it waits for, then completes ----
+if [ "$LOCKING" = 1 ]; then
+    "$T" -f held.json add "uno" >/dev/null 2>&1
+    # Python's fcntl.lockf takes the same fcntl record lock as the store (whole file, write).
+    python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(2)' held.json >held.out &
+    holder=$!
+    for _ in $(seq 50); do grep -q held held.out 2>/dev/null && break; sleep 0.1; done
+    expect_rc 0 timeout 20 "$T" -f held.json verify --expect 1
+    expect_err "taskctl: waiting for the read lock on held.json (process $holder holds the write lock)"
+    expect_out "verdict: OK: 1 tasks"
+    wait "$holder"
+fi
 
 # ---- concurrency: 4 loops x 200 taskctl add on one file ----
 N=200

@@ -1,19 +1,28 @@
-/* fake_http_server.c - a tiny HTTP/1.1 server that misbehaves on purpose, for clientemulator's tests.
+/* fake_http_server.c - a tiny HTTP/1.1 server that misbehaves on purpose, for clientemulator's
+ * tests.
  *
- *   fake_http_server --mode ok|500|close|partial|mixed [--list FILE] [--max-seconds S]
+ *   fake_http_server --mode ok|500|close|partial|mixed|close-second|hang|refuse-posts
+ *                    [--list FILE | --list-status CODE] [--max-seconds S]
  *
  * Binds 127.0.0.1 on a free port and prints "listening on 127.0.0.1:PORT" on
  * stderr. GET /health answers 200; GET /tareas answers 200 with FILE (default
- * "[\n]\n"); POST /tareas answers by mode:
+ * "[\n]\n"), or CODE with an error body; POST /tareas answers by mode:
  *   ok       201 (nothing is stored)
  *   500      500, keep-alive
  *   close    closes the connection without a response, after reading the request
  *   partial  sends a 201 header promising 100 bytes, one byte, then closes
  *   mixed    odd POSTs 500 with "Connection: close", even POSTs close (an exact
  *            half-and-half split: no connection is reused, so curl never resends)
+ *   close-second  the first POST of each connection 201 (keep-alive), the second
+ *            closes the connection without a response: the case where libcurl
+ *            would silently send the POST again on a fresh connection
+ *   hang     reads POSTs and never answers (the client's timeout must fire)
+ *   refuse-posts  closes its listening socket as it answers the first GET
+ *            /health, so the POSTs that follow find the port closed (refused)
  * Exits on SIGTERM/SIGINT or after --max-seconds (default 120), printing
- * "fake_http_server: N posts" on stderr. Single-threaded, poll(2), blocking
- * writes: it serves tests, not load.
+ * "fake_http_server: N posts" on stderr: every complete POST it received,
+ * answered or not, so a test can compare it with what the client says it sent.
+ * Single-threaded, poll(2), blocking writes: it serves tests, not load.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,7 +42,8 @@
 #define FAKE_BUF 16384
 
 struct fake_conn {
-    int fd; /* -1 when free */
+    int fd;             /* -1 when free */
+    unsigned num_posts; /* POSTs received on this connection */
     size_t len;
     char buf[FAKE_BUF];
 };
@@ -42,7 +52,9 @@ static volatile sig_atomic_t fake_stop;
 static const char *fake_mode = "ok";
 static char *fake_list;
 static size_t fake_list_len;
+static int fake_list_status = 200;
 static unsigned long fake_num_posts;
+static int fake_lfd = -1; /* the listening socket; -1 once refuse-posts closed it */
 static struct fake_conn fake_conns[FAKE_MAX_CONNS];
 
 static void fake_on_signal(int sig)
@@ -65,8 +77,8 @@ static int fake_write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int fake_respond(int fd, int status, const char *reason, const char *extra,
-                        const char *body, size_t body_len)
+static int fake_respond(int fd, int status, const char *reason, const char *extra, const char *body,
+                        size_t body_len)
 {
     char head[256];
     int n = snprintf(head, sizeof(head),
@@ -83,6 +95,7 @@ static void fake_close(struct fake_conn *c)
     close(c->fd);
     c->fd = -1;
     c->len = 0;
+    c->num_posts = 0;
 }
 
 /* Answers every complete request in c->buf; returns -1 when c was closed. */
@@ -108,9 +121,18 @@ static int fake_serve(struct fake_conn *c)
         int rc = 0;
         if (is_health) {
             const char *b = "{\"status\":\"ok\",\"workers\":1,\"locking\":true,\"tasks\":0}";
+            /* Closed before the answer goes out: the client cannot connect again
+             * before the port is shut, so every POST is refused, never reset. */
+            if (strcmp(fake_mode, "refuse-posts") == 0 && fake_lfd >= 0) {
+                close(fake_lfd);
+                fake_lfd = -1;
+            }
             rc = fake_respond(c->fd, 200, "OK", "", b, strlen(b));
         } else if (is_list) {
-            rc = fake_respond(c->fd, 200, "OK", "", fake_list, fake_list_len);
+            if (fake_list_status == 200)
+                rc = fake_respond(c->fd, 200, "OK", "", fake_list, fake_list_len);
+            else
+                rc = fake_respond(c->fd, fake_list_status, "Error", "", "{\"error\":\"fake\"}", 16);
         } else if (!is_post) {
             rc = fake_respond(c->fd, 404, "Not Found", "", "{}", 2);
         } else {
@@ -118,13 +140,16 @@ static int fake_serve(struct fake_conn *c)
             const char *mode = fake_mode;
             if (strcmp(mode, "mixed") == 0)
                 mode = k % 2 ? "500close" : "close";
-            if (strcmp(mode, "ok") == 0) {
+            else if (strcmp(mode, "close-second") == 0)
+                mode = ++c->num_posts == 1 ? "ok" : "close";
+            if (strcmp(mode, "hang") == 0) {
+                rc = 0; /* read and forgotten: the client waits for its timeout */
+            } else if (strcmp(mode, "ok") == 0) {
                 rc = fake_respond(c->fd, 201, "Created", "", "{}", 2);
             } else if (strcmp(mode, "500") == 0) {
                 rc = fake_respond(c->fd, 500, "Internal Server Error", "", "{}", 2);
             } else if (strcmp(mode, "500close") == 0) {
-                fake_respond(c->fd, 500, "Internal Server Error", "Connection: close\r\n", "{}",
-                             2);
+                fake_respond(c->fd, 500, "Internal Server Error", "Connection: close\r\n", "{}", 2);
                 rc = -1;
             } else if (strcmp(mode, "partial") == 0) {
                 const char *h = "HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{";
@@ -164,6 +189,12 @@ static int fake_load_list(const char *path)
     return 0;
 }
 
+static void fake_usage(void)
+{
+    fprintf(stderr, "usage: fake_http_server --mode ok|500|close|partial|mixed|close-second|hang|"
+                    "refuse-posts [--list FILE | --list-status CODE] [--max-seconds S]\n");
+}
+
 int main(int argc, char **argv)
 {
     long max_seconds = 120;
@@ -173,13 +204,28 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--list") == 0 && i + 1 < argc) {
             if (fake_load_list(argv[++i]) < 0)
                 return 1;
+        } else if (strcmp(argv[i], "--list-status") == 0 && i + 1 < argc) {
+            fake_list_status = (int)strtol(argv[++i], NULL, 10);
+            if (fake_list_status < 100 || fake_list_status > 599) {
+                fake_usage();
+                return 2;
+            }
         } else if (strcmp(argv[i], "--max-seconds") == 0 && i + 1 < argc) {
             max_seconds = strtol(argv[++i], NULL, 10);
         } else {
-            fprintf(stderr, "usage: fake_http_server --mode ok|500|close|partial|mixed "
-                            "[--list FILE] [--max-seconds S]\n");
+            fake_usage();
             return 2;
         }
+    }
+    static const char *const modes[] = {"ok",    "500",          "close", "partial",
+                                        "mixed", "close-second", "hang",  "refuse-posts"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        known |= strcmp(fake_mode, modes[i]) == 0;
+    if (!known) {
+        fprintf(stderr, "fake_http_server: unknown mode \"%s\"\n", fake_mode);
+        fake_usage();
+        return 2;
     }
     if (!fake_list) {
         fake_list = strdup("[\n]\n");
@@ -190,13 +236,13 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fake_lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof(sin);
-    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 512) < 0 ||
-        getsockname(lfd, (struct sockaddr *)&sin, &sl) < 0) {
+    if (fake_lfd < 0 || setsockopt(fake_lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fake_lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fake_lfd, 512) < 0 ||
+        getsockname(fake_lfd, (struct sockaddr *)&sin, &sl) < 0) {
         fprintf(stderr, "fake_http_server: listen on 127.0.0.1: %s\n", strerror(errno));
         return 1;
     }
@@ -209,7 +255,7 @@ int main(int argc, char **argv)
     int idx[FAKE_MAX_CONNS + 1];
     while (!fake_stop && time(NULL) < deadline) {
         nfds_t n = 0;
-        pfds[n].fd = lfd;
+        pfds[n].fd = fake_lfd; /* poll(2) ignores a negative fd */
         pfds[n++].events = POLLIN;
         for (int i = 0; i < FAKE_MAX_CONNS; i++) {
             if (fake_conns[i].fd >= 0) {
@@ -226,7 +272,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (pfds[0].revents & POLLIN) {
-            int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+            int fd = accept4(fake_lfd, NULL, NULL, SOCK_CLOEXEC);
             int slot = -1;
             for (int i = 0; fd >= 0 && i < FAKE_MAX_CONNS && slot < 0; i++)
                 if (fake_conns[i].fd < 0)

@@ -314,15 +314,32 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:o:c:d:n:i:t:x:")) != -1) {
         switch (opt) {
-        case 'p': load_port = (unsigned)atoi(optarg); break;
-        case 'o': load_dir = optarg; break;
-        case 'c': clients = atoi(optarg); break;
-        case 'd': load_duration_ms = atol(optarg); break;
-        case 'n': load_max = atol(optarg); break;
-        case 'i': load_prefix = optarg; break;
-        case 't': load_timeout_ms = atoi(optarg); break;
-        case 'x': load_stop_status = atoi(optarg); break;
-        default: usage();
+        case 'p':
+            load_port = (unsigned)atoi(optarg);
+            break;
+        case 'o':
+            load_dir = optarg;
+            break;
+        case 'c':
+            clients = atoi(optarg);
+            break;
+        case 'd':
+            load_duration_ms = atol(optarg);
+            break;
+        case 'n':
+            load_max = atol(optarg);
+            break;
+        case 'i':
+            load_prefix = optarg;
+            break;
+        case 't':
+            load_timeout_ms = atoi(optarg);
+            break;
+        case 'x':
+            load_stop_status = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (load_port == 0 || load_port > 65535 || load_dir == NULL || clients < 1 ||

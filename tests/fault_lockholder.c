@@ -44,8 +44,7 @@ int main(int argc, char **argv)
         fl.l_type = F_WRLCK;
         fl.l_whence = SEEK_SET; /* l_start 0, l_len 0: the whole file */
         if (fcntl(fd, F_GETLK, &fl) < 0) {
-            fprintf(stderr, "fault_lockholder: fcntl F_GETLK %s: %s\n", argv[1],
-                    strerror(errno));
+            fprintf(stderr, "fault_lockholder: fcntl F_GETLK %s: %s\n", argv[1], strerror(errno));
             close(fd);
             return 3;
         }

@@ -1,4 +1,5 @@
-/* fault_stall.c - a client that stops reading in the middle of a large response, for the fault suite.
+/* fault_stall.c - a client that stops reading in the middle of a large response, for the fault
+ * suite.
  *
  *     fault_stall -p PORT [-P PATH] [-r READ_BYTES] [-s STALL_MS] [-w DRAIN_MS]
  *
@@ -40,12 +41,25 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "p:P:r:s:w:")) != -1) {
         switch (opt) {
-        case 'p': port = (unsigned)atoi(optarg); break;
-        case 'P': path = optarg; break;
-        case 'r': read_bytes = atol(optarg); break;
-        case 's': stall_ms = atol(optarg); break;
-        case 'w': drain_ms = atol(optarg); break;
-        default: port = 0; optind = argc + 1; break;
+        case 'p':
+            port = (unsigned)atoi(optarg);
+            break;
+        case 'P':
+            path = optarg;
+            break;
+        case 'r':
+            read_bytes = atol(optarg);
+            break;
+        case 's':
+            stall_ms = atol(optarg);
+            break;
+        case 'w':
+            drain_ms = atol(optarg);
+            break;
+        default:
+            port = 0;
+            optind = argc + 1;
+            break;
         }
     }
     if (port == 0 || port > 65535 || read_bytes < 1 || stall_ms < 0 || drain_ms < 0 ||
@@ -77,8 +91,8 @@ int main(int argc, char **argv)
         return 3;
     }
     char req[1200];
-    int req_len = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n",
-                           path, port);
+    int req_len =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", path, port);
     for (int off = 0; off < req_len;) {
         ssize_t w = send(fd, req + off, (size_t)(req_len - off), MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR)
@@ -144,8 +158,8 @@ int main(int argc, char **argv)
             break;
         }
         if (body_start < 0) {
-            size_t take = (size_t)r < sizeof(head) - 1 - head_len ? (size_t)r
-                                                                   : sizeof(head) - 1 - head_len;
+            size_t take =
+                (size_t)r < sizeof(head) - 1 - head_len ? (size_t)r : sizeof(head) - 1 - head_len;
             memcpy(head + head_len, buf, take);
             head_len += take;
             head[head_len] = '\0';

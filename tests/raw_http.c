@@ -16,7 +16,10 @@
  *     status:NNN       read the next response; its status must be NNN
  *     status:NNN:head  the same for a response without body (HEAD)
  *     status-or-close:NNN  a NNN response, or the server closing without one
- *     close            the server must close (EOF or reset) with no more bytes
+ *     close[:MS]       the server must close (EOF or reset) with no more bytes,
+ *                      within MS ms (default: the -t timeout). An immediate close
+ *                      must be told from an idle keep-alive close (5 s by default),
+ *                      so it gets a shorter wait than that.
  *     open:MS          the server must neither send nor close for MS ms
  *     header:NAME[:SUB]  the last response has header NAME (containing SUB)
  *     std-headers      the last response has Date, Server, Content-Type, Content-Length
@@ -494,8 +497,13 @@ static int run_action(int fd, int step, const char *a)
         }
         return 0;
     }
-    if (strcmp(a, "close") == 0) {
-        long long deadline = now_ms() + raw_http_timeout_ms;
+    if (strcmp(a, "close") == 0 || strncmp(a, "close:", 6) == 0) {
+        long wait_ms = a[5] == ':' ? atol(a + 6) : raw_http_timeout_ms;
+        if (wait_ms <= 0) {
+            fprintf(stderr, "raw_http: bad wait in \"%s\"\n", a);
+            exit(2);
+        }
+        long long deadline = now_ms() + wait_ms;
         while (!in_eof && now_ms() < deadline)
             wait_input(fd, deadline - now_ms());
         if (in_len != in_pos) {
@@ -504,8 +512,8 @@ static int run_action(int fd, int step, const char *a)
                         in_len - in_pos);
         }
         if (!in_eof)
-            return fail(step, a, "expected the connection closed, still open after %d ms",
-                        raw_http_timeout_ms);
+            return fail(step, a, "expected the connection closed, still open after %ld ms",
+                        wait_ms);
         return 0;
     }
     if (strncmp(a, "open:", 5) == 0) {
@@ -574,7 +582,8 @@ static void usage(void)
     fputs("usage: raw_http -p PORT [-h ADDR] [-t TIMEOUT_MS] [-q] ACTION...\n"
           "       raw_http hold -p PORT -n COUNT -d HOLD_MS [-s PREFIX] [-i DRIP_MS] [-R]\n"
           "actions: send:TEXT drip:TEXT file:PATH sleep:MS shut status:NNN[:head]\n"
-          "         status-or-close:NNN close open:MS header:NAME[:SUB] std-headers body:SUB\n",
+          "         status-or-close:NNN close[:MS] open:MS header:NAME[:SUB] std-headers\n"
+          "         body:SUB\n",
           stderr);
     exit(2);
 }

@@ -172,6 +172,36 @@ START_TEST(test_post_get_list_health)
 }
 END_TEST
 
+/* A file damaged while the server runs (edited by hand): every endpoint
+ * that reads the tail says 500 with a message about the damage, and no POST
+ * writes into it. */
+START_TEST(test_damaged_file)
+{
+    static const char damaged[] = "[\n{\"id\":1,\"titulo\":\"uno\"},\nnot a record\n]\n";
+    struct api_response r;
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(damaged, 1, sizeof(damaged) - 1, f), sizeof(damaged) - 1);
+    ck_assert_int_eq(fclose(f), 0);
+    const char *const targets[][2] = {
+        {"POST", "/tareas"}, {"GET", "/tareas"}, {"GET", "/tareas/1"}, {"GET", "/health"}};
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        handle(targets[i][0], targets[i][1], "{\"titulo\":\"tres\"}", &r);
+        ck_assert_msg(r.status == 500, "%s %s: expected 500, got %d", targets[i][0], targets[i][1],
+                      r.status);
+        body_is(&r, "{\"error\":\"tasks.json is damaged: the server log and taskctl verify say "
+                    "where\"}");
+    }
+    char buf[256];
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    ck_assert_msg(n == sizeof(damaged) - 1 && memcmp(buf, damaged, n) == 0, "file changed: %.*s",
+                  (int)n, buf);
+}
+END_TEST
+
 static const struct bad_case {
     const char *method, *target, *body;
     int status;
@@ -210,6 +240,7 @@ int main(void)
     tcase_add_loop_test(tc, test_route, 0, sizeof(route_cases) / sizeof(route_cases[0]));
     tcase_add_test(tc, test_error_body_escaped);
     tcase_add_test(tc, test_post_get_list_health);
+    tcase_add_test(tc, test_damaged_file);
     tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -258,6 +258,110 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* RFC 9110 9.3.2: a response to HEAD never has a body, whatever its status.
+ * The body bytes would be read as the start of the next response. */
+START_TEST(test_head_error_then_pipelined_get)
+{
+    const char req[] = "HEAD /health HTTP/1.1\r\nHost: a\r\nExpect: x\r\n\r\n"
+                       "GET /health HTTP/1.1\r\nHost: a\r\n\r\n";
+    int eof;
+    send_all(req, sizeof(req) - 1);
+    pump(buf, sizeof(buf), 0, 2, 2000, &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 417 ", 13) == 0, "got %s", buf);
+    ck_assert_msg(strstr(buf, "\r\nContent-Length: ") != NULL, "got %s", buf);
+    /* The 200 follows the 417's head at once: no body in between. */
+    const char *next = strstr(buf, "\r\n\r\n");
+    ck_assert_msg(next != NULL && strncmp(next + 4, "HTTP/1.1 200 OK\r\n", 17) == 0,
+                  "expected the 200 right after the 417's head, got %s", buf);
+    ck_assert_msg(strstr(buf, "\"error\"") == NULL, "a body was sent to HEAD: %s", buf);
+    ck_assert_msg(strstr(next, "\"status\":\"ok\"") != NULL, "got %s", buf);
+    ck_assert_int_eq(count(buf, "Connection: close"), 0);
+    pump(buf, sizeof(buf), strlen(buf), 0, 100, &eof);
+    ck_assert_int_eq(eof, 0);
+    ck_assert_int_eq(conn_server_count(srv), 1u);
+}
+END_TEST
+
+static const struct head_fail_case {
+    const char *req;
+    const char *status; /* expected status line prefix */
+} head_fail_cases[] = {
+    /* parser error after the method was read */
+    {"HEAD /health HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 "},
+    /* body over --max-body: 413 before the body */
+    {"HEAD /tareas HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", "HTTP/1.1 413 "},
+    /* refused with a body announced: the final status instead of reading it */
+    {"HEAD /nada HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "HTTP/1.1 404 "},
+    /* bad chunked framing, found while reading the body */
+    {"HEAD /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     "HTTP/1.1 400 "},
+    /* a body and an expectation that cannot be met */
+    {"HEAD /health HTTP/1.1\r\nHost: x\r\nExpect: x\r\nContent-Length: 3\r\n\r\n", "HTTP/1.1 417 "},
+};
+
+START_TEST(test_head_errors_have_no_body)
+{
+    const struct head_fail_case *c = &head_fail_cases[_i];
+    int eof;
+    send_all(c->req, strlen(c->req));
+    size_t len = pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_msg(strncmp(buf, c->status, strlen(c->status)) == 0, "%s: expected %s, got %s",
+                  c->req, c->status, buf);
+    ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n") != NULL, "%s: got %s", c->req, buf);
+    /* Wait for the close: every byte the server sent is in buf by then. */
+    len = pump(buf, sizeof(buf), len, 0, 1000, &eof);
+    ck_assert_msg(eof == 1, "%s: not closed: %s", c->req, buf);
+    ck_assert_msg(len >= 4 && strcmp(buf + len - 4, "\r\n\r\n") == 0 &&
+                      strstr(buf, "\r\n\r\n") == buf + len - 4,
+                  "%s: expected headers only, got %s", c->req, buf);
+}
+END_TEST
+
+/* Chunk extensions follow --max-request-line, trailers --max-header-bytes
+ * (README, Limits): at the limit 201, over it 400. */
+static const struct chunk_limit_case {
+    size_t ext_len;     /* bytes after the ';' of the first size line, its CR included */
+    size_t trailer_len; /* bytes of one trailer field line, its CRLF included */
+    const char *status;
+} chunk_limit_cases[] = {
+    {64, 0, "HTTP/1.1 201 "},
+    {65, 0, "HTTP/1.1 400 "},
+    {0, 256, "HTTP/1.1 201 "},
+    {0, 257, "HTTP/1.1 400 "},
+};
+
+START_TEST(test_chunk_limits_follow_flags)
+{
+    const struct chunk_limit_case *c = &chunk_limit_cases[_i];
+    static char req[4096];
+    size_t n;
+    int eof;
+
+    cfg.max_request_line = 64;
+    cfg.max_header_bytes = 258; /* the trailer section: a 256-byte field line, the final CRLF */
+    n = (size_t)snprintf(req, sizeof(req),
+                         "POST /tareas HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "e%s",
+                         c->ext_len ? ";" : "");
+    for (size_t i = 1; i < c->ext_len; i++)
+        req[n++] = 'x';
+    n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n{\"titulo\":\"t\"}\r\n0\r\n");
+    if (c->trailer_len > 0) {
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "X:");
+        for (size_t i = 4; i < c->trailer_len; i++)
+            req[n++] = 'v';
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+    }
+    n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+    ck_assert(n < sizeof(req));
+    send_all(req, n);
+    pump(buf, sizeof(buf), 0, 1, 2000, &eof);
+    ck_assert_msg(strncmp(buf, c->status, strlen(c->status)) == 0,
+                  "extension %zu, trailer %zu bytes: expected %s, got %s", c->ext_len,
+                  c->trailer_len, c->status, buf);
+}
+END_TEST
+
 START_TEST(test_drain_closes_idle)
 {
     int eof;
@@ -431,6 +535,11 @@ int main(void)
     tcase_add_test(tc, test_byte_at_a_time_chunked);
     tcase_add_test(tc, test_expect_continue);
     tcase_add_loop_test(tc, test_refusals, 0, sizeof(refuse_cases) / sizeof(refuse_cases[0]));
+    tcase_add_test(tc, test_head_error_then_pipelined_get);
+    tcase_add_loop_test(tc, test_head_errors_have_no_body, 0,
+                        sizeof(head_fail_cases) / sizeof(head_fail_cases[0]));
+    tcase_add_loop_test(tc, test_chunk_limits_follow_flags, 0,
+                        sizeof(chunk_limit_cases) / sizeof(chunk_limit_cases[0]));
     tcase_add_test(tc, test_drain_closes_idle);
     tcase_add_test(tc, test_expiry_serves_waiting_request);
     tcase_add_test(tc, test_expiry_partial_head_still_408);

@@ -112,8 +112,14 @@ static const struct head_case head_cases[] = {
      .num_headers = 2, .keep_alive = 1, .expect_unsupported = 1, .host = "h"},
     {"expect ignored in http/1.0", IN("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"),
      .method = "GET", .path = "/", .minor = 0, .num_headers = 1},
-    {"ows trimmed", IN("GET / HTTP/1.1\r\nHost: \t a b \t\r\n\r\n"), .method = "GET", .path = "/",
-     .minor = 1, .num_headers = 1, .keep_alive = 1, .host = "a b"},
+    {"ows trimmed", IN("GET / HTTP/1.1\r\nHost: \t a:80 \t\r\n\r\n"), .method = "GET", .path = "/",
+     .minor = 1, .num_headers = 1, .keep_alive = 1, .host = "a:80"},
+    {"host ipv6 literal with port", IN("GET / HTTP/1.1\r\nHost: [::1]:9000\r\n\r\n"),
+     .method = "GET", .path = "/", .minor = 1, .num_headers = 1, .keep_alive = 1,
+     .host = "[::1]:9000"},
+    {"host with every reg-name character",
+     IN("GET / HTTP/1.1\r\nHost: a-b.c_d~e!$&'()*+,;=%2F9:\r\n\r\n"), .method = "GET", .path = "/",
+     .minor = 1, .num_headers = 1, .keep_alive = 1, .host = "a-b.c_d~e!$&'()*+,;=%2F9:"},
     {"empty host allowed", IN("GET / HTTP/1.1\r\nHost:\r\n\r\n"), .method = "GET", .path = "/",
      .minor = 1, .num_headers = 1, .keep_alive = 1, .host = ""},
     {"obs-text and tab in value", IN(GET11("X-A: \x80\xff\tz\r\n")), .method = "GET", .path = "/",
@@ -137,7 +143,35 @@ static const struct head_case head_cases[] = {
     {"head without its empty line", IN("GET / HTTP/1.1\r\nHost: a\r\n"), .need_more = 1},
     {"only empty lines", IN("\r\n\r\n\n"), .need_more = 1},
     {"cr awaiting its lf", IN("GET / HTTP/1.1\r\nHost: a\r\n\r"), .need_more = 1},
-    {"garbage is not judged before the head ends", IN("\x01\x02 GET"), .need_more = 1},
+    {"long token method, no space yet", IN("M-SEARCH_1.0~x"), .need_more = 1},
+    {"cr after the method's space", IN("GET \r"), .need_more = 1},
+    {"obs-text in a value before the end", IN("GET / HTTP/1.1\r\nX: \x80\xff"), .need_more = 1},
+
+    /* bytes that can never be a request: 400 before the head ends */
+    {"garbage is judged before the head ends", IN("\x01\x02 GET"), .status = 400},
+    {"tls clienthello", IN("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"), .status = 400},
+    {"cr cr lf ends no head", IN("GET /health HTTP/1.1\r\nHost: a\r\n\r\r\n"), .status = 400},
+    {"bare cr before the head ends", IN("GET / HTTP/1.1\r\nHost: a\rb"), .status = 400},
+    {"nul before the head ends", IN("GET / HTTP/1.1\r\nHo\0"), .status = 400},
+    {"del before the head ends", IN("GET /\x7f"), .status = 400},
+    {"json instead of a request", IN("{\"titulo\":\"x\"}"), .status = 400},
+    {"method ended by lf", IN("GET\nHost: a\n"), .status = 400},
+    {"method ended by cr", IN("GET\r"), .status = 400},
+    {"control byte after empty lines", IN("\r\n\n\x05"), .status = 400},
+    {"bad byte after a request line answered 505", IN("GET / HTTP/2.0\r\nHost: a\x01"),
+     .status = 505},
+    {"bad byte after too many fields answered 431",
+     IN("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC\x01"), .limits = &small_limits,
+     .status = 431},
+    {"bad byte after an invalid field answered 400", IN("GET / HTTP/1.1\r\nHost : h\r\nC\x01"),
+     .status = 400},
+    {"bad byte before the request line limit", IN("GET /\x01zyxwvutsrqponmlk"),
+     .limits = &small_limits, .status = 400},
+    {"request line limit before a bad byte", IN("GET /abcdefghijklmnopq\x01"),
+     .limits = &small_limits, .status = 414},
+    {"header limit before a bad byte",
+     IN("GET / HTTP/1.1\r\nHost: h\r\nX: 012345678901234567890123456789012345678\x01"),
+     .limits = &small_limits, .status = 431},
 
     /* request line: 400 */
     {"two spaces after method", IN("GET  / HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
@@ -191,6 +225,17 @@ static const struct head_case head_cases[] = {
     {"missing host in 1.1", IN("GET / HTTP/1.1\r\nX: y\r\n\r\n"), .status = 400},
     {"two hosts in 1.1", IN("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), .status = 400},
     {"two hosts in 1.0", IN("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n"), .status = 400},
+    {"host with a space", IN("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), .status = 400},
+    {"host with a slash", IN("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), .status = 400},
+    {"host with userinfo", IN("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), .status = 400},
+    {"host port not digits", IN("GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n"), .status = 400},
+    {"host two colons", IN("GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n"), .status = 400},
+    {"host bad pct-encoding", IN("GET / HTTP/1.1\r\nHost: a%2\r\n\r\n"), .status = 400},
+    {"host unclosed ipv6 literal", IN("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n"), .status = 400},
+    {"host empty ipv6 literal", IN("GET / HTTP/1.1\r\nHost: []\r\n\r\n"), .status = 400},
+    {"host junk after ipv6 literal", IN("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n"), .status = 400},
+    {"host obs-text", IN("GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n"), .status = 400},
+    {"invalid host in 1.0", IN("GET / HTTP/1.0\r\nHost: a b\r\n\r\n"), .status = 400},
 
     /* body framing */
     {"content-length letters", IN(GET11("Content-Length: abc\r\n")), .status = 400},
@@ -221,9 +266,14 @@ static const struct head_case head_cases[] = {
     {"gzip", IN(GET11("Transfer-Encoding: gzip\r\n")), .status = 501},
     {"identity", IN(GET11("Transfer-Encoding: identity\r\n")), .status = 501},
     {"gzip then chunked", IN(GET11("Transfer-Encoding: gzip, chunked\r\n")), .status = 501},
-    {"chunked then gzip", IN(GET11("Transfer-Encoding: chunked, gzip\r\n")), .status = 501},
+    /* RFC 9112 6.3: chunked not the final coding: 400 (6.1: never applied twice). */
+    {"chunked then gzip", IN(GET11("Transfer-Encoding: chunked, gzip\r\n")), .status = 400},
     {"chunked twice", IN(GET11("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n")),
-     .status = 501},
+     .status = 400},
+    {"chunked twice in one field", IN(GET11("Transfer-Encoding: chunked, chunked\r\n")),
+     .status = 400},
+    {"gzip, chunked, chunked", IN(GET11("Transfer-Encoding: gzip, chunked, chunked\r\n")),
+     .status = 400},
     {"chunked with parameter", IN(GET11("Transfer-Encoding: chunked;q=1\r\n")), .status = 501},
 
     /* limits (small_limits: line 16, head 64, 2 fields) */
@@ -513,6 +563,29 @@ START_TEST(default_size_limits)
 }
 END_TEST
 
+/* Empty lines that run past the head limit: the request line would start
+ * beyond the last byte that may be judged, and nothing may be read past the
+ * buffer (found by fuzz/fuzz_http_parser.c; the buffer is exactly the
+ * input's size, so ASan and valgrind see any over-read). */
+START_TEST(empty_lines_past_limit)
+{
+    static const struct http_limits small = {32, 48, 4};
+    struct http_request req;
+    for (size_t len = 1; len <= 64; len++) {
+        char *buf = malloc(len);
+        ck_assert_ptr_nonnull(buf);
+        memset(buf, '\n', len);
+        int n = http_parse_request(buf, len, 0, &small, &req);
+        if (len < 48)
+            ck_assert_msg(n == NEED_MORE, "%zu empty lines: got %d", len, n);
+        else
+            ck_assert_msg(n == -1 && req.error_status == 431, "%zu empty lines: got %d status %d",
+                          len, n, req.error_status);
+        free(buf);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ pipelining */
 
 START_TEST(pipelined_requests)
@@ -792,49 +865,88 @@ START_TEST(chunked_split_everywhere)
 }
 END_TEST
 
-START_TEST(chunked_long_extension_and_trailer)
+/* Decodes a 1-byte chunk whose size line carries ext_len bytes of extension
+ * (after the ';', up to the CR), with the decoder's extension limit max_ext
+ * (0: the default). Returns the decoder's result. */
+static long decode_with_extension(size_t ext_len, size_t max_ext, int *status)
 {
-    size_t size = 40000;
+    size_t size = ext_len + 16;
     char *buf = malloc(size);
     struct http_chunked_decoder dec;
-    size_t len;
+    size_t len = size;
     long r;
 
     ck_assert(buf != NULL);
-    /* 4096 bytes of extension (after the ';', up to the CR) pass; 4097 do not. */
     memset(&dec, 0, sizeof(dec));
+    dec.max_ext_bytes = max_ext;
     memset(buf, 'e', size);
     buf[0] = '1';
     buf[1] = ';';
-    memcpy(buf + 4097, "\r\nx\r\n0\r\n\r\n", 10);
-    len = 4107;
+    memcpy(buf + 1 + ext_len, "\r\nx\r\n0\r\n\r\n", 10);
+    len = ext_len + 11;
     r = http_decode_chunked(&dec, buf, &len, 100);
-    ck_assert_msg(r == 0 && len == 1 && buf[0] == 'x', "4096-byte extension: got %ld", r);
-    memset(&dec, 0, sizeof(dec));
-    memset(buf, 'e', size);
-    buf[0] = '1';
-    buf[1] = ';';
-    len = 4099;
-    r = http_decode_chunked(&dec, buf, &len, 100);
-    ck_assert_msg(r == -1 && dec.error_status == 400, "4097-byte extension: got %ld", r);
-
-    /* A 16384-byte trailer section passes; one more byte does not. */
-    memset(&dec, 0, sizeof(dec));
-    memset(buf, 'v', size);
-    memcpy(buf, "0\r\nX:", 5);
-    memcpy(buf + 3 + 16384 - 4, "\r\n\r\n", 4);
-    len = 3 + 16384;
-    r = http_decode_chunked(&dec, buf, &len, 100);
-    ck_assert_msg(r == 0 && len == 0, "16384-byte trailers: got %ld (%s)", r,
-                  dec.error ? dec.error : "-");
-    memset(&dec, 0, sizeof(dec));
-    memset(buf, 'v', size);
-    memcpy(buf, "0\r\nX:", 5);
-    memcpy(buf + 3 + 16385 - 4, "\r\n\r\n", 4);
-    len = 3 + 16385;
-    r = http_decode_chunked(&dec, buf, &len, 100);
-    ck_assert_msg(r == -1 && dec.error_status == 400, "16385-byte trailers: got %ld", r);
+    if (r == 0)
+        ck_assert_msg(len == 1 && buf[0] == 'x', "%zu-byte extension: body of %zu bytes", ext_len,
+                      len);
+    *status = dec.error_status;
     free(buf);
+    return r;
+}
+
+/* Decodes an empty body whose trailer section (from "X:" to the final CRLF)
+ * is trailer_len bytes, with the decoder's trailer limit max_trailer. */
+static long decode_with_trailers(size_t trailer_len, size_t max_trailer, int *status)
+{
+    char *buf = malloc(trailer_len + 3);
+    struct http_chunked_decoder dec;
+    size_t len = trailer_len + 3;
+    long r;
+
+    ck_assert(buf != NULL && trailer_len >= 7);
+    memset(&dec, 0, sizeof(dec));
+    dec.max_trailer_bytes = max_trailer;
+    memset(buf, 'v', len);
+    memcpy(buf, "0\r\nX:", 5);
+    memcpy(buf + len - 4, "\r\n\r\n", 4);
+    r = http_decode_chunked(&dec, buf, &len, 100);
+    *status = dec.error_status;
+    free(buf);
+    return r;
+}
+
+/* The limits: the defaults (the server's default request-line and header
+ * limits) and configured ones; at the limit passes, one byte more is 400. */
+START_TEST(chunked_long_extension_and_trailer)
+{
+    static const struct {
+        size_t limit; /* 0: the default */
+        size_t effective;
+    } ext[] = {{0, HTTP_CHUNK_EXT_DEFAULT}, {100, 100}, {20000, 20000}},
+      trailer[] = {{0, HTTP_CHUNK_TRAILER_DEFAULT}, {64, 64}, {40000, 40000}};
+    size_t i;
+    int status;
+    long r;
+
+    ck_assert_int_eq(HTTP_CHUNK_EXT_DEFAULT, 8192);
+    ck_assert_int_eq(HTTP_CHUNK_TRAILER_DEFAULT, 16384);
+    for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+        r = decode_with_extension(ext[i].effective, ext[i].limit, &status);
+        ck_assert_msg(r == 0, "%zu-byte extension, limit %zu: expected 0, got %ld",
+                      ext[i].effective, ext[i].limit, r);
+        r = decode_with_extension(ext[i].effective + 1, ext[i].limit, &status);
+        ck_assert_msg(r == -1 && status == 400,
+                      "%zu-byte extension, limit %zu: expected -1 (400), got %ld (%d)",
+                      ext[i].effective + 1, ext[i].limit, r, status);
+    }
+    for (i = 0; i < sizeof(trailer) / sizeof(trailer[0]); i++) {
+        r = decode_with_trailers(trailer[i].effective, trailer[i].limit, &status);
+        ck_assert_msg(r == 0, "%zu-byte trailers, limit %zu: expected 0, got %ld",
+                      trailer[i].effective, trailer[i].limit, r);
+        r = decode_with_trailers(trailer[i].effective + 1, trailer[i].limit, &status);
+        ck_assert_msg(r == -1 && status == 400,
+                      "%zu-byte trailers, limit %zu: expected -1 (400), got %ld (%d)",
+                      trailer[i].effective + 1, trailer[i].limit, r, status);
+    }
 }
 END_TEST
 
@@ -912,6 +1024,7 @@ static Suite *http_parser_suite(void)
     tcase_add_loop_test(tc, head_split_everywhere, 0, NUM_HEAD_CASES);
     tcase_add_test(tc, field_count_limit);
     tcase_add_test(tc, default_size_limits);
+    tcase_add_test(tc, empty_lines_past_limit);
     suite_add_tcase(s, tc);
 
     tcase_add_loop_test(tc_chunked, chunked_whole, 0, NUM_CHUNK_CASES);

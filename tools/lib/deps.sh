@@ -1,5 +1,32 @@
 # tools/lib/deps.sh - install the Debian packages listed in tools/packages.txt when missing.
-# Sourced by tools/test and tools/demo: `. tools/lib/deps.sh; deps_ensure [EXTRA_PACKAGE...]`.
+# Sourced by tools/test and tools/demo:
+#
+#   . tools/lib/deps.sh
+#   deps_ensure [--for test|demo] [EXTRA_PACKAGE...]
+#
+# --for test (the default, tools/test): every group of tools/packages.txt. --for demo
+# (tools/demo): only [build] and [demo]; a classroom machine needs no valgrind or clang.
+# A missing [optional] package that apt does not offer is skipped with a note naming the
+# suite that will skip; any other missing package that cannot be installed is an error.
+# shellcheck shell=bash
+
+# deps_list GROUP...: the packages of those groups, one per line; for [optional] each line
+# is "PACKAGE WHAT-SKIPS" (the text after "#" in tools/packages.txt).
+deps_list() {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    awk -v groups=" $* " '
+        /^\[[a-z]+\][[:space:]]*$/ { group = $0; gsub(/[][[:space:]]/, "", group); next }
+        /^[[:space:]]*(#|$)/ { next }
+        index(groups, " " group " ") {
+            what = ""
+            if (index($0, "#")) {
+                what = substr($0, index($0, "#") + 1)
+                sub(/^[[:space:]]+/, "", what)
+            }
+            print $1 (group == "optional" ? " " what : "")
+        }' "$root/tools/packages.txt"
+}
 
 deps_missing() {
     local pkg missing=()
@@ -10,33 +37,84 @@ deps_missing() {
     echo "${missing[@]}"
 }
 
-# deps_ensure [EXTRA...]: every package of tools/packages.txt plus EXTRA, installed with
-# apt-get as root or through sudo; otherwise prints the exact command and fails.
+# deps_apt_offers PKG: apt has an installable version of PKG ("Candidate: (none)" or no
+# entry at all means it does not).
+deps_apt_offers() {
+    apt-cache policy "$1" 2>/dev/null | grep -q '^[[:space:]]*Candidate: [^(]'
+}
+
 deps_ensure() {
-    local root list missing sudo=""
-    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    list=$(grep -v '^[[:space:]]*\(#\|$\)' "$root/tools/packages.txt")
+    local purpose=test groups=()
+    if [ "${1:-}" = --for ]; then
+        purpose=${2:-}
+        shift 2 || shift
+    fi
+    case "$purpose" in
+    demo) groups=(build demo) ;;
+    test) groups=(build demo test) ;;
+    *)
+        echo "deps: deps_ensure --for '$purpose': expected test or demo" >&2
+        return 1
+        ;;
+    esac
+    local list missing pkg what sudo="" optional=()
+    list=$(deps_list "${groups[@]}")
     # shellcheck disable=SC2086
     missing=$(deps_missing $list "$@")
-    [ -z "$missing" ] && return 0
+    if [ "$purpose" = test ]; then
+        while read -r pkg what; do
+            [ -z "$(deps_missing "$pkg")" ] || optional+=("$pkg|$what")
+        done < <(deps_list optional)
+    fi
+    [ -z "$missing" ] && [ ${#optional[@]} -eq 0 ] && return 0
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "deps: missing packages ($missing) and no apt-get: install them by hand" >&2
-        return 1
+        [ -z "$missing" ] || {
+            echo "deps: missing packages ($missing) and no apt-get: install them by hand" >&2
+            return 1
+        }
+        for pkg in "${optional[@]}"; do
+            echo "deps: ${pkg%%|*} is not installed and there is no apt-get:" \
+                "${pkg#*|} will skip" >&2
+        done
+        return 0
     fi
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
             sudo="sudo"
-        else
+        elif [ -n "$missing" ]; then
             echo "deps: missing packages; run as root:" >&2
-            echo "  apt-get update && apt-get install -y $missing" >&2
+            echo "  apt-get update && apt-get install -y $missing ${optional[*]%%|*}" >&2
             return 1
+        else
+            for pkg in "${optional[@]}"; do
+                echo "deps: ${pkg%%|*} is not installed (installing needs root):" \
+                    "${pkg#*|} will skip" >&2
+            done
+            return 0
         fi
     fi
+    # The package lists: always before an install; for optional packages alone only when
+    # there are none yet (a fresh machine), so a release that lacks one does not pay for
+    # an update on every run.
+    if [ -n "$missing" ] || ! compgen -G '/var/lib/apt/lists/*Packages*' >/dev/null; then
+        $sudo apt-get update -qq || {
+            echo "deps: apt-get update failed" >&2
+            [ -z "$missing" ] || return 1
+        }
+    fi
+    for pkg in "${optional[@]}"; do
+        if deps_apt_offers "${pkg%%|*}"; then
+            missing="$missing ${pkg%%|*}"
+        else
+            echo "deps: apt offers no package ${pkg%%|*} here: ${pkg#*|} will skip" >&2
+        fi
+    done
+    missing=${missing# }
+    [ -z "$missing" ] && return 0
     echo "deps: installing $missing" >&2
     # shellcheck disable=SC2086
-    $sudo apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-            $missing >&2 || {
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        $missing >&2 || {
         echo "deps: apt-get install $missing failed" >&2
         return 1
     }
