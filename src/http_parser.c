@@ -210,6 +210,7 @@ struct framing {
     size_t end;     /* the head's length; 0: not complete */
     size_t bad_at;  /* with FRAME_BAD_BYTE: the offending byte */
     int bad_method; /* ... which breaks the method */
+    size_t proof;   /* FRAME_BAD_BYTE, FRAME_LIMIT: the buffered length that proves it */
 };
 
 enum frame_result {
@@ -289,8 +290,11 @@ static enum frame_result find_head_end(const char *buf, size_t len, size_t prev_
     }
     /* On a tie (both proven by the same buffered length) the limit wins, as
      * it did before bad bytes were judged early. */
-    if (bad != 0 && (over == 0 || bad < over))
+    if (bad != 0 && (over == 0 || bad < over)) {
+        fr->proof = bad;
         return FRAME_BAD_BYTE;
+    }
+    fr->proof = over;
     if (over != 0) {
         fail(req, over_status,
              over_status == 414 ? "request line too long" : "request header section too large");
@@ -737,9 +741,29 @@ static int parse_head(const char *buf, const struct framing *fr, size_t max_head
     return 0;
 }
 
+/* A head refused before its request line was parsed still tells its method
+ * when the bytes that prove the refusal show one (a token, then SP): the
+ * caller must answer HEAD without a body, errors included. Only bytes before
+ * the proof count, so the method is the same however the bytes arrived. */
+static void note_method(const char *buf, const struct framing *fr, struct http_request *req)
+{
+    size_t i = fr->rl;
+
+    if (req->method != NULL)
+        return;
+    while (i < fr->proof && is_tchar((unsigned char)buf[i]))
+        i++;
+    if (i > fr->rl && i < fr->proof && buf[i] == ' ') {
+        req->method = buf + fr->rl;
+        req->method_len = i - fr->rl;
+    }
+}
+
 int http_parse_request(const char *buf, size_t len, size_t prev_len,
                        const struct http_limits *limits, struct http_request *req)
 {
+    int n;
+
     struct framing fr;
     size_t max_headers;
 
@@ -771,9 +795,12 @@ int http_parse_request(const char *buf, size_t len, size_t prev_len,
     case FRAME_NEED_MORE:
         return -2;
     case FRAME_LIMIT:
+        note_method(buf, &fr, req);
         return -1;
     case FRAME_BAD_BYTE:
-        return reject_bad_byte(buf, &fr, max_headers, req);
+        n = reject_bad_byte(buf, &fr, max_headers, req);
+        note_method(buf, &fr, req);
+        return n;
     case FRAME_COMPLETE:
         break;
     }

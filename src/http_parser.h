@@ -27,7 +27,9 @@
  *              The result depends only on buf[0..len), never on prev_len
  *              (nor on how the bytes were split between calls).
  *     n == -1  bad request: req.error_status is the status to answer
- *              (400, 414, 431, 501, 505) and req.error says why.
+ *              (400, 414, 431, 501, 505) and req.error says why. req.method
+ *              is set whenever the bytes read so far show one (so that a
+ *              HEAD gets its error without a body), else NULL.
  *   Empty lines before the request line are skipped and counted in n. Lines
  *   end with CRLF or a bare LF; a CR anywhere else is an error.
  *

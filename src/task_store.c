@@ -346,8 +346,9 @@ static const char *store_lock_errmsg(int e)
  * connections waiting too). So once a wait has run out, the store counts as
  * busy for the next timeout_ms and cuts its waits to one lock tick: a stopped
  * holder then costs each later request at most that, while a holder that is
- * merely finishing its append still gets waited for. Any granted lock ends
- * the busy time; when it expires, one request waits in full again and so
+ * merely finishing its append still gets waited for. A granted lock of the
+ * same kind ends the busy time (a read lock ends only the readers'); when it
+ * expires, one request waits in full again and so
  * probes whether the holder is back. A read that ran out shortens only
  * reads: readers wait 100 ms, which a slow fdatasync() under the write lock
  * may take, and that must not turn later writers away early. */
@@ -359,7 +360,11 @@ static int store_timed_lock(struct task_store *s, short type, unsigned timeout_m
     int busy = now < s->write_busy_until_ms || (type == F_RDLCK && now < s->read_busy_until_ms);
     unsigned wait_ms = busy && timeout_ms > STORE_LOCK_TICK_MS ? STORE_LOCK_TICK_MS : timeout_ms;
     if (store_lock(s->fd, type, wait_ms) == 0) {
-        s->write_busy_until_ms = s->read_busy_until_ms = 0;
+        /* A read lock shares with a stopped reader (a taskctl verify on
+         * Ctrl-Z): it proves nothing for writers. */
+        s->read_busy_until_ms = 0;
+        if (type == F_WRLCK)
+            s->write_busy_until_ms = 0;
         return 0;
     }
     if (errno == ETIMEDOUT && !busy) {
@@ -1382,6 +1387,13 @@ static int store_canonicalize(int fd, off_t size, const char *path, int repair,
         goto out;
     }
     off_t new_size = 2 + w.bytes + (w.count > 0 ? 3 : 2);
+    w.cap = TASK_JSON_RECORD_MAX;
+    w.buf = malloc(w.cap); /* before anything is written: nothing to undo if it fails */
+    if (w.buf == NULL) {
+        errno = ENOMEM;
+        store_err(err, err_len, "%s: out of memory", path);
+        goto out;
+    }
     if (store_save_beside(path, "orig", text, (size_t)size, rep->saved_path,
                           sizeof(rep->saved_path)) < 0) {
         store_err(err, err_len, "%s: cannot save the original to %s: %s", path, rep->saved_path,
@@ -1396,14 +1408,7 @@ static int store_canonicalize(int fd, off_t size, const char *path, int repair,
         goto out;
     }
     w.fd = fd;
-    w.cap = TASK_JSON_RECORD_MAX;
     w.count = 0;
-    w.buf = malloc(w.cap);
-    if (w.buf == NULL) {
-        errno = ENOMEM;
-        store_err(err, err_len, "%s: out of memory", path);
-        goto out;
-    }
     /* The original is in memory and saved beside: the file may be overwritten
      * from offset 0 as we go; a failure half-way puts it back. */
     if (rewrite_put(&w, "[\n", 2) < 0 ||
@@ -1506,10 +1511,12 @@ int task_store_check(const char *path, int flags, struct task_store_report *repo
     snprintf(s->path, sizeof(s->path), "%s", path);
 
     /* With repair, a first scan under the read lock: the usual answer is
-     * "canonical", and running servers' appends need not wait out an O(n)
-     * scan (a second server starting on the file, a taskctl repair) for it.
-     * Only a file that needs work is scanned again, under the write lock,
-     * from the start: it may have changed in between. */
+     * "canonical", and readers (snapshots, other checks) need not wait out an
+     * O(n) scan under the write lock for it. Writers still do: an append's
+     * write lock waits for the scan (about 0.3 s per million tasks here), so
+     * a second server started on a busy file costs running servers that
+     * pause once. Only a file that needs work is scanned again, under the
+     * write lock, from the start: it may have changed in between. */
     if (repair && store_lock(fd, F_RDLCK, 0) == 0) {
         int canonical = fstat(fd, &st) == 0 && st.st_size > 0 &&
                         store_stream_check(fd, -1, NULL, s->scan, &rep->num_tasks, &bad_off, reason,

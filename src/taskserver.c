@@ -1,6 +1,7 @@
 /* taskserver.c - main(): configuration, store check, listening socket, then the master. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,21 @@ int main(int argc, char **argv)
         (void)w; /* nowhere better to report a failed write to stderr */
     }
 
+    /* The signals that stop the server stay blocked after master_run(), which
+     * blocks them itself and restores this mask when it returns: a second
+     * SIGTERM during the shutdown (docker stop, an impatient Ctrl-C) is then
+     * still pending at the end, and must not turn a clean exit 0 into death
+     * by signal. (Workers unblock everything after fork.) */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigaddset(&stop, SIGQUIT);
+    if (sigprocmask(SIG_BLOCK, &stop, NULL) < 0) {
+        log_error("sigprocmask: %s", strerror(errno));
+        return 1;
+    }
     /* The master owns the socket now: it closes it when the shutdown begins. */
     return master_run(&cfg, fd);
 }

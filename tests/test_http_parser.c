@@ -586,6 +586,60 @@ START_TEST(empty_lines_past_limit)
 }
 END_TEST
 
+/* A head refused before its request line is parsed (a limit, a bad byte)
+ * still tells its method when the bytes show one, so a HEAD gets its error
+ * without a body; the same whether fed whole or byte by byte. */
+static const struct {
+    const char *in;
+    int status;
+    const char *method; /* NULL: none shown */
+} early_method_cases[] = {
+    {"HEAD / HTTP/1.1\r\nHost: h\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 431, "HEAD"},
+    {"HEAD /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 414, "HEAD"},
+    {"HEAD /a\x01 HTTP/1.1\r\n", 400, "HEAD"},
+    {"\r\nHEAD /a\x7f", 400, "HEAD"},
+    {"GET / HTTP/1.1\r\nX: \x01", 400, "GET"},
+    {"HE\x01"
+     "AD / HTTP/1.1\r\n",
+     400, NULL},
+    {"HEADaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 414, NULL},
+};
+
+START_TEST(early_error_method)
+{
+    static const struct http_limits small = {32, 48, 4};
+    const char *in = early_method_cases[_i].in;
+    size_t len = strlen(in);
+    struct http_request req;
+    int n = -2;
+    size_t k;
+
+    for (int whole = 1; whole >= 0; whole--) {
+        for (k = whole ? len : 1; k <= len; k++) {
+            char *buf = malloc(k);
+            ck_assert_ptr_nonnull(buf);
+            memcpy(buf, in, k);
+            n = http_parse_request(buf, k, whole ? 0 : k - 1, &small, &req);
+            char method[16] = "";
+            if (req.method != NULL)
+                snprintf(method, sizeof(method), "%.*s", (int)req.method_len, req.method);
+            free(buf);
+            if (n != -2) {
+                ck_assert_msg(n == -1 && req.error_status == early_method_cases[_i].status,
+                              "case %d (%s): got %d status %d", _i,
+                              whole ? "whole" : "byte by byte", n, req.error_status);
+                const char *want = early_method_cases[_i].method;
+                ck_assert_msg(want ? strcmp(method, want) == 0 : req.method == NULL,
+                              "case %d (%s): method [%s], expected [%s]", _i,
+                              whole ? "whole" : "byte by byte", method, want ? want : "none");
+                break;
+            }
+        }
+        ck_assert_msg(n == -1, "case %d: never refused", _i);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ pipelining */
 
 START_TEST(pipelined_requests)
@@ -1025,6 +1079,8 @@ static Suite *http_parser_suite(void)
     tcase_add_test(tc, field_count_limit);
     tcase_add_test(tc, default_size_limits);
     tcase_add_test(tc, empty_lines_past_limit);
+    tcase_add_loop_test(tc, early_error_method, 0,
+                        (int)(sizeof(early_method_cases) / sizeof(early_method_cases[0])));
     suite_add_tcase(s, tc);
 
     tcase_add_loop_test(tc_chunked, chunked_whole, 0, NUM_CHUNK_CASES);

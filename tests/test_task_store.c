@@ -1125,6 +1125,46 @@ START_TEST(test_lock_timeout)
 }
 END_TEST
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Behind a stopped reader (a taskctl verify on Ctrl-Z), a read lock is still
+ * granted at once: that must not end the writers' busy time, or every POST
+ * after a GET would wait the full timeout again. */
+START_TEST(test_busy_time_survives_shared_read)
+{
+    write_file(tmp_file, "[\n]\n", 4);
+    struct lock_holder reader = hold_lock(F_RDLCK);
+    struct task_store_options opts = {0, 0, 1000, -1, 1};
+    struct task_store *s = open_store(&opts);
+    struct task t;
+    struct task_meta m;
+    struct task_store_snapshot snap;
+    char err[512];
+    struct timespec t0;
+    make_task(&t, "waits", NULL, -1);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    long ms = ms_since(&t0);
+    ck_assert_msg(ms >= 990, "gave up after %ld ms, before the 1000 ms timeout", ms);
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, ETIMEDOUT);
+    ms = ms_since(&t0);
+    ck_assert_msg(ms < 500, "after a shared read lock, an append waited %ld ms again", ms);
+    release_lock(reader);
+    ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), 0);
+    ck_assert_uint_eq(m.id, 1);
+    task_store_close(s);
+}
+END_TEST
+
 /* ---- the size hint: appends and counts without fstat() ---- */
 
 enum { OTHER_APPEND, OTHER_RESET, OTHER_CRASH, OTHER_REPAIR };
@@ -1542,8 +1582,10 @@ int main(int argc, char **argv)
     tcase_add_test(tp, test_count);
     if (TASKSERVER_LOCKING)
         tcase_add_test(tp, test_count_lock_free); /* no locks, nothing to wait behind */
-    if (TASKSERVER_LOCKING)
-        tcase_add_test(tp, test_lock_timeout); /* no locks, no timeout to test */
+    if (TASKSERVER_LOCKING) {                     /* no locks, no timeout to test */
+        tcase_add_test(tp, test_lock_timeout);
+        tcase_add_test(tp, test_busy_time_survives_shared_read);
+    }
     suite_add_tcase(su, tp);
 
     SRunner *sr = srunner_create(su);
