@@ -224,7 +224,7 @@ static void api_create_task(struct api *api, const char *body, size_t body_len,
     char *h = resp->headers;
     memcpy(h, loc, sizeof(loc) - 1);
     h = decimal_put_u64(h + sizeof(loc) - 1, meta.id);
-    memcpy(h, "\r\n", 2);
+    memcpy(h, "\r\n", 3); /* NUL-terminated, as api_add_header() leaves it */
     resp->headers_len = (size_t)(h + 2 - resp->headers);
 
     char titulo[201], cliente[201];
@@ -256,6 +256,19 @@ static void api_list_tasks(struct api *api, struct api_response *resp)
     resp->file_len = snap.prefix_len;
     resp->suffix = snap.suffix;
     resp->suffix_len = snap.suffix_len;
+    resp->snap = snap;
+}
+
+int api_list_intact(struct api *api, const struct task_store_snapshot *snap)
+{
+    int rc = task_store_snapshot_intact(api->store, snap);
+    if (rc < 0)
+        log_error("GET /tareas: reading %s again: %s; response cut short", api->cfg->file,
+                  strerror(errno));
+    else if (rc == 0)
+        log_error("GET /tareas: %s was reset while the list was sent; response cut short",
+                  api->cfg->file);
+    return rc == 1;
 }
 
 static void api_get_task(struct api *api, uint64_t id, struct api_response *resp)

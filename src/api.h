@@ -63,6 +63,7 @@ struct api_response {
     off_t file_len;
     const char *suffix;
     size_t suffix_len;
+    struct task_store_snapshot snap; /* what file_len and suffix came from */
 };
 
 /* Returns an api over an open store, or NULL with errno (ENOMEM). cfg must
@@ -81,6 +82,13 @@ void api_route(const char *method, size_t method_len, const char *target, size_t
  * 503/507/500 responses, logged with their cause. */
 void api_handle(struct api *api, const struct api_route *route, const char *body, size_t body_len,
                 struct api_response *resp);
+
+/* After the file part of a GET /tareas response was sent, before its suffix:
+ * 1 when those bytes were still snap's, 0 (logged) when the list was reset
+ * meanwhile: the caller then closes the connection short of the promised
+ * Content-Length, so that the client sees a broken response, never two lists
+ * spliced into one that looks whole. */
+int api_list_intact(struct api *api, const struct task_store_snapshot *snap);
 
 /* Fills resp with status and the body {"error":"message"} (message escaped
  * as JSON). */

@@ -115,9 +115,10 @@ struct conn {
     off_t file_end;
     const char *suffix;
     size_t suffix_len;
-    int close_after; /* close once the response is out */
-    int linger;      /* ... through LINGER: the client may still be sending */
-    size_t lingered; /* bytes dropped in LINGER */
+    struct task_store_snapshot snap; /* SEND_FILE: checked before the suffix */
+    int close_after;                 /* close once the response is out */
+    int linger;                      /* ... through LINGER: the client may still be sending */
+    size_t lingered;                 /* bytes dropped in LINGER */
 };
 
 struct conn_server {
@@ -389,6 +390,12 @@ static int conn_flush(struct conn *c)
         }
         progress = 1;
     }
+    /* The bytes just sent are the snapshot's unless a reset rewrote them
+     * meanwhile: then end the response short, never with a closing "]". */
+    if (c->file_fd >= 0 && !api_list_intact(srv->api, &c->snap)) {
+        rc = -1;
+        goto out;
+    }
     c->file_fd = -1;
     while (c->suffix_len > 0) {
         ssize_t n = send(c->fd, c->suffix, c->suffix_len, MSG_NOSIGNAL);
@@ -486,6 +493,7 @@ static int conn_respond(struct conn *c, const struct api_response *resp, int com
         c->file_end = resp->file_len;
         c->suffix = resp->suffix;
         c->suffix_len = resp->suffix_len;
+        c->snap = resp->snap;
     }
 
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};

@@ -35,7 +35,10 @@
  *       next id: an append reads only the tail, O(1) in the file's size.
  *   I3  Bytes before the end of the last complete record never change (an
  *       append overwrites only the closing "\n]\n"), so a reader that noted
- *       that end under the lock may stream the bytes later without it.
+ *       that end under the lock may stream the bytes later without it. The
+ *       one exception is a reset (taskctl reset, by hand), which the lock
+ *       cannot keep from a reader that holds none: the streamer checks that
+ *       its last record is still there (task_store_snapshot_intact()).
  *
  * POSIX record locks are a famous trap (sqlite's os_unix.c calls them
  * "broken by design"); the store is shaped around their rules:
@@ -973,6 +976,26 @@ unlock:
 static const char store_suffix_records[] = "\n]\n";
 static const char store_suffix_empty[] = "]\n";
 
+/* FNV-1a over the bytes [from, to) of the file: a line of at most
+ * TASK_JSON_RECORD_MAX bytes (the scan buffer holds it). A short read means
+ * the file was cut below them; its sum then differs from any snapshot's. */
+static int store_line_sum(struct task_store *s, off_t from, off_t to, uint64_t *sum)
+{
+    size_t len = (size_t)(to - from);
+    if (len > sizeof(s->scan)) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    ssize_t got = store_pread_full(s->fd, s->scan, len, from);
+    if (got < 0)
+        return -1;
+    uint64_t h = 14695981039346656037ULL;
+    for (ssize_t i = 0; i < got; i++)
+        h = (h ^ (unsigned char)s->scan[i]) * 1099511628211ULL;
+    *sum = (size_t)got == len ? h : ~h;
+    return 0;
+}
+
 int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, char *err,
                         size_t err_len)
 {
@@ -1011,7 +1034,24 @@ int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, 
         snap->suffix_len = sizeof(store_suffix_records) - 1;
     }
     snap->num_tasks = ti.last_id;
+    snap->last_off = ti.line_start;
+    snap->last_sum = 0;
+    if (ti.last_id > 0 && store_line_sum(s, ti.line_start, ti.end, &snap->last_sum) < 0) {
+        store_err(err, err_len, "%s: read: %s", s->path, strerror(errno));
+        return -1;
+    }
     return 0;
+}
+
+int task_store_snapshot_intact(struct task_store *s, const struct task_store_snapshot *snap)
+{
+    /* An empty snapshot is "[" from bytes that never change, even by reset. */
+    if (snap->num_tasks == 0)
+        return 1;
+    uint64_t sum;
+    if (store_line_sum(s, snap->last_off, snap->prefix_len, &sum) < 0)
+        return -1;
+    return sum == snap->last_sum;
 }
 
 int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_len)

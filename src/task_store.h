@@ -24,7 +24,8 @@
  * An empty list is "[\n]\n". The file is a valid JSON array whenever no append
  * is in progress. The bytes up to the end of the last complete record never
  * change once written (except by reset and start-up canonicalization): that is
- * what lets a reader send a snapshot without holding a lock.
+ * what lets a reader send a snapshot without holding a lock (and check with
+ * task_store_snapshot_intact() that no reset came in between).
  *
  * Ownership: a struct task_store owns one descriptor on the file for its whole
  * life. A process may have at most one store open on a given file at a time:
@@ -127,6 +128,8 @@ struct task_store_snapshot {
     const char *suffix; /* "]\n" or "\n]\n" (static storage) */
     size_t suffix_len;
     uint64_t num_tasks; /* == id of the last task: ids are 1..n */
+    off_t last_off;     /* where the last task's line starts (for _intact) */
+    uint64_t last_sum;  /* a checksum of that line */
 };
 
 /* Takes the read lock briefly to find the end of the last complete record;
@@ -135,6 +138,15 @@ struct task_store_snapshot {
  * Returns 0 or -1 with errno (EIO, EBADMSG). */
 int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, char *err,
                         size_t err_len);
+
+/* Whether the bytes snap covers are still the file's. A reader that sent the
+ * prefix asks this before the suffix: the one writer that rewrites them is
+ * task_store_reset(), and a reset followed by appends past prefix_len would
+ * turn a stream into two lists spliced into one that looks whole. Compares
+ * the snapshot's last record with the file (a refill catches it only with a
+ * byte-identical line at the same offset). Returns 1 intact, 0 rewritten or
+ * cut, -1 read error (errno). */
+int task_store_snapshot_intact(struct task_store *s, const struct task_store_snapshot *snap);
 
 /* The number of tasks, for a health check: every task whose append completed
  * before the call (one in flight may or may not count). Reads the tail

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/compose.sh - the Docker image and the compose runs, for real: locked, unlocked, scaled.
 #
-# meson suite `compose`. Needs a Docker daemon that answers and a compose command (v2
-# plugin or docker-compose 1.29); without them it exits 77 with the reason. It never
+# meson suite `compose`, run twice: COMPOSE_IMPL=v1 (test compose-v1: docker-compose 1.29)
+# and COMPOSE_IMPL=v2 (test compose-v2: the `docker compose` plugin, or the standalone v2
+# binary at $TASKSERVER_COMPOSE_V2), since the files must work with both. Needs a Docker
+# daemon that answers and that compose; without them it exits 77 with the reason. It never
 # installs or starts anything: tools/test does that first (tools/lib/docker.sh).
 #
 # Each run gets its own compose project (-p), so the suite can run next to anything else;
@@ -43,13 +45,32 @@ skip() {
 command -v docker >/dev/null 2>&1 || skip "docker is not installed (tools/test installs it)"
 timeout 20 docker info >/dev/null 2>&1 ||
     skip "no docker daemon answers (tools/test starts one: tools/lib/docker.sh)"
-if docker compose version >/dev/null 2>&1; then
-    compose=(docker compose)
-elif command -v docker-compose >/dev/null 2>&1; then
+# v2: the plugin, else the standalone binary tools/lib/docker.sh keeps; v1: docker-compose
+# only if it is 1.x (Debian trixie's docker-compose is a v2).
+v2_bin=${TASKSERVER_COMPOSE_V2:-${XDG_CACHE_HOME:-$HOME/.cache}/taskserver/docker-compose}
+major() { # major COMMAND...: the major version of a compose command, or nothing
+    "$@" version --short 2>/dev/null | sed -n 's/^v\{0,1\}\([0-9]*\)\..*/\1/p'
+}
+case "${COMPOSE_IMPL:-}" in
+v1)
+    [ "$(major docker-compose)" = 1 ] ||
+        skip "docker-compose 1.x is not installed (Debian bookworm's docker-compose; tools/test installs it)"
     compose=(docker-compose)
-else
-    skip "neither 'docker compose' nor 'docker-compose' is installed"
-fi
+    ;;
+v2)
+    if [ "$(major docker compose)" = 2 ]; then
+        compose=(docker compose)
+    elif [ "$(major "$v2_bin")" = 2 ]; then
+        compose=("$v2_bin")
+    else
+        skip "no compose v2: neither the 'docker compose' plugin nor $v2_bin (tools/test fetches it)"
+    fi
+    ;;
+*)
+    echo "compose: COMPOSE_IMPL must be v1 or v2, not '${COMPOSE_IMPL:-}'" >&2
+    exit 2
+    ;;
+esac
 docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
     skip "base image $BASE_IMAGE is missing and no registry may be reachable (tools/offline-base-image builds it)"
 
@@ -184,7 +205,7 @@ files_of[${tag}locked]=compose.yaml
 # docker-compose 1.29 builds with the classic builder, which keeps the container of a failed
 # step unless told otherwise.
 build_opts=()
-[ "${compose[0]}" = docker-compose ] && build_opts=(--force-rm)
+[ "$COMPOSE_IMPL" = v1 ] && build_opts=(--force-rm)
 if timeout "$RUN_TIMEOUT_S" "${compose[@]}" -p "${tag}locked" -f "$ROOT/compose/compose.yaml" \
     build "${build_opts[@]}" >"$work/build.log" 2>&1 </dev/null; then
     build_s=$(($(now_s) - t0))

@@ -525,6 +525,53 @@ START_TEST(test_large_list_sendfile)
 }
 END_TEST
 
+/* A reset while GET /tareas is being sent: with or without new tasks past
+ * the snapshot's end, the response ends short of its Content-Length, never
+ * with the closing "]" of a list spliced from two. */
+static const int reset_refills[] = {0, 12000};
+
+START_TEST(test_reset_while_sending_list)
+{
+    char body[64], err[256];
+    struct api_response r;
+    struct api_route route;
+    api_route("POST", 4, "/tareas", 7, &route);
+    for (int i = 0; i < 10000; i++) { /* about 1 MB: more than the socket holds */
+        int n = snprintf(body, sizeof(body), "{\"titulo\":\"task %d\"}", i);
+        api_handle(api, &route, body, (size_t)n, &r);
+        ck_assert_int_eq(r.status, 201);
+    }
+    const char req[] = "GET /tareas HTTP/1.1\r\nHost: x\r\n\r\n";
+    static char big[4 << 20];
+    int eof;
+    send_all(req, sizeof(req) - 1);
+    /* The server fills the socket; the client takes the head and a first part. */
+    for (int i = 0; i < 20; i++)
+        event_loop_poll(loop, 10, NULL);
+    ssize_t got = read(client, big, 64 * 1024);
+    ck_assert_int_gt(got, 0);
+    size_t len = (size_t)got;
+    big[len] = '\0';
+    char *p = strstr(big, "Content-Length: ");
+    ck_assert_ptr_nonnull(p);
+    long cl = atol(p + 16);
+    size_t head_len = (size_t)(strstr(big, "\r\n\r\n") + 4 - big);
+    ck_assert_msg(len < head_len + (size_t)cl, "all %zu bytes sent before the reset", len);
+
+    ck_assert_msg(task_store_reset(store, err, sizeof(err)) == 0, "%s", err);
+    for (int i = 0; i < reset_refills[_i]; i++) {
+        int n = snprintf(body, sizeof(body), "{\"titulo\":\"refill task %d\"}", i);
+        api_handle(api, &route, body, (size_t)n, &r);
+        ck_assert_int_eq(r.status, 201);
+    }
+    len = pump(big, sizeof(big), len, 0, 5000, &eof);
+    ck_assert_int_eq(eof, 1);
+    ck_assert_msg(len < head_len + (size_t)cl, "case %d: full body of %ld bytes after a reset", _i,
+                  cl);
+    ck_assert_msg(len < 3 || memcmp(big + len - 3, "\n]\n", 3) != 0, "case %d: closed list", _i);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conn");
@@ -546,6 +593,8 @@ int main(void)
     tcase_add_test(tc, test_drain_serves_waiting_request);
     tcase_add_test(tc, test_deadline_after_lock_wait);
     tcase_add_test(tc, test_large_list_sendfile);
+    tcase_add_loop_test(tc, test_reset_while_sending_list, 0,
+                        sizeof(reset_refills) / sizeof(reset_refills[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

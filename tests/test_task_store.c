@@ -307,6 +307,42 @@ START_TEST(test_snapshot_find_many)
 }
 END_TEST
 
+/* A snapshot stays intact through appends; a reset, with or without a refill
+ * past its end (same number of tasks, other titles), is seen. */
+START_TEST(test_snapshot_intact)
+{
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store *s = open_store(&quiet_opts);
+    struct task_store_snapshot snap, empty, after;
+    char err[512], title[32];
+    ck_assert_int_eq(task_store_snapshot(s, &empty, err, sizeof(err)), 0);
+    for (int i = 1; i <= 50; i++) {
+        snprintf(title, sizeof(title), "first %d", i);
+        append_one(s, title, "a", i);
+    }
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_uint_eq(snap.num_tasks, 50);
+    ck_assert_int_eq(task_store_snapshot_intact(s, &snap), 1);
+    append_one(s, "later", "a", 51);
+    ck_assert_int_eq(task_store_snapshot_intact(s, &snap), 1);
+    ck_assert_int_eq(task_store_snapshot(s, &after, err, sizeof(err)), 0);
+
+    ck_assert_int_eq(task_store_reset(s, err, sizeof(err)), 0);
+    ck_assert_int_eq(task_store_snapshot_intact(s, &snap), 0);  /* cut */
+    ck_assert_int_eq(task_store_snapshot_intact(s, &empty), 1); /* "[" never changes */
+    for (int i = 1; i <= 60; i++) {                             /* past snap's end */
+        snprintf(title, sizeof(title), "second %d", i);
+        append_one(s, title, "a", i);
+    }
+    ck_assert_int_eq(task_store_snapshot_intact(s, &snap), 0); /* rewritten */
+    ck_assert_int_eq(task_store_snapshot_intact(s, &after), 0);
+    ck_assert_int_eq(task_store_snapshot(s, &after, err, sizeof(err)), 0);
+    ck_assert_uint_eq(after.num_tasks, 60);
+    ck_assert_int_eq(task_store_snapshot_intact(s, &after), 1);
+    task_store_close(s);
+}
+END_TEST
+
 START_TEST(test_second_open_refused)
 {
     char err[512];
@@ -1560,6 +1596,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_create_append_find);
     tcase_add_test(tc, test_snapshot_find_many);
+    tcase_add_test(tc, test_snapshot_intact);
     tcase_add_test(tc, test_second_open_refused);
     tcase_add_loop_test(tc, test_torn_every_offset, 0, 4);
     tcase_add_loop_test(tc, test_repair_table, 0,

@@ -1,20 +1,28 @@
-# tools/lib/docker.sh - make Docker usable for the compose suite: tools, daemon, base image.
+# tools/lib/docker.sh - make Docker usable for the compose suite: tools, daemon, base image,
+# compose v2.
 #
 # Sourced (never run) by tools/test before `meson test --suite compose`:
 #
 #   . "$ROOT/tools/lib/docker.sh"
 #   docker_ensure || echo "compose suite will skip: $DOCKER_REASON"
+#   docker_ensure_compose_v2 || echo "compose-v2 test will skip: $DOCKER_REASON"
 #   ...run the suite...
 #   docker_release          # stops dockerd only if docker_ensure started it
 #
-# docker_ensure = docker_ensure_tools, docker_ensure_daemon, docker_ensure_base_image.
+# docker_ensure = docker_ensure_tools, docker_ensure_daemon, docker_ensure_base_image;
+# docker_ensure_compose_v2 is separate (the compose-v1 test does not need it).
 # Each returns 0, or 1 with a lower-case reason in DOCKER_REASON (also printed on stderr).
 # Nothing here runs unless called: the compose suite itself never installs or starts
 # anything, it exits 77 when no daemon answers.
 #
 # Docker is installed on demand, not listed in tools/packages.txt: the packages are large
-# and only this suite needs them. Debian has docker-compose 1.29 (Python) and no compose v2
-# plugin; docker_compose_cmd picks whichever is present, v2 first.
+# and only this suite needs them. The compose files must work with both compose
+# implementations, so the suite runs once with each (tests compose-v1 and compose-v2):
+#   v1  docker-compose 1.29 (Python): Debian bookworm's `docker-compose` package;
+#   v2  the Go rewrite: the `docker compose` plugin, or a standalone binary at
+#       $TASKSERVER_COMPOSE_V2. bookworm has no v2 package, so docker_ensure_compose_v2
+#       takes Debian trixie's (Debian's own build, from the same archive, signature checked)
+#       and unpacks only its binary there; nothing is installed system-wide.
 
 DOCKER_REASON=
 DOCKER_STARTED_PID=
@@ -22,6 +30,11 @@ DOCKER_BASE_IMAGE=${DOCKER_BASE_IMAGE:-debian:bookworm-slim}
 DOCKER_LOG=${DOCKER_LOG:-/tmp/taskserver-dockerd.log}
 # dockerd usually answers within a few seconds; the first start initialises /var/lib/docker.
 DOCKER_DAEMON_WAIT_S=${DOCKER_DAEMON_WAIT_S:-60}
+# Where the standalone compose v2 binary is kept between runs (tests/compose.sh looks here).
+TASKSERVER_COMPOSE_V2=${TASKSERVER_COMPOSE_V2:-${XDG_CACHE_HOME:-$HOME/.cache}/taskserver/docker-compose}
+# The Debian release whose docker-compose package is v2, and where its archive is.
+DEBIAN_V2_SUITE=${DEBIAN_V2_SUITE:-trixie}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 docker__fail() {
     DOCKER_REASON=$1
@@ -55,15 +68,76 @@ docker__apt_install() {
         -y -q install --no-install-recommends "$@" >&2
 }
 
-# Prints the compose command, v2 plugin first: "docker compose" or "docker-compose".
-docker_compose_cmd() {
-    if docker compose version >/dev/null 2>&1; then
-        echo "docker compose"
-    elif command -v docker-compose >/dev/null 2>&1; then
-        echo "docker-compose"
-    else
-        return 1
+# 0 when a compose v2 is at hand: the plugin, or the standalone binary we keep.
+docker_compose_v2_present() {
+    case "$(docker compose version --short 2>/dev/null)" in 2.* | v2.*) return 0 ;; esac
+    case "$("$TASKSERVER_COMPOSE_V2" version --short 2>/dev/null)" in 2.* | v2.*) return 0 ;; esac
+    return 1
+}
+
+# docker__sha256_is FILE SUM: 0 when FILE's SHA-256 is SUM.
+docker__sha256_is() {
+    [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]
+}
+
+# Makes compose v2 available for the compose-v2 test. Ubuntu packages it
+# (docker-compose-v2); on Debian bookworm, which does not, the binary comes from Debian
+# trixie's docker-compose package: InRelease checked with gpgv against the Debian archive
+# keyring, then Packages.xz and the .deb by the SHA-256 sums it signs. Only the binary is
+# kept, at $TASKSERVER_COMPOSE_V2. Never fatal for the caller: on failure the compose-v2
+# test skips with the reason.
+docker_ensure_compose_v2() {
+    docker_compose_v2_present && return 0
+    if apt-cache policy docker-compose-v2 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        echo "docker: installing docker-compose-v2" >&2
+        docker__apt_install docker-compose-v2 && docker_compose_v2_present && return 0
     fi
+    [ -f /etc/debian_version ] || docker__fail "compose v2: not Debian or Ubuntu, install the docker compose plugin by hand" || return 1
+    local tool
+    for tool in curl gpgv xz sha256sum dpkg-deb; do
+        command -v "$tool" >/dev/null 2>&1 ||
+            docker__fail "compose v2: $tool is needed to fetch it from Debian $DEBIAN_V2_SUITE" || return 1
+    done
+    local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -r "$keyring" ] || docker__fail "compose v2: no Debian archive keyring at $keyring" || return 1
+    local arch dir base sum file
+    arch=$(dpkg --print-architecture) || return 1
+    dir=$(mktemp -d /tmp/compose-v2.XXXXXX) || return 1
+    base="$DEBIAN_MIRROR/dists/$DEBIAN_V2_SUITE"
+    echo "docker: fetching compose v2 from Debian $DEBIAN_V2_SUITE ($DEBIAN_MIRROR)" >&2
+    # Each step names what failed; curl's bounds keep a dead mirror from hanging the run.
+    local get=(curl -fsS --retry 2 --connect-timeout 20 --max-time 600)
+    if ! "${get[@]}" -o "$dir/InRelease" "$base/InRelease"; then
+        docker__fail "compose v2: cannot fetch $base/InRelease"
+    elif ! gpgv --quiet --keyring "$keyring" --output "$dir/Release" "$dir/InRelease" 2>"$dir/gpgv.log"; then
+        docker__fail "compose v2: bad signature on $base/InRelease: $(tail -n 1 "$dir/gpgv.log")"
+    elif ! sum=$(awk -v f="main/binary-$arch/Packages.xz" '/^SHA256:/ { s = 1; next }
+            /^[^ ]/ { s = 0 } s && $3 == f { print $1; exit }' "$dir/Release") || [ -z "$sum" ]; then
+        docker__fail "compose v2: no main/binary-$arch/Packages.xz in $base/Release"
+    elif ! "${get[@]}" -o "$dir/Packages.xz" "$base/main/binary-$arch/Packages.xz" ||
+        ! docker__sha256_is "$dir/Packages.xz" "$sum"; then
+        docker__fail "compose v2: cannot fetch or check $base/main/binary-$arch/Packages.xz"
+    elif ! read -r file sum < <(xz -dc "$dir/Packages.xz" | awk '
+            /^Package: / { p = ($2 == "docker-compose"); v = f = s = "" }
+            p && /^Version: / { v = $2 } p && /^Filename: / { f = $2 } p && /^SHA256: / { s = $2 }
+            p && /^$/ && v ~ /^2\./ && f != "" { print f, s; exit }') || [ -z "$sum" ]; then
+        docker__fail "compose v2: no docker-compose 2.x for $arch in Debian $DEBIAN_V2_SUITE"
+    elif ! "${get[@]}" -o "$dir/compose.deb" "$DEBIAN_MIRROR/$file" ||
+        ! docker__sha256_is "$dir/compose.deb" "$sum"; then
+        docker__fail "compose v2: cannot fetch or check $DEBIAN_MIRROR/$file"
+    elif ! dpkg-deb -x "$dir/compose.deb" "$dir/x" ||
+        ! mkdir -p "$(dirname "$TASKSERVER_COMPOSE_V2")" ||
+        ! install -m 755 "$dir/x/usr/libexec/docker/cli-plugins/docker-compose" "$TASKSERVER_COMPOSE_V2"; then
+        docker__fail "compose v2: cannot unpack $file into $TASKSERVER_COMPOSE_V2"
+    elif ! docker_compose_v2_present; then
+        docker__fail "compose v2: $TASKSERVER_COMPOSE_V2 does not run"
+    else
+        echo "docker: compose v2 is $TASKSERVER_COMPOSE_V2 ($("$TASKSERVER_COMPOSE_V2" version --short))" >&2
+        rm -rf "$dir"
+        return 0
+    fi
+    rm -rf "$dir"
+    return 1
 }
 
 # 0 when a Docker daemon answers within a few seconds.
@@ -72,19 +146,21 @@ docker_daemon_answers() {
     timeout 20 docker info >/dev/null 2>&1
 }
 
-# Installs docker.io (dockerd and a client) and docker-compose when missing. A docker
-# client alone (some images ship a static one) is not enough: we need a daemon to start.
+# Installs docker.io (dockerd and a client) when missing, and docker-compose 1.29 for the
+# compose-v1 test. A docker client alone (some images ship a static one) is not enough: we
+# need a daemon to start. Without docker-compose only the compose-v1 test skips.
 docker_ensure_tools() {
-    local want=()
     if ! command -v docker >/dev/null 2>&1 ||
         { ! command -v dockerd >/dev/null 2>&1 && ! docker_daemon_answers; }; then
-        want+=(docker.io)
+        echo "docker: installing docker.io" >&2
+        docker__apt_install docker.io || docker__fail "cannot install docker.io with apt-get" || return 1
     fi
-    docker_compose_cmd >/dev/null || want+=(docker-compose)
-    [ ${#want[@]} -eq 0 ] && return 0
-    echo "docker: installing ${want[*]}" >&2
-    docker__apt_install "${want[@]}" ||
-        docker__fail "cannot install ${want[*]} with apt-get"
+    if ! command -v docker-compose >/dev/null 2>&1; then
+        echo "docker: installing docker-compose" >&2
+        docker__apt_install docker-compose ||
+            echo "docker: cannot install docker-compose with apt-get: the compose-v1 test will skip" >&2
+    fi
+    return 0
 }
 
 # Starts dockerd in its own session when no daemon answers, and waits for it (bounded).
