@@ -167,22 +167,21 @@ void api_error(struct api *api, int status, const char *message, struct api_resp
 static void api_store_error(struct api *api, const char *what, struct api_response *resp)
 {
     int e = errno;
-    if (e == ETIMEDOUT) {
-        log_warn("%s: %s", what, api->err[0] ? api->err : strerror(e));
+    const char *cause = api->err[0] ? api->err : strerror(e);
+    if (e == ETIMEDOUT) { /* a busy lock is expected under load: a warning */
+        log_warn("%s: %s", what, cause);
         api_error(api, 503, "tasks.json is busy: lock not granted in time, retry", resp);
         api_add_header(resp, "Retry-After: 1\r\n");
-    } else if (e == ENOSPC || e == EDQUOT) {
-        log_error("%s: %s", what, api->err[0] ? api->err : strerror(e));
+        return;
+    }
+    log_error("%s: %s", what, cause);
+    if (e == ENOSPC || e == EDQUOT)
         api_error(api, 507, "no space left to store the task", resp);
-    } else if (e == EBADMSG) {
-        /* The place of the damage is in the log, not on the wire. */
-        log_error("%s: %s", what, api->err[0] ? api->err : strerror(e));
+    else if (e == EBADMSG) /* where the damage is goes to the log, not on the wire */
         api_error(api, 500, "tasks.json is damaged: the server log and taskctl verify say where",
                   resp);
-    } else {
-        log_error("%s: %s", what, api->err[0] ? api->err : strerror(e));
+    else
         api_error(api, 500, "internal error storing or reading tasks", resp);
-    }
 }
 
 /* Copies s for a log line: at most 200 bytes, control characters as '?', so

@@ -1,5 +1,4 @@
-/* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they were stored.
- */
+/* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they are stored. */
 #include "client_http.h"
 #include "client_load.h"
 #include "client_stats.h"
@@ -299,10 +298,11 @@ int main(int argc, char **argv)
     if (pr != 0)
         return pr > 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_USAGE;
     version_warn_if_unlocked("clientemulator");
-    if (client_http_endpoint(o.url, "/health", health_url, sizeof(health_url), err, sizeof(err)) <
-            0 ||
-        client_http_endpoint(o.url, "/tareas", tareas_url, sizeof(tareas_url), err, sizeof(err)) <
-            0) {
+    int bad_url = client_http_endpoint(o.url, "/health", health_url, sizeof(health_url), err,
+                                       sizeof(err)) < 0 ||
+                  client_http_endpoint(o.url, "/tareas", tareas_url, sizeof(tareas_url), err,
+                                       sizeof(err)) < 0;
+    if (bad_url) {
         log_error("%s: %s", o.url_from, err);
         return CLIENT_EXIT_USAGE;
     }

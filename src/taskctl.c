@@ -417,7 +417,7 @@ static int cmd_repair(const struct taskctl_command *c, const char **path, int ar
     if (task_store_check(*path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) < 0) {
         if (err[0] == '\0')
             snprintf(err, sizeof(err), "repair %s: %s", *path, strerror(errno));
-        taskctl_ops_error(rep.restore_failed ? "%s" : "%s; the file was not modified", err);
+        taskctl_ops_error("%s%s", err, rep.restore_failed ? "" : "; the file was not modified");
         return TASKCTL_EXIT_FILE;
     }
     if (rep.created)

@@ -85,10 +85,8 @@ int main(int argc, char **argv)
     memset(&rep, 0, sizeof(rep));
     if (task_store_check(cfg.file, TASK_STORE_REPAIR, &rep, err, sizeof(err)) < 0) {
         log_error("%s", err);
-        log_error(rep.restore_failed ? "refusing to start: %s needs attention"
-                                     : "refusing to start: %s needs attention (the file was not "
-                                       "modified)",
-                  cfg.file);
+        log_error("refusing to start: %s needs attention%s", cfg.file,
+                  rep.restore_failed ? "" : " (the file was not modified)");
         return 1;
     }
     taskserver_log_check(cfg.file, &rep);

@@ -331,13 +331,19 @@ case "$ports" in
 *) fail "expose override: expected 127.0.0.1:9000 in ports, got '$ports'" ;;
 esac
 # The scale file's `client` is not named in compose.nolock.yaml: LOCKING=false must reach it.
+# One "SERVICE=VALUE" line per service that builds: its LOCKING build argument, or "none".
 args=$(LOCKING=false CLIENTS=2 "${compose[@]}" -p "${tag}cfg" -f "$ROOT/compose/compose.yaml" \
     -f "$ROOT/compose/compose.nolock.yaml" -f "$ROOT/compose/compose.scale.yaml" config 2>&1 |
-    grep -E '^ *LOCKING:')
-if [ -n "$args" ] && ! grep -qv 'false' <<<"$args"; then
-    pass "LOCKING=false with nolock + scale: every build is unlocked"
+    awk '/^[^ ]/ { in_services = ($0 == "services:") }
+        in_services && /^  [^ ]+:$/ { flush(); svc = $1; sub(/:$/, "", svc); builds = 0; v = "none" }
+        in_services && /^    build:/ { builds = 1 }
+        in_services && /^ +LOCKING:/ { v = $2; gsub(/"/, "", v) }
+        function flush() { if (svc != "" && builds) print svc "=" v; svc = "" }
+        END { flush() }')
+if grep -qx 'client=false' <<<"$args" && ! grep -qv '=false$' <<<"$args"; then
+    pass "LOCKING=false with nolock + scale: every build is unlocked ($(tr '\n' ' ' <<<"$args"))"
 else
-    fail "LOCKING=false with nolock + scale: build args '$(tr -s ' \n' ' ' <<<"$args")'"
+    fail "LOCKING=false with nolock + scale: expected client and every other build false, got '$(tr '\n' ' ' <<<"$args")'"
 fi
 
 echo "timings: build $build_s s, locked run $locked_s s, unlocked run $nolock_s s, scaled run $scale_s s"

@@ -692,7 +692,7 @@ section_signals() {
     mkdir -p "$d/grace"
     start_server "$d/grace/tasks.json" --grace 10 --quiet || return
     base="http://127.0.0.1:$PORT"
-    "$RAW_HTTP" -q -p "$PORT" -t 8000 'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' sleep:2500 \
+    "$RAW_HTTP" -q -p "$PORT" -t 10000 'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' sleep:4000 \
         'send:\r\n' status:200 header:Connection:close close:1500 >"$d/grace/inflight.out" 2>&1 &
     local inflight=$! rc
     track_pid $inflight
@@ -831,7 +831,9 @@ with open(sys.argv[1], "r+b") as f:
     local opt_out
     for i in '--workers abc' '--port 70000' '--grace 1.2345' '--nope' '--port'; do
         # shellcheck disable=SC2086 # i is the option and its value
-        opt_out=$(timeout 5 "$TASKSERVER" --bind 127.0.0.1 --file "$d/opt.json" $i 2>&1 >/dev/null)
+        # --port 0 first: were a bad option ever accepted, no fixed port would be taken.
+        opt_out=$(timeout 5 "$TASKSERVER" --bind 127.0.0.1 --port 0 --file "$d/opt.json" $i \
+            2>&1 >/dev/null)
         rc=$?
         opt_out=$(printf '%s\n' "$opt_out" | grep -v 'WARNING: built with -Dlocking=false')
         check_eq "taskserver $i: exit status 2" 2 "$rc"

@@ -392,11 +392,10 @@ expect_rc 0 "$T" -f python.json verify --expect 3
 # Damage at the end (where an append looks: it reads only the tail) is not repaired by an
 # add: refused with the place, file untouched.
 write_file addbad.json "$(rec 1 a 1)" "garbage at the end"
-before=$(sum addbad.json)
+cp addbad.json addbad.before
 expect_rc 3 "$T" -f addbad.json add "no"
 expect_err "addbad.json: byte"
-checks=$((checks + 1))
-[ "$(sum addbad.json)" = "$before" ] || fail "add on a damaged file changed it"
+same_file addbad.json addbad.before
 
 # ---- reset ----
 expect_rc 0 "$T" -f rt.json reset

@@ -85,12 +85,8 @@ fault_kill_workers() {
     fi
 
     # Replaced: 4 workers, none of the original ones.
-    local now=""
-    for i in $(seq 1 50); do
-        now=$(fl_workers)
-        [ "$(echo "$now" | wc -w)" -eq 4 ] && break
-        sleep 0.1
-    done
+    local now
+    now=$(fl_workers_back 4)
     check_eq "4 workers again within 5 s" 4 "$(echo "$now" | wc -w)"
     local survivors=""
     for i in $before; do
@@ -107,7 +103,7 @@ fault_kill_workers() {
     # A worker killed right after each start (every 2 ms for 3 s, faster than
     # a worker starts): SIGKILL escapes the crash back-off, but the global cap
     # on respawns holds (a burst of 20, then 20 per second): no fork storm.
-    local s0 s1 forks
+    local s0 s1 forks kout
     s0=$(grep -c 'started worker' "$SERVER_LOG")
     kout=$("$FAULT_KILL" "$SERVER_PID" 2 3000)
     s1=$(grep -c 'started worker' "$SERVER_LOG")
@@ -119,11 +115,7 @@ fault_kill_workers() {
         "$([ "$forks" -ge 30 ] && echo yes || echo "no ($forks)")"
     check_match "the respawn cap is logged" 'workers die faster than 20 respawns per second' \
         "$(cat "$SERVER_LOG")"
-    for i in $(seq 1 50); do
-        now=$(fl_workers)
-        [ "$(echo "$now" | wc -w)" -eq 4 ] && break
-        sleep 0.1
-    done
+    now=$(fl_workers_back 4)
     check_eq "4 workers again within 5 s of the last kill" 4 "$(echo "$now" | wc -w)"
     check_eq "GET /health after the fast kills" 200 \
         "$(http_status --max-time 5 "http://127.0.0.1:$PORT/health")"

@@ -51,6 +51,18 @@ fl_workers() {
     children_of "$SERVER_PID" | sort -n | tr '\n' ' ' | sed 's/ $//'
 }
 
+# fl_workers_back N: waits up to 5 s until the master has N workers again; prints their
+# pids as fl_workers does (whatever there are at the end).
+fl_workers_back() {
+    local now i
+    for i in $(seq 1 50); do
+        now=$(fl_workers)
+        [ "$(echo "$now" | wc -w)" -eq "$1" ] && break
+        sleep 0.1
+    done
+    echo "$now"
+}
+
 # fl_cpu_ticks PID: user + system CPU time of PID in clock ticks (-1 if gone).
 fl_cpu_ticks() {
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo -1

@@ -43,6 +43,33 @@ deps_apt_offers() {
     apt-cache policy "$1" 2>/dev/null | grep -q '^[[:space:]]*Candidate: [^(]'
 }
 
+# deps__skipping WHY PKG|WHAT...: says, for each optional package left out, what will skip.
+deps__skipping() {
+    local why=$1 pkg
+    shift
+    for pkg in "$@"; do
+        echo "deps: ${pkg%%|*} $why: ${pkg#*|} will skip" >&2
+    done
+}
+
+# deps_as_root CMD...: runs CMD as root: directly, or through `sudo -n` (never a password
+# prompt in the middle of a test run). Fails when neither is possible.
+deps_as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+
+# deps_apt ARG...: apt-get as root, without questions (the variable is passed through env:
+# sudo would drop it), waiting out another apt run instead of failing at once.
+deps_apt() {
+    deps_as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"
+}
+
 deps_ensure() {
     local purpose=test groups=()
     if [ "${1:-}" = --for ]; then
@@ -57,7 +84,7 @@ deps_ensure() {
         return 1
         ;;
     esac
-    local list missing pkg what sudo="" optional=()
+    local list missing pkg what optional=()
     list=$(deps_list "${groups[@]}")
     # shellcheck disable=SC2086
     missing=$(deps_missing $list "$@")
@@ -72,24 +99,16 @@ deps_ensure() {
             echo "deps: missing packages ($missing) and no apt-get: install them by hand" >&2
             return 1
         }
-        for pkg in "${optional[@]}"; do
-            echo "deps: ${pkg%%|*} is not installed and there is no apt-get:" \
-                "${pkg#*|} will skip" >&2
-        done
+        deps__skipping "is not installed and there is no apt-get" "${optional[@]}"
         return 0
     fi
-    if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            sudo="sudo"
-        elif [ -n "$missing" ]; then
+    if ! deps_as_root true; then
+        if [ -n "$missing" ]; then
             echo "deps: missing packages; run as root:" >&2
             echo "  apt-get update && apt-get install -y $missing ${optional[*]%%|*}" >&2
             return 1
         else
-            for pkg in "${optional[@]}"; do
-                echo "deps: ${pkg%%|*} is not installed (installing needs root):" \
-                    "${pkg#*|} will skip" >&2
-            done
+            deps__skipping "is not installed (installing needs root)" "${optional[@]}"
             return 0
         fi
     fi
@@ -97,7 +116,7 @@ deps_ensure() {
     # there are none yet (a fresh machine), so a release that lacks one does not pay for
     # an update on every run.
     if [ -n "$missing" ] || ! compgen -G '/var/lib/apt/lists/*Packages*' >/dev/null; then
-        $sudo apt-get update -qq || {
+        deps_apt update -qq || {
             echo "deps: apt-get update failed" >&2
             [ -z "$missing" ] || return 1
         }
@@ -106,15 +125,14 @@ deps_ensure() {
         if deps_apt_offers "${pkg%%|*}"; then
             missing="$missing ${pkg%%|*}"
         else
-            echo "deps: apt offers no package ${pkg%%|*} here: ${pkg#*|} will skip" >&2
+            deps__skipping "is not a package apt offers here" "$pkg"
         fi
     done
     missing=${missing# }
     [ -z "$missing" ] && return 0
     echo "deps: installing $missing" >&2
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        $missing >&2 || {
+    deps_apt install -y -qq --no-install-recommends $missing >&2 || {
         echo "deps: apt-get install $missing failed" >&2
         return 1
     }

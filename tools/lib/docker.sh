@@ -47,25 +47,21 @@ docker__root() {
     (cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 }
 
-# Run as root, or through sudo when there is one.
-docker__as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        return 1
-    fi
-}
+# The apt helpers (deps_apt, deps_apt_offers) are deps.sh's: one way to run apt here.
+# shellcheck source=tools/lib/deps.sh
+. "$(docker__root)/tools/lib/deps.sh"
 
+# docker__apt_install PKG...: installs, updating the package lists first only when apt
+# does not offer one of them yet.
 docker__apt_install() {
-    # The dpkg lock timeout rides out a concurrent apt run instead of failing at once.
-    docker__as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-        -y -q install --no-install-recommends "$@" >&2 && return 0
-    docker__as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-        -q update >&2 || return 1
-    docker__as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-        -y -q install --no-install-recommends "$@" >&2
+    local pkg
+    for pkg in "$@"; do
+        deps_apt_offers "$pkg" || {
+            deps_apt update -q >&2
+            break
+        }
+    done
+    deps_apt install -y -q --no-install-recommends "$@" >&2
 }
 
 # 0 when a compose v2 is at hand: the plugin, or the standalone binary we keep.
@@ -88,7 +84,7 @@ docker__sha256_is() {
 # test skips with the reason.
 docker_ensure_compose_v2() {
     docker_compose_v2_present && return 0
-    if apt-cache policy docker-compose-v2 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if deps_apt_offers docker-compose-v2; then
         echo "docker: installing docker-compose-v2" >&2
         docker__apt_install docker-compose-v2 && docker_compose_v2_present && return 0
     fi
@@ -101,12 +97,13 @@ docker_ensure_compose_v2() {
     local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
     [ -r "$keyring" ] || docker__fail "compose v2: no Debian archive keyring at $keyring" || return 1
     local arch dir base sum file
-    arch=$(dpkg --print-architecture) || return 1
+    arch=$(dpkg --print-architecture) ||
+        docker__fail "compose v2: dpkg --print-architecture failed" || return 1
     dir=$(mktemp -d /tmp/compose-v2.XXXXXX) || return 1
     base="$DEBIAN_MIRROR/dists/$DEBIAN_V2_SUITE"
     echo "docker: fetching compose v2 from Debian $DEBIAN_V2_SUITE ($DEBIAN_MIRROR)" >&2
     # Each step names what failed; curl's bounds keep a dead mirror from hanging the run.
-    local get=(curl -fsS --retry 2 --connect-timeout 20 --max-time 600)
+    local get=(curl -fsS --retry 1 --connect-timeout 20 --max-time 300)
     if ! "${get[@]}" -o "$dir/InRelease" "$base/InRelease"; then
         docker__fail "compose v2: cannot fetch $base/InRelease"
     elif ! gpgv --quiet --keyring "$keyring" --output "$dir/Release" "$dir/InRelease" 2>"$dir/gpgv.log"; then
