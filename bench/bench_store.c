@@ -85,7 +85,11 @@ static int prefill(const char *path, uint64_t n)
 static int appender(const char *path, const char *cliente, long n, int fsync_on)
 {
     char err[512];
-    struct task_store_options opts = {fsync_on, 0, 0, -1, 1};
+    struct task_store_options opts = {.fsync = fsync_on,
+                                      .race_window_us = 0,
+                                      .lock_timeout_ms = 0,
+                                      .crash_after_bytes = -1,
+                                      .quiet = 1};
     struct task_store *s = task_store_open(path, &opts, err, sizeof(err));
     if (s == NULL) {
         fprintf(stderr, "bench_store: %s\n", err);

@@ -100,6 +100,8 @@ struct task_store {
     off_t size_hint; /* file size after our last tail read or write, 0 unknown: a guess only */
     int64_t write_busy_until_ms; /* a write lock wait ran out: see store_timed_lock() */
     int64_t read_busy_until_ms;  /* the same for a read lock */
+    int64_t locked_at_ns;        /* when the lock now held was granted (observer only) */
+    short locked_type;           /* its type */
 };
 
 /* What the tail of the file says. */
@@ -230,6 +232,23 @@ static int64_t store_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t store_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Tells the observer, if any. ev->t_ns is filled in here unless set. */
+static void store_emit(const struct task_store *s, struct task_store_event *ev)
+{
+    if (s->opts.observe == NULL)
+        return;
+    if (ev->t_ns == 0)
+        ev->t_ns = store_now_ns();
+    s->opts.observe(s->opts.observe_arg, ev);
+}
+
 #if TASKSERVER_LOCKING
 
 static void store_on_alarm(int sig)
@@ -355,7 +374,7 @@ static const char *store_lock_errmsg(int e)
  * probes whether the holder is back. A read that ran out shortens only
  * reads: readers wait 100 ms, which a slow fdatasync() under the write lock
  * may take, and that must not turn later writers away early. */
-static int store_timed_lock(struct task_store *s, short type, unsigned timeout_ms)
+static int store_timed_lock_quiet(struct task_store *s, short type, unsigned timeout_ms)
 {
     if (timeout_ms == 0)
         return store_lock(s->fd, type, 0);
@@ -378,6 +397,48 @@ static int store_timed_lock(struct task_store *s, short type, unsigned timeout_m
             s->read_busy_until_ms = until;
     }
     return -1;
+}
+
+/* store_timed_lock_quiet(), reported to the observer: the wait, the grant or the
+ * timeout; the hold is reported by store_release(). */
+static int store_timed_lock(struct task_store *s, short type, unsigned timeout_ms)
+{
+#if TASKSERVER_LOCKING
+    if (s->opts.observe != NULL) {
+        struct task_store_event ev = {.kind = TASK_STORE_EV_LOCK_WAIT, .lock_type = type};
+        store_emit(s, &ev);
+        int rc = store_timed_lock_quiet(s, type, timeout_ms);
+        int saved = errno;
+        struct task_store_event done = {.lock_type = type};
+        done.kind = rc == 0 ? TASK_STORE_EV_LOCK_GRANTED : TASK_STORE_EV_LOCK_TIMEOUT;
+        done.t_ns = store_now_ns();
+        done.duration_ns = done.t_ns - ev.t_ns;
+        done.error = rc == 0 ? 0 : saved;
+        if (rc == 0 || saved == ETIMEDOUT)
+            store_emit(s, &done);
+        s->locked_at_ns = done.t_ns;
+        s->locked_type = type;
+        errno = saved;
+        return rc;
+    }
+#endif
+    return store_timed_lock_quiet(s, type, timeout_ms);
+}
+
+/* Releases the lock taken by store_timed_lock(), and reports how long it was held. */
+static void store_release(struct task_store *s)
+{
+    store_unlock(s->fd, s->path);
+#if TASKSERVER_LOCKING
+    if (s->opts.observe != NULL) {
+        int saved = errno;
+        struct task_store_event ev = {.kind = TASK_STORE_EV_UNLOCK, .lock_type = s->locked_type};
+        ev.t_ns = store_now_ns();
+        ev.duration_ns = ev.t_ns - s->locked_at_ns;
+        store_emit(s, &ev);
+        errno = saved;
+    }
+#endif
 }
 
 /* ---- the tail ---- */
@@ -908,6 +969,11 @@ int task_store_append(struct task_store *s, const struct task *t, struct task_me
         goto unlock;
     if (ti.torn && store_cut_tail(s, s->fd, s->path, &ti, saved, sizeof(saved), err, err_len) < 0)
         goto unlock;
+    if (s->opts.observe != NULL) {
+        struct task_store_event ev = {.kind = TASK_STORE_EV_TAIL_READ, .id = ti.last_id};
+        ev.offset = ti.last_id > 0 ? ti.size - 3 : 2;
+        store_emit(s, &ev);
+    }
 
     m.id = ti.last_id + 1;
     /* [",\n"]{"id":<digits> written backwards in front of the body, by hand:
@@ -944,17 +1010,33 @@ int task_store_append(struct task_store *s, const struct task *t, struct task_me
         store_undo_append(s, ti.size, ti.last_id);
         goto unlock;
     }
-    if (s->opts.fsync && store_fdatasync(s->fd) < 0) {
-        store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
-        store_undo_append(s, ti.size, ti.last_id);
-        goto unlock;
+    if (s->opts.observe != NULL) {
+        struct task_store_event ev = {
+            .kind = TASK_STORE_EV_WRITE, .offset = off, .length = buf_len, .id = m.id, .task = t};
+        store_emit(s, &ev);
+    }
+    if (s->opts.fsync) {
+        int64_t t0 = s->opts.observe != NULL ? store_now_ns() : 0;
+        int fr = store_fdatasync(s->fd);
+        if (s->opts.observe != NULL) {
+            struct task_store_event ev = {.kind = TASK_STORE_EV_FSYNC};
+            ev.t_ns = store_now_ns();
+            ev.duration_ns = ev.t_ns - t0;
+            ev.error = fr < 0 ? errno : 0;
+            store_emit(s, &ev);
+        }
+        if (fr < 0) {
+            store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
+            store_undo_append(s, ti.size, ti.last_id);
+            goto unlock;
+        }
     }
     s->size_hint = off + (off_t)buf_len;
     rc = 0;
 unlock:
     if (rc < 0)
         s->size_hint = 0; /* an undo or a cut may have moved the end: ask fstat() next time */
-    store_unlock(s->fd, s->path);
+    store_release(s);
     if (rc < 0)
         return -1;
     *meta = m;
@@ -1019,7 +1101,7 @@ int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, 
     }
     int rc = store_read_tail(s, s->fd, s->path, &ti, err, err_len);
     if (locked)
-        store_unlock(s->fd, s->path);
+        store_release(s);
     if (rc < 0)
         return -1;
     /* A torn tail is left for the next writer to repair; a reader only
@@ -1190,7 +1272,7 @@ int task_store_reset(struct task_store *s, char *err, size_t err_len)
     rc = 0;
 out:
     s->size_hint = rc == 0 ? 4 : 0;
-    store_unlock(s->fd, s->path);
+    store_release(s);
     return rc;
 }
 

@@ -61,15 +61,51 @@
 
 struct task_store;
 
+/* What a store reports to its observer (tracing, metrics), from inside its
+ * calls and possibly under the file lock: an observer must be quick, must not
+ * block, and must not call the store or touch tasks.json. Times are
+ * CLOCK_MONOTONIC nanoseconds. The unlocked build reports no lock events. */
+enum task_store_event_kind {
+    TASK_STORE_EV_LOCK_WAIT,    /* a lock is asked for (lock_type) */
+    TASK_STORE_EV_LOCK_GRANTED, /* lock_type; duration_ns: the wait */
+    TASK_STORE_EV_LOCK_TIMEOUT, /* lock_type; duration_ns: the wait that ran out */
+    TASK_STORE_EV_UNLOCK,       /* lock_type; duration_ns: how long it was held */
+    TASK_STORE_EV_TAIL_READ,    /* an append read the tail: offset = where the next record
+                                   goes, id = the last id seen (0: empty list) */
+    TASK_STORE_EV_WRITE,        /* a record written: offset, length (bytes written), id,
+                                   task (the task stored) */
+    TASK_STORE_EV_FSYNC,        /* an fdatasync; duration_ns; failed when error != 0 */
+    TASK_STORE_EV_OUTSIDE,      /* the file was changed by someone else: what says how
+                                   ("replaced", "removed", "rewritten", "damaged", ...);
+                                   error != 0 when the store refused it rather than adopt */
+};
+
+struct task_store_event {
+    enum task_store_event_kind kind;
+    int64_t t_ns;            /* when it happened */
+    short lock_type;         /* F_RDLCK or F_WRLCK (lock events) */
+    off_t offset;            /* TAIL_READ, WRITE */
+    size_t length;           /* WRITE */
+    uint64_t id;             /* TAIL_READ, WRITE */
+    const struct task *task; /* WRITE */
+    int64_t duration_ns;     /* GRANTED, TIMEOUT, UNLOCK, FSYNC */
+    int error;               /* FSYNC, OUTSIDE: 0 or an errno */
+    const char *what;        /* OUTSIDE */
+};
+
+typedef void task_store_observe_fn(void *arg, const struct task_store_event *ev);
+
 struct task_store_options {
-    int fsync;                /* fdatasync() before an append reports success */
-    unsigned race_window_us;  /* sleep inside the critical section (demo and tests) */
-    unsigned lock_timeout_ms; /* 0: wait for the lock as long as it takes; after a wait
-                                 ran out, waits in the next lock_timeout_ms are cut short
-                                 (see store_timed_lock in task_store.c) */
-    long crash_after_bytes;   /* test hook, < 0 off: write only this many bytes of the
-                                 next append, then raise SIGKILL (a writer dying mid-append) */
-    int quiet;                /* do not log repairs of a torn tail (errors still logged) */
+    int fsync;                      /* fdatasync() before an append reports success */
+    unsigned race_window_us;        /* sleep inside the critical section (demo and tests) */
+    unsigned lock_timeout_ms;       /* 0: wait for the lock as long as it takes; after a wait
+                                       ran out, waits in the next lock_timeout_ms are cut short
+                                       (see store_timed_lock in task_store.c) */
+    long crash_after_bytes;         /* test hook, < 0 off: write only this many bytes of the
+                                       next append, then raise SIGKILL (a writer dying mid-append) */
+    int quiet;                      /* do not log repairs of a torn tail (errors still logged) */
+    task_store_observe_fn *observe; /* NULL: nobody watches (no clock is read for it) */
+    void *observe_arg;
 };
 
 /* What task_store_check() found and did. */

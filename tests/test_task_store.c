@@ -137,7 +137,8 @@ static size_t canonical_file(uint64_t n, char *buf, size_t cap)
     return o;
 }
 
-static const struct task_store_options quiet_opts = {0, 0, 0, -1, 1};
+static const struct task_store_options quiet_opts = {
+    .fsync = 0, .race_window_us = 0, .lock_timeout_ms = 0, .crash_after_bytes = -1, .quiet = 1};
 
 static struct task_store *open_store(const struct task_store_options *opts)
 {
@@ -841,7 +842,11 @@ END_TEST
 static void appender_child(int p, unsigned race_window_us)
 {
     char err[512], cliente[16], path[400];
-    struct task_store_options opts = {0, race_window_us, 0, -1, 1};
+    struct task_store_options opts = {.fsync = 0,
+                                      .race_window_us = race_window_us,
+                                      .lock_timeout_ms = 0,
+                                      .crash_after_bytes = -1,
+                                      .quiet = 1};
     struct task_store *s = task_store_open(tmp_file, &opts, err, sizeof(err));
     if (s == NULL)
         _exit(2);
@@ -1002,7 +1007,11 @@ START_TEST(test_close_drops_lock)
     /* 2. The store's API cannot do that: while an append holds the lock (in a
      * thread, inside its race window), a second open and a check are refused
      * before they open anything, and the lock stays held. */
-    struct task_store_options opts = {0, 600000, 0, -1, 1};
+    struct task_store_options opts = {.fsync = 0,
+                                      .race_window_us = 600000,
+                                      .lock_timeout_ms = 0,
+                                      .crash_after_bytes = -1,
+                                      .quiet = 1};
     struct task_store *s = open_store(&opts);
     struct slow_append sa = {s, -1};
     pthread_t th;
@@ -1051,7 +1060,11 @@ START_TEST(test_killed_writer)
         long wlen = 2 + task_json_encode_record(&t, &m, line, sizeof(line)) + 3;
         long k = ks[i] < 0 ? wlen + ks[i] : ks[i];
         if (pid == 0) {
-            struct task_store_options opts = {0, 0, 0, k, 1};
+            struct task_store_options opts = {.fsync = 0,
+                                              .race_window_us = 0,
+                                              .lock_timeout_ms = 0,
+                                              .crash_after_bytes = k,
+                                              .quiet = 1};
             char err[512];
             struct task_store *cs = task_store_open(tmp_file, &opts, err, sizeof(err));
             struct task_meta cm;
@@ -1106,7 +1119,11 @@ START_TEST(test_lock_timeout)
     }
     char c;
     ck_assert_int_eq(read(pfd[0], &c, 1), 1);
-    struct task_store_options opts = {0, 0, 1000, -1, 1};
+    struct task_store_options opts = {.fsync = 0,
+                                      .race_window_us = 0,
+                                      .lock_timeout_ms = 1000,
+                                      .crash_after_bytes = -1,
+                                      .quiet = 1};
     struct task_store *s = open_store(&opts);
     struct task t;
     struct task_meta m;
@@ -1171,7 +1188,11 @@ START_TEST(test_busy_time_survives_shared_read)
 {
     write_file(tmp_file, "[\n]\n", 4);
     struct lock_holder reader = hold_lock(F_RDLCK);
-    struct task_store_options opts = {0, 0, 1000, -1, 1};
+    struct task_store_options opts = {.fsync = 0,
+                                      .race_window_us = 0,
+                                      .lock_timeout_ms = 1000,
+                                      .crash_after_bytes = -1,
+                                      .quiet = 1};
     struct task_store *s = open_store(&opts);
     struct task t;
     struct task_meta m;
@@ -1444,7 +1465,8 @@ START_TEST(test_disk_full)
     char err[512];
     struct task_store_report rep;
     ck_assert_int_eq(task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err)), 0);
-    struct task_store_options opts = {1, 0, 0, -1, 1};
+    struct task_store_options opts = {
+        .fsync = 1, .race_window_us = 0, .lock_timeout_ms = 0, .crash_after_bytes = -1, .quiet = 1};
     struct task_store *s = open_store(&opts);
     uint64_t acked = 0;
     int failed_errno = 0;
