@@ -154,7 +154,7 @@ static void master_set_timer(int64_t ms)
  * worker_run() is entered with every signal unblocked and at its default disposition,
  * and installs its own handlers. Signals were blocked across fork(), so none can run
  * one of the master's handlers in the child before the reset below. */
-static void master_become_worker(struct master *m)
+static void master_become_worker(struct master *m, size_t slot)
 {
     struct sigaction sa;
     sigset_t none;
@@ -167,7 +167,7 @@ static void master_become_worker(struct master *m)
         sigaction(master_signals[i], &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int status = worker_run(m->cfg, m->listen_fd, m->pid);
+    int status = worker_run(m->cfg, m->listen_fd, m->pid, (unsigned)slot);
 #ifdef MASTER_LEAK_CHECK
     /* Reports on stderr and ends the process with an error if anything leaked. */
     __lsan_do_leak_check();
@@ -184,7 +184,7 @@ static int master_spawn(struct master *m, size_t slot)
         return -1;
     }
     if (pid == 0)
-        master_become_worker(m);
+        master_become_worker(m, slot);
     log_info("started worker %d", (int)pid);
     m->slots[slot].pid = pid;
     m->slots[slot].started_ms = master_now_ms();

@@ -149,7 +149,7 @@ static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
     w->accepting = 0;
 }
 
-int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid)
+int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsigned index)
 {
     struct worker w = {.cfg = cfg, .listen_fd = listen_fd, .spare_fd = -1};
     struct task_store *store = NULL;
@@ -159,6 +159,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid)
     char err[512];
     int status = 1;
 
+    (void)index; /* the slot: for process titles and per-worker metrics */
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
     /* The master may die without telling us (SIGKILL): then finish up like
