@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "decimal.h"
@@ -17,30 +18,94 @@
 #define API_JSON "application/json"
 #define API_ERROR_MAX 1024 /* bytes of message kept in an error body */
 
+#define API_REOPEN_MS 500 /* a worker without a usable file tries again this often */
+
 struct api {
-    struct task_store *store;
+    struct task_store *store; /* NULL while tasks.json cannot be opened */
+    struct task_store_options store_opts;
     const struct config *cfg;
     long pid;
+    int64_t reopen_at_ms;                    /* store == NULL: the next attempt to open it */
+    int64_t no_file_since_ms;                /* 0: the file is usable; else since when not */
+    char no_file_why[512];                   /* ... and why (logged once per change) */
     struct task task;                        /* decoded POST body (too big for the stack) */
     char body[TASK_JSON_RECORD_MAX + 256];   /* response bodies */
     char error_body[API_ERROR_MAX * 6 + 32]; /* {"error":"..."}, every byte escaped */
     char err[512];                           /* messages from the store and the decoder */
 };
 
-struct api *api_create(struct task_store *store, const struct config *cfg)
+static int64_t api_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The file became unusable (why) or usable again (why NULL): logged once per
+ * change, not once per request. */
+static void api_file_state(struct api *api, const char *why)
+{
+    if (why == NULL) {
+        if (api->no_file_since_ms != 0)
+            log_info("%s: usable again", api->cfg->file);
+        api->no_file_since_ms = 0;
+        return;
+    }
+    if (api->no_file_since_ms == 0 || strcmp(api->no_file_why, why) != 0)
+        log_error("%s (answering 503 until it can be used)", why);
+    if (api->no_file_since_ms == 0)
+        api->no_file_since_ms = api_now_ms();
+    snprintf(api->no_file_why, sizeof(api->no_file_why), "%s", why);
+}
+
+/* Opens the store if it is not open, at most every API_REOPEN_MS. Returns 1
+ * with api->store, 0 without (api->no_file_why says why). */
+static int api_open_store(struct api *api)
+{
+    if (api->store != NULL)
+        return 1;
+    int64_t now = api_now_ms();
+    if (now < api->reopen_at_ms)
+        return 0;
+    char err[512] = "";
+    api->store = task_store_open(api->cfg->file, &api->store_opts, err, sizeof(err));
+    if (api->store == NULL) {
+        api->reopen_at_ms = now + API_REOPEN_MS;
+        api_file_state(api, err[0] ? err : strerror(errno));
+        return 0;
+    }
+    api_file_state(api, NULL);
+    return 1;
+}
+
+struct api *api_create(const struct config *cfg, const struct task_store_options *store_opts)
 {
     struct api *api = calloc(1, sizeof(*api));
     if (api == NULL)
         return NULL;
-    api->store = store;
+    api->store_opts = *store_opts;
     api->cfg = cfg;
     api->pid = (long)getpid();
+    api_open_store(api);
     return api;
 }
 
 void api_free(struct api *api)
 {
+    if (api == NULL)
+        return;
+    task_store_close(api->store);
     free(api);
+}
+
+struct task_store *api_store(struct api *api)
+{
+    return api->store;
+}
+
+int64_t api_no_file_since(const struct api *api)
+{
+    return api->no_file_since_ms;
 }
 
 static int api_equals(const char *s, size_t len, const char *lit)
@@ -133,55 +198,82 @@ static void api_reset(struct api_response *resp, int status)
 
 void api_error(struct api *api, int status, const char *message, struct api_response *resp)
 {
-    static const char hex[] = "0123456789abcdef";
     char *out = api->error_body;
-    size_t n = 0;
-
     api_reset(resp, status);
     if (message == NULL)
         message = "error";
-    memcpy(out, "{\"error\":\"", 10);
-    n = 10;
-    for (size_t i = 0; message[i] != '\0' && i < API_ERROR_MAX; i++) {
-        unsigned char c = (unsigned char)message[i];
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            memcpy(out + n, "\\u00", 4);
-            out[n + 4] = hex[c >> 4];
-            out[n + 5] = hex[c & 15];
-            n += 6;
-        } else {
-            out[n++] = (char)c; /* UTF-8 passes through; the messages are ours */
-        }
-    }
-    memcpy(out + n, "\"}", 2);
-    n += 2;
+    size_t len = strnlen(message, API_ERROR_MAX);
+    memcpy(out, "{\"error\":", 9);
+    long n = task_json_escape(message, len, out + 9, sizeof(api->error_body) - 10);
+    n = n < 0 ? 0 : n; /* cannot happen: the buffer holds 6 bytes per byte */
+    out[9 + n] = '}';
     resp->body = out;
-    resp->body_len = n;
+    resp->body_len = 9 + (size_t)n + 1;
 }
 
-/* Maps a failed store call to 503 (lock timeout), 507 (disk full) or 500,
- * logging the cause with the store's message (which names the file). */
+/* Whether a store error means that the file at the path cannot be used at all
+ * (rather than a busy lock, a full disk or damage inside it). */
+static int api_no_file_errno(int e)
+{
+    return e == ENOENT || e == EACCES || e == EPERM || e == EISDIR || e == EINVAL || e == ENOTDIR ||
+           e == EROFS || e == ELOOP || e == EMFILE || e == ENFILE || e == EBADF ||
+           e == ENAMETOOLONG;
+}
+
+/* Maps a failed store call to a status, in one place, logging the cause with
+ * the store's message (which names the file, and the byte for damage):
+ *   503  the lock was not granted in time, the file keeps being replaced, or
+ *        it cannot be used (missing and not creatable, a directory, no
+ *        permission, read-only): Retry-After, and the reason on the wire
+ *   507  the disk is full (the task was not stored, the file is intact)
+ *   500  damage the store refuses to write behind; another program wrote the
+ *        file while the task was written (not acknowledged); anything else */
 static void api_store_error(struct api *api, const char *what, struct api_response *resp)
 {
     int e = errno;
     const char *cause = api->err[0] ? api->err : strerror(e);
-    if (e == ETIMEDOUT) { /* a busy lock is expected under load: a warning */
+    char msg[640];
+    if (e == ETIMEDOUT || e == EAGAIN) { /* expected under load: a warning */
         log_warn("%s: %s", what, cause);
-        api_error(api, 503, "tasks.json is busy: lock not granted in time, retry", resp);
+        api_error(api, 503,
+                  e == ETIMEDOUT ? "tasks.json is busy: lock not granted in time, retry"
+                                 : "tasks.json keeps being replaced, retry",
+                  resp);
         api_add_header(resp, "Retry-After: 1\r\n");
         return;
     }
-    log_error("%s: %s", what, cause);
+    if (api_no_file_errno(e)) {
+        api_file_state(api, cause); /* logs it, once */
+        snprintf(msg, sizeof(msg), "tasks.json cannot be used: %s", cause);
+        api_error(api, 503, msg, resp);
+        api_add_header(resp, "Retry-After: 1\r\n");
+        return;
+    }
+    if (e != EBADMSG) /* damage was logged by the store, once per change of the file */
+        log_error("%s: %s", what, cause);
     if (e == ENOSPC || e == EDQUOT)
         api_error(api, 507, "no space left to store the task", resp);
-    else if (e == EBADMSG) /* where the damage is goes to the log, not on the wire */
-        api_error(api, 500, "tasks.json is damaged: the server log and taskctl verify say where",
+    else if (e == EBADMSG) /* where the damage is: the log, /health, taskctl check */
+        api_error(api, 500,
+                  "tasks.json is damaged, nothing was stored: GET /health, the server log and "
+                  "taskctl check say where",
+                  resp);
+    else if (e == ESTALE)
+        api_error(api, 500,
+                  "tasks.json was changed by another program while the task was written: "
+                  "not stored, or not for sure; check with GET /tareas before sending it again",
                   resp);
     else
         api_error(api, 500, "internal error storing or reading tasks", resp);
+}
+
+/* The answer while tasks.json cannot be opened at all. */
+static void api_no_file(struct api *api, struct api_response *resp)
+{
+    char msg[640];
+    snprintf(msg, sizeof(msg), "tasks.json cannot be used: %s", api->no_file_why);
+    api_error(api, 503, msg, resp);
+    api_add_header(resp, "Retry-After: 1\r\n");
 }
 
 /* Copies s for a log line: at most 200 bytes, control characters as '?', so
@@ -209,12 +301,17 @@ static void api_create_task(struct api *api, const char *body, size_t body_len,
         api_error(api, 400, api->err, resp);
         return;
     }
+    if (!api_open_store(api)) {
+        api_no_file(api, resp);
+        return;
+    }
     api->err[0] = '\0';
     if (task_store_append(api->store, &api->task, &meta, api->body, sizeof(api->body), &line_len,
                           api->err, sizeof(api->err)) < 0) {
         api_store_error(api, "append", resp);
         return;
     }
+    api_file_state(api, NULL);
     api_reset(resp, 201);
     resp->body = api->body;
     resp->body_len = line_len;
@@ -237,11 +334,16 @@ static void api_create_task(struct api *api, const char *body, size_t body_len,
 static int api_snapshot(struct api *api, struct task_store_snapshot *snap,
                         struct api_response *resp)
 {
+    if (!api_open_store(api)) {
+        api_no_file(api, resp);
+        return -1;
+    }
     api->err[0] = '\0';
     if (task_store_snapshot(api->store, snap, api->err, sizeof(api->err)) < 0) {
         api_store_error(api, "snapshot", resp);
         return -1;
     }
+    api_file_state(api, NULL);
     return 0;
 }
 
@@ -251,11 +353,16 @@ static void api_list_tasks(struct api *api, struct api_response *resp)
     if (api_snapshot(api, &snap, resp) < 0)
         return;
     api_reset(resp, 200);
-    resp->file_fd = task_store_fd(api->store);
+    resp->file_fd = snap.fd;
     resp->file_len = snap.prefix_len;
     resp->suffix = snap.suffix;
     resp->suffix_len = snap.suffix_len;
     resp->snap = snap;
+}
+
+void api_list_done(struct api *api, struct task_store_snapshot *snap)
+{
+    task_store_snapshot_release(api->store, snap);
 }
 
 int api_list_intact(struct api *api, const struct task_store_snapshot *snap)
@@ -282,10 +389,13 @@ static void api_get_task(struct api *api, uint64_t id, struct api_response *resp
     if (id >= 1 && id <= snap.num_tasks) {
         api->err[0] = '\0';
         found = task_store_find(api->store, &snap, id, api->body, sizeof(api->body), &line_len);
-        if (found < 0) {
-            api_store_error(api, "find", resp);
-            return;
-        }
+    }
+    int saved = errno;
+    task_store_snapshot_release(api->store, &snap);
+    errno = saved;
+    if (found < 0) {
+        api_store_error(api, "find", resp);
+        return;
     }
     if (!found) {
         snprintf(msg, sizeof(msg), "task %" PRIu64 " not found", id);
@@ -297,30 +407,56 @@ static void api_get_task(struct api *api, uint64_t id, struct api_response *resp
     resp->body_len = line_len;
 }
 
-/* The count comes from task_store_count(): no lock, usually one pread(), and
- * a count that misses an append in flight is fine for a health check. The
- * body is written by hand (snprintf was a visible share of this request). */
+/* The count comes from task_store_count(): a stat(), no lock, usually one
+ * pread(), and a count that misses an append in flight is fine for a health
+ * check. It follows the path like every store call, so /health tells the
+ * truth about the file there now. The body is written by hand (snprintf was a
+ * visible share of this request). A file that cannot be used or is damaged
+ * answers 503 with the reason, for orchestrators and people alike. */
 static void api_health(struct api *api, struct api_response *resp)
 {
     static const char head[] = "{\"status\":\"ok\",\"workers\":";
     uint64_t num_tasks = 0;
     api->err[0] = '\0';
-    if (task_store_count(api->store, &num_tasks, api->err, sizeof(api->err)) < 0) {
-        api_store_error(api, "count", resp);
-        return;
+    const char *why = NULL;
+    const char *status = NULL;
+    if (!api_open_store(api)) {
+        why = api->no_file_why;
+        status = "unavailable";
+    } else if (task_store_count(api->store, &num_tasks, api->err, sizeof(api->err)) < 0) {
+        int e = errno;
+        why = api->err[0] ? api->err : strerror(e);
+        status = e == EBADMSG ? "damaged" : api_no_file_errno(e) ? "unavailable" : "error";
+        if (api_no_file_errno(e))
+            api_file_state(api, why);
+    } else {
+        api_file_state(api, NULL);
     }
     char *p = api->body;
-    memcpy(p, head, sizeof(head) - 1);
-    p = decimal_put_u64(p + sizeof(head) - 1, api->cfg->workers);
-    const char *mid =
-        version_locking() ? ",\"locking\":true,\"tasks\":" : ",\"locking\":false,\"tasks\":";
+    if (why != NULL) {
+        p += sprintf(p, "{\"status\":\"%s\",\"error\":", status);
+        long n = task_json_escape(why, strnlen(why, 512), p, 6 * 512 + 2);
+        p += n > 0 ? n : 0;
+        p += sprintf(p, ",\"workers\":");
+    } else {
+        memcpy(p, head, sizeof(head) - 1);
+        p += sizeof(head) - 1;
+    }
+    p = decimal_put_u64(p, api->cfg->workers);
+    const char *mid = version_locking() ? ",\"locking\":true" : ",\"locking\":false";
     size_t mid_len = strlen(mid);
     memcpy(p, mid, mid_len);
-    p = decimal_put_u64(p + mid_len, num_tasks);
+    p += mid_len;
+    if (why == NULL) {
+        memcpy(p, ",\"tasks\":", 9);
+        p = decimal_put_u64(p + 9, num_tasks);
+    }
     memcpy(p, ",\"pid\":", 7);
     p = decimal_put_u64(p + 7, (uint64_t)api->pid);
     *p++ = '}';
-    api_reset(resp, 200);
+    api_reset(resp, why == NULL ? 200 : 503);
+    if (why != NULL)
+        api_add_header(resp, "Retry-After: 1\r\n");
     resp->body = api->body;
     resp->body_len = (size_t)(p - api->body);
 }

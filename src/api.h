@@ -2,7 +2,7 @@
  *
  * Calling sequence (one struct api per worker, after fork):
  *
- *     struct api *api = api_create(store, cfg);
+ *     struct api *api = api_create(cfg, &store_opts);   opens cfg->file as a store
  *     per request, once the head is parsed:
  *         struct api_route route;
  *         api_route(method, method_len, target, target_len, &route);
@@ -19,7 +19,7 @@
  * Ownership: resp.body points into the api's own scratch memory (or static
  * storage) and stays valid until the next call on the same api; the caller
  * sends it (or copies it) before handling another request. resp.file_fd is
- * the store's descriptor: never close it.
+ * the store's descriptor, lent until api_list_done(): never close it.
  *
  * Every error, whatever its origin, gets its status and its JSON body
  * {"error":"..."} from api_error(): the one place where errors become HTTP.
@@ -66,11 +66,22 @@ struct api_response {
     struct task_store_snapshot snap; /* what file_len and suffix came from */
 };
 
-/* Returns an api over an open store, or NULL with errno (ENOMEM). cfg must
- * outlive the api. */
-struct api *api_create(struct task_store *store, const struct config *cfg);
+/* Returns an api over the store on cfg->file, or NULL with errno (ENOMEM).
+ * cfg must outlive the api. A file that cannot be opened does not make it
+ * fail: the api then answers 503 with the reason (and /health 503) and tries
+ * to open it again, at most twice a second, until it can. */
+struct api *api_create(const struct config *cfg, const struct task_store_options *store_opts);
 
+/* Closes the store too. */
 void api_free(struct api *api);
+
+/* The store, or NULL while the file cannot be opened (tests). */
+struct task_store *api_store(struct api *api);
+
+/* 0 while the file can be used; else since when (monotonic ms) it cannot:
+ * it could not be opened, or the path names nothing usable. For the master's
+ * board. */
+int64_t api_no_file_since(const struct api *api);
 
 /* Routes a request target (origin-form path; a query string is ignored).
  * Always fills route; never fails. */
@@ -89,6 +100,11 @@ void api_handle(struct api *api, const struct api_route *route, const char *body
  * Content-Length, so that the client sees a broken response, never two lists
  * spliced into one that looks whole. */
 int api_list_intact(struct api *api, const struct task_store_snapshot *snap);
+
+/* Every GET /tareas response that carried a file part (file_fd >= 0) ends with
+ * this, whether it was sent whole, cut short, or not sent at all (HEAD, a
+ * closed connection): the store lent the descriptor until then. */
+void api_list_done(struct api *api, struct task_store_snapshot *snap);
 
 /* Fills resp with status and the body {"error":"message"} (message escaped
  * as JSON). */

@@ -285,6 +285,8 @@ static void conn_close(struct conn *c)
     if (event_loop_del(srv->loop, c->fd) < 0)
         log_error("epoll del connection fd %d: %s", c->fd, strerror(errno));
     close(c->fd); /* never retried: the descriptor is gone even on EINTR */
+    if (c->file_fd >= 0)
+        api_list_done(srv->api, &c->snap); /* a GET /tareas cut off: give its file back */
     conn_buf_release(c);
     free(c->out);
     if (c->prev)
@@ -392,11 +394,15 @@ static int conn_flush(struct conn *c)
     }
     /* The bytes just sent are the snapshot's unless a reset rewrote them
      * meanwhile: then end the response short, never with a closing "]". */
-    if (c->file_fd >= 0 && !api_list_intact(srv->api, &c->snap)) {
-        rc = -1;
-        goto out;
+    if (c->file_fd >= 0) {
+        int intact = api_list_intact(srv->api, &c->snap);
+        api_list_done(srv->api, &c->snap);
+        c->file_fd = -1;
+        if (!intact) {
+            rc = -1;
+            goto out;
+        }
     }
-    c->file_fd = -1;
     while (c->suffix_len > 0) {
         ssize_t n = send(c->fd, c->suffix, c->suffix_len, MSG_NOSIGNAL);
         if (n < 0) {
@@ -494,6 +500,9 @@ static int conn_respond(struct conn *c, const struct api_response *resp, int com
         c->suffix = resp->suffix;
         c->suffix_len = resp->suffix_len;
         c->snap = resp->snap;
+    } else if (resp->file_fd >= 0) {
+        struct task_store_snapshot snap = resp->snap; /* HEAD: nothing to stream */
+        api_list_done(srv->api, &snap);
     }
 
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};

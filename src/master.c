@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "board.h"
 #include "log.h"
 #include "worker.h"
 
@@ -38,10 +39,9 @@
  * stays pending and wakes the next sigsuspend(): no wake-up is ever lost, and
  * no handler ever runs in the middle of our bookkeeping.
  *
- * One ITIMER_REAL (SIGALRM) serves two purposes that never overlap: while
- * running, it wakes us for a delayed respawn (crash-loop throttle, respawn
- * rate cap); once
- * shutting down, it is the grace timer after which stragglers get SIGKILL.
+ * Time: one ITIMER_REAL (SIGALRM), armed before each wait for the earliest of
+ * the deadlines (master_arm()): a delayed respawn, the end of the grace period
+ * when shutting down, and a look at the board once a second while running.
  */
 static volatile sig_atomic_t master_got_child;
 static volatile sig_atomic_t master_got_terminate; /* SIGTERM or SIGINT */
@@ -52,37 +52,22 @@ static volatile sig_atomic_t master_got_alarm;
 static const int master_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGALRM};
 #define MASTER_NUM_SIGNALS (sizeof(master_signals) / sizeof(master_signals[0]))
 
-/* Crash-loop throttle: a worker that dies by itself (exit status not 0, or a
- * signal such as SIGSEGV or SIGABRT) within MASTER_CRASH_MS of its start
- * counts as a crash. SIGKILL does not: a worker never sends it to itself, so
- * it comes from outside (an operator, the OOM killer, a fault test), whose
- * rate is not ours to amplify; delaying those respawns would only leave the
- * listening socket without workers. The first crash delays respawns by MASTER_BACKOFF_MIN_MS,
- * each further one doubles the delay up to MASTER_BACKOFF_MAX_MS, and
- * MASTER_BACKOFF_RESET_MS without a crash starts over from the minimum. A
- * worker that cannot start at all (bad file, no memory) therefore costs at
- * most N forks per 5 s, never a fork storm. */
-#define MASTER_CRASH_MS 1000
-#define MASTER_BACKOFF_MIN_MS 100
-#define MASTER_BACKOFF_MAX_MS 5000
-#define MASTER_BACKOFF_RESET_MS 10000
-
-/* A global cap on the respawn rate, whatever the cause of death: the throttle
- * above does not see SIGKILL, so a worker killed right after each start (an
- * OOM killer that picks the newest process, a supervisor gone wrong) would
- * be replaced as fast as it dies. Every respawn takes a token from a bucket
- * that holds as many as there are workers (at least MASTER_RESPAWN_BURST), so
- * all of them can be replaced at once, and that refills at
- * MASTER_RESPAWN_PER_S. The fault suite kills a worker every 100 ms (10 per
- * second) and needs each replaced at once: the cap is twice that. The start
- * of the first workers takes no token. */
-#define MASTER_RESPAWN_PER_S 20
-#define MASTER_RESPAWN_BURST 20
-#define MASTER_RESPAWN_INTERVAL_MS (1000 / MASTER_RESPAWN_PER_S)
+/* The respawn rule, one rule: a worker that dies by itself (an exit status
+ * other than 0, or a signal such as SIGSEGV or SIGABRT) within MASTER_YOUNG_MS
+ * of its start is replaced after MASTER_YOUNG_MS; any other death at once. A
+ * worker that cannot start therefore costs one fork per second per slot, never
+ * a fork storm, and a worker killed from outside (SIGKILL: an operator, the
+ * OOM killer, a fault test; a worker never sends it to itself) is replaced
+ * at once, so the listening socket is never left without workers for long.
+ * (A worker that cannot open tasks.json does not die: it answers 503 and
+ * tries again; see the board below.) */
+#define MASTER_YOUNG_MS 1000
+#define MASTER_BOARD_MS 1000 /* how often the board is read while running */
 
 struct master_slot {
-    pid_t pid;          /* 0: no process in this slot (dead, respawn pending) */
-    int64_t started_ms; /* monotonic time of the fork */
+    pid_t pid;             /* 0: no process in this slot (dead, respawn pending) */
+    int64_t started_ms;    /* monotonic time of the fork */
+    int64_t respawn_at_ms; /* pid 0: not before this time */
 };
 
 struct master {
@@ -90,18 +75,12 @@ struct master {
     int listen_fd; /* -1 once closed: the shutdown began, nothing may be forked */
     pid_t pid;
     struct master_slot *slots;
+    struct board *board; /* what the workers say: can they use tasks.json? */
     unsigned num_live;
     int shutting_down;
-    int started;           /* the first workers were forked: later forks are respawns */
-    int64_t respawn_at_ms; /* no respawn before this time (throttle) */
-    int64_t last_crash_ms; /* when a worker last died young; < 0: never */
-    unsigned backoff_ms;   /* current respawn delay after a crash */
-    /* The rate cap as a virtual clock (the generic cell rate algorithm): each
-     * respawn moves it MASTER_RESPAWN_INTERVAL_MS on from max(it, now); a
-     * respawn may happen while it is less than a full bucket ahead of now. */
-    int64_t rate_clock_ms;
-    int rate_limited;   /* the cap is delaying respawns (logged once per episode) */
+    int killed;         /* shutting down: stragglers got SIGKILL */
     int64_t kill_at_ms; /* shutting down: SIGKILL to stragglers at this time */
+    int status;         /* master_run()'s return value */
 };
 
 static void master_handle_signal(int sig)
@@ -167,7 +146,7 @@ static void master_become_worker(struct master *m, size_t slot)
         sigaction(master_signals[i], &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int status = worker_run(m->cfg, m->listen_fd, m->pid, (unsigned)slot);
+    int status = worker_run(m->cfg, m->listen_fd, m->pid, (unsigned)slot, m->board);
 #ifdef MASTER_LEAK_CHECK
     /* Reports on stderr and ends the process with an error if anything leaked. */
     __lsan_do_leak_check();
@@ -192,74 +171,22 @@ static int master_spawn(struct master *m, size_t slot)
     return 0;
 }
 
-/* Delays the next respawns after a worker died young. */
-static void master_note_crash(struct master *m, int64_t now)
+/* Starts every empty slot whose time has come. */
+static void master_fill_slots(struct master *m, int64_t now)
 {
-    if (now < m->respawn_at_ms)
-        return; /* already waiting: the dead ones join that respawn */
-    if (m->last_crash_ms < 0 || now - m->last_crash_ms >= MASTER_BACKOFF_RESET_MS)
-        m->backoff_ms = MASTER_BACKOFF_MIN_MS;
-    else if (m->backoff_ms * 2 <= MASTER_BACKOFF_MAX_MS)
-        m->backoff_ms *= 2;
-    else
-        m->backoff_ms = MASTER_BACKOFF_MAX_MS;
-    m->last_crash_ms = now;
-    m->respawn_at_ms = now + m->backoff_ms;
-}
-
-/* The earliest time the rate cap allows another respawn: now, or later. */
-static int64_t master_rate_allows_at(const struct master *m, int64_t now)
-{
-    unsigned burst =
-        m->cfg->workers > MASTER_RESPAWN_BURST ? m->cfg->workers : MASTER_RESPAWN_BURST;
-    int64_t ahead = (int64_t)(burst - 1) * MASTER_RESPAWN_INTERVAL_MS;
-    int64_t clock = m->rate_clock_ms > now ? m->rate_clock_ms : now;
-    return clock - ahead > now ? clock - ahead : now;
-}
-
-/* A respawn happened: it takes its token. */
-static void master_rate_take(struct master *m, int64_t now)
-{
-    int64_t clock = m->rate_clock_ms > now ? m->rate_clock_ms : now;
-    m->rate_clock_ms = clock + MASTER_RESPAWN_INTERVAL_MS;
-}
-
-/* Starts every empty slot unless throttled; arms the timer for a delayed respawn. */
-static void master_fill_slots(struct master *m)
-{
-    int64_t now = master_now_ms();
-    if (m->shutting_down)
-        return;
-    if (now < m->respawn_at_ms) {
-        master_set_timer(m->respawn_at_ms - now);
-        return;
-    }
     for (size_t i = 0; i < m->cfg->workers; i++) {
-        if (m->slots[i].pid != 0)
+        struct master_slot *sl = &m->slots[i];
+        if (sl->pid != 0 || now < sl->respawn_at_ms)
             continue;
-        if (m->started) {
-            int64_t at = master_rate_allows_at(m, now);
-            if (at > now) {
-                if (!m->rate_limited)
-                    log_warn("workers die faster than %d respawns per second: next respawn in "
-                             "%lld ms",
-                             MASTER_RESPAWN_PER_S, (long long)(at - now));
-                m->rate_limited = 1;
-                master_set_timer(at - now);
-                return;
-            }
-        }
+        /* The slot is the master's until the fork: a fresh worker counts as
+         * able to use the file until it says otherwise. */
+        board_set_file(m->board, (unsigned)i, 1, now);
         if (master_spawn(m, i) < 0) {
-            /* fork failed (EAGAIN, ENOMEM): treat like a crash and retry later. */
-            master_note_crash(m, now);
-            master_set_timer(m->respawn_at_ms - now);
-            return;
+            /* fork failed (EAGAIN, ENOMEM): try again later */
+            board_set_file(m->board, (unsigned)i, 0, now);
+            sl->respawn_at_ms = now + MASTER_YOUNG_MS;
         }
-        if (m->started)
-            master_rate_take(m, now);
     }
-    m->started = 1;
-    m->rate_limited = 0;
 }
 
 static void master_log_death(pid_t pid, int status, int64_t lived_ms)
@@ -296,15 +223,18 @@ static void master_reap(struct master *m)
         int64_t now = master_now_ms();
         int64_t lived = now - m->slots[i].started_ms;
         m->slots[i].pid = 0;
+        m->slots[i].respawn_at_ms = now;
         m->num_live--;
+        /* The slot is the master's again: no worker serves from it. */
+        board_set_file(m->board, (unsigned)i, 0, now);
         master_log_death(pid, status, lived);
         if (m->shutting_down)
             continue;
         int by_itself = WIFEXITED(status) ? WEXITSTATUS(status) != 0 : WTERMSIG(status) != SIGKILL;
-        if (lived < MASTER_CRASH_MS && by_itself) {
-            master_note_crash(m, now);
-            log_warn("worker %d died %lld ms after start: respawning in %lld ms", (int)pid,
-                     (long long)lived, (long long)(m->respawn_at_ms - now));
+        if (lived < MASTER_YOUNG_MS && by_itself) {
+            m->slots[i].respawn_at_ms = now + MASTER_YOUNG_MS;
+            log_warn("worker %d died %lld ms after start: respawning in %d ms", (int)pid,
+                     (long long)lived, MASTER_YOUNG_MS);
         }
     }
 }
@@ -359,13 +289,43 @@ static void master_begin_shutdown(struct master *m)
     log_info("shutting down: %u workers get SIGTERM and %u.%03u s to finish", m->num_live,
              m->cfg->grace_ms / 1000, m->cfg->grace_ms % 1000);
     master_kill_all(m, SIGTERM);
+    /* The deadline, not a signal, decides when stragglers are killed: a
+     * SIGALRM armed for a respawn may still arrive (see the main loop). */
     m->kill_at_ms = master_now_ms() + m->cfg->grace_ms;
-    /* A SIGALRM of a respawn timer may still be pending: the deadline, not the
-     * signal, decides when stragglers are killed (see the main loop). */
-    if (m->cfg->grace_ms == 0)
-        master_got_alarm = 1; /* no grace: straight to SIGKILL */
+}
+
+/* Whether no worker has been able to use tasks.json for --grace: then the
+ * master gives up, so that a supervisor (Docker's restart policy, systemd)
+ * restarts the server and shows the failure, instead of a server that only
+ * answers 503. */
+static int master_board_says_stop(struct master *m, int64_t now)
+{
+    int64_t since;
+    if (!board_no_file_since(m->board, &since) || now - since < (int64_t)m->cfg->grace_ms)
+        return 0;
+    log_error("no worker has been able to use %s for %lld.%03lld s (--grace): exiting with "
+              "status 1",
+              m->cfg->file, (long long)((now - since) / 1000), (long long)((now - since) % 1000));
+    return 1;
+}
+
+/* Arms the timer for the earliest deadline (see "Time" above). */
+static void master_arm(struct master *m, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    if (m->shutting_down) {
+        if (!m->killed && m->num_live > 0)
+            next = m->kill_at_ms;
+    } else {
+        next = now + MASTER_BOARD_MS;
+        for (size_t i = 0; i < m->cfg->workers; i++)
+            if (m->slots[i].pid == 0 && m->slots[i].respawn_at_ms < next)
+                next = m->slots[i].respawn_at_ms;
+    }
+    if (next == INT64_MAX)
+        master_set_timer(0);
     else
-        master_set_timer(m->cfg->grace_ms);
+        master_set_timer(next > now ? next - now : 1);
 }
 
 /* Installs the handlers and blocks the signals; saves what to restore. */
@@ -415,16 +375,18 @@ int master_run(const struct config *cfg, int listen_fd)
     m.cfg = cfg;
     m.listen_fd = listen_fd;
     m.pid = getpid();
-    m.last_crash_ms = -1;
     m.slots = calloc(cfg->workers, sizeof(*m.slots));
-    if (m.slots == NULL) {
+    m.board = m.slots != NULL ? board_create(cfg->workers) : NULL;
+    if (m.board == NULL) {
         log_error("allocate %u worker slots: %s", cfg->workers, strerror(errno));
+        free(m.slots);
         master_close_listener(&m);
         return 1;
     }
     master_got_child = master_got_terminate = master_got_quit = 0;
     master_got_hup = master_got_alarm = 0;
     if (master_install_signals(&orig_mask, orig_actions) < 0) {
+        board_free(m.board);
         free(m.slots);
         master_close_listener(&m);
         return 1;
@@ -433,8 +395,6 @@ int master_run(const struct config *cfg, int listen_fd)
     wait_mask = orig_mask;
     for (size_t i = 0; i < MASTER_NUM_SIGNALS; i++)
         sigdelset(&wait_mask, master_signals[i]);
-
-    master_fill_slots(&m);
 
     for (;;) {
         if (master_got_child) {
@@ -456,29 +416,33 @@ int master_run(const struct config *cfg, int listen_fd)
             master_got_hup = 0;
             log_info("SIGHUP ignored: there is no configuration to reload");
         }
-        if (master_got_alarm) {
-            master_got_alarm = 0;
-            int64_t left = m.kill_at_ms - master_now_ms();
-            if (m.shutting_down && m.num_live > 0 && left > 0) {
-                master_set_timer(left); /* early: a stale respawn alarm */
-            } else if (m.shutting_down && m.num_live > 0) {
-                log_warn("grace period over: SIGKILL to %u workers", m.num_live);
-                master_kill_all(&m, SIGKILL);
-            }
-        }
+        master_got_alarm = 0; /* only a wake-up: the deadlines say what is due */
+        int64_t now = master_now_ms();
         if (m.shutting_down) {
             if (m.num_live == 0) {
                 log_info("all workers stopped");
                 break;
             }
+            if (!m.killed && now >= m.kill_at_ms) {
+                log_warn("grace period over: SIGKILL to %u workers", m.num_live);
+                master_kill_all(&m, SIGKILL);
+                m.killed = 1;
+            }
         } else {
-            master_fill_slots(&m);
+            master_fill_slots(&m, now);
+            if (master_board_says_stop(&m, now)) {
+                m.status = 1;
+                master_begin_shutdown(&m);
+                continue;
+            }
         }
+        master_arm(&m, now);
         sigsuspend(&wait_mask);
     }
 
     master_close_listener(&m);
     master_restore_signals(&orig_mask, orig_actions);
+    board_free(m.board);
     free(m.slots);
-    return 0;
+    return m.status;
 }

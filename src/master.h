@@ -4,10 +4,12 @@
  *     return master_run(&cfg, listen_fd);   (exit status of taskserver)
  *
  * The master never touches tasks.json after the start-up check. It reaps every
- * child (it may be PID 1 in a container), replaces a worker that dies (with a
- * delay when workers keep dying: no fork storm), and on SIGTERM or SIGINT
- * forwards SIGTERM, waits up to cfg->grace_ms, then SIGKILLs stragglers and
- * returns 0. SIGQUIT: SIGKILL to all workers, return at once.
+ * child (it may be PID 1 in a container), replaces a worker that dies (after a
+ * second when it died young by itself: no fork storm), and on SIGTERM or
+ * SIGINT forwards SIGTERM, waits up to cfg->grace_ms, then SIGKILLs stragglers
+ * and returns 0. SIGQUIT: SIGKILL to all workers, return at once. When no
+ * worker has been able to use tasks.json for cfg->grace_ms (board.h), it shuts
+ * down the same way and returns 1, so that a supervisor restarts the server.
  *
  * master_run() owns listen_fd from then on: it keeps it open while it runs
  * (the queue of pending connections outlives a killed worker) and closes it

@@ -360,6 +360,13 @@ static void out_json_string(struct json_out *o, const char *s, size_t n)
     out_put(o, "\"", 1);
 }
 
+long task_json_escape(const char *s, size_t n, char *out, size_t cap)
+{
+    struct json_out o = {out, cap, 0, 0};
+    out_json_string(&o, s, n);
+    return o.overflow ? -1 : (long)o.len;
+}
+
 /* Integers by hand: snprintf() was the largest single cost of encoding a
  * record. */
 static void out_u64(struct json_out *o, uint64_t v)

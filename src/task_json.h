@@ -82,6 +82,12 @@ int task_json_decode_input(const char *body, size_t body_len, struct task *t, ch
 long task_json_encode_record(const struct task *t, const struct task_meta *meta, char *buf,
                              size_t cap);
 
+/* Writes s (n bytes) into out as a JSON string literal, quotes included:
+ * '"', '\\' and control characters escaped, UTF-8 as it is. Every JSON string
+ * this project writes goes through here. Returns its length, or -1 if cap is
+ * too small (6 * n + 2 always suffices). */
+long task_json_escape(const char *s, size_t n, char *out, size_t cap);
+
 /* Formats seconds since the epoch as RFC 3339 UTC ("2026-11-26T15:00:00Z")
  * into buf (at least 21 bytes). Returns buf. */
 char *task_json_format_time(int64_t epoch_seconds, char *buf, size_t cap);

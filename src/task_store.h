@@ -9,10 +9,18 @@
  *
  *   Each process that reads or writes (a worker after fork(), taskctl):
  *       struct task_store *s = task_store_open(path, &opts, err, sizeof(err));
- *       task_store_append(s, &task, &meta, line, sizeof(line), &line_len);
- *       task_store_snapshot(s, &snap);    then stream snap to a client, lock-free
- *       task_store_find(s, id, &rec_line...);
+ *       task_store_append(s, &task, &meta, line, sizeof(line), &line_len, err, ...);
+ *       task_store_snapshot(s, &snap, err, ...);   then stream snap.fd to a client,
+ *           lock-free; task_store_find(s, &snap, id, ...) looks one up in it;
+ *       task_store_snapshot_release(s, &snap);     when the stream is done
  *       task_store_close(s);
+ *
+ * The file at the path is the list: a store follows it when people or tools
+ * replace, remove or rewrite it while it is open (it adopts a new file, makes
+ * a new empty list where the file was removed, rewrites another layout of a
+ * JSON array in place), and refuses, with the file untouched and an error
+ * naming the byte, to write behind anything it cannot parse. See "The file is
+ * shared with people" in task_store_lock.c.
  *
  * The file: a JSON array, one record per line, ids 1, 2, 3, ... in file order:
  *
@@ -27,8 +35,9 @@
  * what lets a reader send a snapshot without holding a lock (and check with
  * task_store_snapshot_intact() that no reset came in between).
  *
- * Ownership: a struct task_store owns one descriptor on the file for its whole
- * life. A process may have at most one store open on a given file at a time:
+ * Ownership: a struct task_store owns one descriptor on the file at the path
+ * (and keeps a replaced file's descriptor open while snapshots of it are not
+ * released). A process may have at most one store open on a given file at a time:
  * task_store_open() refuses a second one with EBUSY, because closing any
  * descriptor on a file drops every fcntl lock the process holds on it; for
  * the same reason task_store_check() refuses (EBUSY) a file this process has
@@ -49,6 +58,9 @@
  *   ETIMEDOUT  the lock was not granted within opts.lock_timeout_ms (HTTP 503)
  *   ENOSPC, EDQUOT  the disk is full (HTTP 507); the file is left valid
  *   EBADMSG    the file is damaged in a way that needs taskctl repair or a human
+ *   ESTALE     another program changed the file while a task was written: that
+ *              task is not acknowledged
+ *   ENOENT, EACCES, EISDIR, ...  the file at the path cannot be opened or created
  */
 #ifndef TASKSERVER_TASK_STORE_H
 #define TASKSERVER_TASK_STORE_H
@@ -123,6 +135,9 @@ struct task_store_report {
 };
 
 #define TASK_STORE_REPAIR 1 /* flag for task_store_check: fix what can be fixed */
+#define TASK_STORE_FSYNC                                                                           \
+    2 /* ... and make what it writes durable: the file, a file it                                  \
+         creates and the copies it saves beside it (their directory too) */
 
 /* Checks the whole file (streaming, memory independent of its size) and with
  * TASK_STORE_REPAIR creates it if missing, canonicalizes another layout, or
@@ -139,11 +154,8 @@ int task_store_check(const char *path, int flags, struct task_store_report *repo
 struct task_store *task_store_open(const char *path, const struct task_store_options *opts,
                                    char *err, size_t err_len);
 
-/* Closes the descriptor, which releases this process's locks on the file. */
+/* Closes the descriptors, which releases this process's locks on the file. */
 void task_store_close(struct task_store *s);
-
-/* The descriptor, for sendfile() of a snapshot. Never close it. */
-int task_store_fd(const struct task_store *s);
 
 /* Appends t under the write lock: reads only the tail (repairing a torn one
  * left by a writer that died), writes the new record and the closing bracket
@@ -156,10 +168,12 @@ int task_store_append(struct task_store *s, const struct task *t, struct task_me
                       char *line, size_t line_cap, size_t *line_len, char *err, size_t err_len);
 
 /* A consistent snapshot: every task whose append completed before the call,
- * and no partial record. The caller sends bytes [0, prefix_len) of the file
- * (pread/sendfile on task_store_fd, no lock needed: those bytes never change)
- * followed by the suffix_len bytes of suffix. */
+ * and no partial record. The caller sends bytes [0, prefix_len) of fd
+ * (pread/sendfile, no lock needed: those bytes never change) followed by the
+ * suffix_len bytes of suffix. fd is the store's, lent until
+ * task_store_snapshot_release(): never close it. */
 struct task_store_snapshot {
+    int fd;
     off_t prefix_len;
     const char *suffix; /* "]\n" or "\n]\n" (static storage) */
     size_t suffix_len;
@@ -170,10 +184,16 @@ struct task_store_snapshot {
 
 /* Takes the read lock briefly to find the end of the last complete record;
  * behind a writer that keeps the lock over 100 ms (stopped, or in a race
- * window) it reads without the lock rather than wait (see task_store.c).
- * Returns 0 or -1 with errno (EIO, EBADMSG). */
+ * window) it reads without the lock rather than wait (see task_store.c). A
+ * file in another layout is rewritten first, under the write lock.
+ * Returns 0 or -1 with errno (EIO, EBADMSG). Every successful snapshot must be
+ * released. */
 int task_store_snapshot(struct task_store *s, struct task_store_snapshot *snap, char *err,
                         size_t err_len);
+
+/* Gives back the descriptor a snapshot lent (a replaced file's is closed once
+ * no snapshot uses it). Safe to call twice. */
+void task_store_snapshot_release(struct task_store *s, struct task_store_snapshot *snap);
 
 /* Whether the bytes snap covers are still the file's. A reader that sent the
  * prefix asks this before the suffix: the one writer that rewrites them is

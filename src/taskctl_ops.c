@@ -156,10 +156,10 @@ static int write_all(const char *buf, size_t len)
 }
 
 /* Copies the snapshot's bytes of the file to stdout, then its suffix. */
-static int list_json(struct task_store *s, const struct task_store_snapshot *snap, const char *path)
+static int list_json(const struct task_store_snapshot *snap, const char *path)
 {
     static char buf[65536];
-    int fd = task_store_fd(s);
+    int fd = snap->fd;
     off_t off = 0;
     while (off < snap->prefix_len) {
         size_t want = sizeof(buf);
@@ -183,8 +183,7 @@ static int list_json(struct task_store *s, const struct task_store_snapshot *sna
     return TASKCTL_EXIT_OK;
 }
 
-static int list_table(struct task_store *s, const struct task_store_snapshot *snap,
-                      const char *path)
+static int list_table(const struct task_store_snapshot *snap, const char *path)
 {
     static struct task_record rec;
     struct taskctl_lines reader;
@@ -194,7 +193,7 @@ static int list_table(struct task_store *s, const struct task_store_snapshot *sn
     int rc, status = TASKCTL_EXIT_OK;
     uint64_t shown = 0;
 
-    if (taskctl_lines_init(&reader, task_store_fd(s), snap->prefix_len) < 0) {
+    if (taskctl_lines_init(&reader, snap->fd, snap->prefix_len) < 0) {
         taskctl_ops_error("list %s: %s", path, strerror(errno));
         return TASKCTL_EXIT_FILE;
     }
@@ -242,7 +241,8 @@ int taskctl_ops_list(const char *path, int json)
         taskctl_ops_error("%s%s", err, taskctl_ops_hint(saved));
         rc = TASKCTL_EXIT_FILE;
     } else {
-        rc = json ? list_json(s, &snap, path) : list_table(s, &snap, path);
+        rc = json ? list_json(&snap, path) : list_table(&snap, path);
+        task_store_snapshot_release(s, &snap);
     }
     task_store_close(s);
     if (fflush(stdout) != 0 && rc == TASKCTL_EXIT_OK) {

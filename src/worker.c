@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 
 #include "api.h"
+#include "board.h"
 #include "conn.h"
 #include "event_loop.h"
 #include "log.h"
@@ -149,17 +150,16 @@ static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
     w->accepting = 0;
 }
 
-int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsigned index)
+int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsigned index,
+               struct board *board)
 {
     struct worker w = {.cfg = cfg, .listen_fd = listen_fd, .spare_fd = -1};
-    struct task_store *store = NULL;
     struct event_loop *loop = NULL;
     struct api *api = NULL;
     sigset_t wait_mask;
-    char err[512];
     int status = 1;
 
-    (void)index; /* the slot: for process titles and per-worker metrics */
+    int64_t no_file_reported = -1;
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
     /* The master may die without telling us (SIGKILL): then finish up like
@@ -187,18 +187,16 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
          * always logged (the store option is for tests). */
         .quiet = 0,
     };
-    store = task_store_open(cfg->file, &opts, err, sizeof(err));
-    if (store == NULL) {
-        log_error("%s", err);
-        goto out;
-    }
     w.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (w.spare_fd < 0) {
         log_error("open /dev/null: %s", strerror(errno));
         goto out;
     }
     loop = event_loop_create();
-    api = loop ? api_create(store, cfg) : NULL;
+    /* The api opens the store, this process's own descriptor; a file that
+     * cannot be opened leaves the worker serving 503s with the reason, never a
+     * listening socket that nobody answers. */
+    api = loop ? api_create(cfg, &opts) : NULL;
     w.srv = api ? conn_server_create(loop, api, cfg) : NULL;
     if (w.srv == NULL) {
         log_error("worker set-up: %s", strerror(errno));
@@ -213,6 +211,12 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     w.accepting = 1;
 
     while (!worker_stop_now) {
+        /* Tell the master whether this worker can use the file (see board.h). */
+        int64_t no_file = api_no_file_since(api);
+        if (no_file != no_file_reported) {
+            board_set_file(board, index, no_file == 0, no_file);
+            no_file_reported = no_file;
+        }
         if (worker_stop && w.accepting) {
             worker_stop_accepting(&w, loop);
             conn_server_drain(w.srv);
@@ -233,7 +237,5 @@ out:
     event_loop_free(loop);
     if (w.spare_fd >= 0)
         close(w.spare_fd);
-    if (store != NULL)
-        task_store_close(store);
     return status;
 }

@@ -39,16 +39,17 @@ static void setup(void)
     log_set_quiet(1);
     ck_assert_msg(task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0, "%s",
                   err);
-    store = task_store_open(path, &opts, err, sizeof(err));
-    ck_assert_msg(store != NULL, "%s", err);
-    api = api_create(store, &cfg);
+    snprintf(cfg.file, sizeof(cfg.file), "%s", path);
+    api = api_create(&cfg, &opts);
+    ck_assert_ptr_nonnull(api);
+    store = api_store(api);
+    ck_assert_msg(store != NULL, "%s: no store", path);
     ck_assert_ptr_nonnull(api);
 }
 
 static void teardown(void)
 {
-    api_free(api);
-    task_store_close(store);
+    api_free(api); /* and the store */
     unlink(path);
     rmdir(dir);
 }
@@ -152,7 +153,8 @@ START_TEST(test_post_get_list_health)
 
     handle("GET", "/tareas", NULL, &r);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(r.file_fd, task_store_fd(store));
+    ck_assert_int_ge(r.file_fd, 0);
+    ck_assert_int_eq(r.file_fd, r.snap.fd);
     ck_assert_int_eq(r.body_len, 0);
     /* The prefix plus the suffix is exactly the file when no append runs. */
     FILE *f = fopen(path, "rb");
@@ -183,15 +185,20 @@ START_TEST(test_damaged_file)
     ck_assert_ptr_nonnull(f);
     ck_assert_int_eq(fwrite(damaged, 1, sizeof(damaged) - 1, f), sizeof(damaged) - 1);
     ck_assert_int_eq(fclose(f), 0);
-    const char *const targets[][2] = {
-        {"POST", "/tareas"}, {"GET", "/tareas"}, {"GET", "/tareas/1"}, {"GET", "/health"}};
+    const char *const targets[][2] = {{"POST", "/tareas"}, {"GET", "/tareas"}, {"GET", "/tareas/1"}};
     for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
         handle(targets[i][0], targets[i][1], "{\"titulo\":\"tres\"}", &r);
         ck_assert_msg(r.status == 500, "%s %s: expected 500, got %d", targets[i][0], targets[i][1],
                       r.status);
-        body_is(&r, "{\"error\":\"tasks.json is damaged: the server log and taskctl verify say "
-                    "where\"}");
+        body_is(&r, "{\"error\":\"tasks.json is damaged, nothing was stored: GET /health, the "
+                    "server log and taskctl check say where\"}");
     }
+    /* /health says where, with 503: orchestrators see it, people read it. */
+    handle("GET", "/health", NULL, &r);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_msg(r.body_len > 0 && memmem(r.body, r.body_len, "\"status\":\"damaged\"", 18) &&
+                      memmem(r.body, r.body_len, "byte 27: expected a record", 26),
+                  "health body: %.*s", (int)r.body_len, r.body);
     char buf[256];
     f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);

@@ -51,9 +51,11 @@ static void setup(void)
     snprintf(path, sizeof(path), "%s/tasks.json", dir);
     ck_assert_msg(task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0, "%s",
                   err);
-    store = task_store_open(path, &opts, err, sizeof(err));
-    ck_assert_msg(store != NULL, "%s", err);
-    api = api_create(store, &cfg);
+    snprintf(cfg.file, sizeof(cfg.file), "%s", path);
+    api = api_create(&cfg, &opts);
+    ck_assert_ptr_nonnull(api);
+    store = api_store(api);
+    ck_assert_msg(store != NULL, "%s: no store", path);
     loop = event_loop_create();
     ck_assert_ptr_nonnull(loop);
     srv = conn_server_create(loop, api, &cfg);
@@ -69,8 +71,7 @@ static void teardown(void)
         close(client);
     conn_server_free(srv);
     event_loop_free(loop);
-    api_free(api);
-    task_store_close(store);
+    api_free(api); /* and the store */
     unlink(path);
     rmdir(dir);
 }

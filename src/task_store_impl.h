@@ -1,0 +1,166 @@
+/* task_store_impl.h - what the task_store_*.c files share; nothing outside the store includes it.
+ *
+ * The store is four files, one per concern, behind the one public face task_store.h:
+ *
+ *   task_store_lock.c    the lock essay, fcntl locks with deadlines, the observer
+ *   task_store_tail.c    reading the end of the file: the fast path, the scan, torn tails
+ *   task_store_repair.c  checking the whole file, canonicalizing, task_store_check()
+ *   task_store.c         open and close, following the path, append, snapshots, reset
+ *
+ * Functions here follow the store's error rule: 0 (or a count) on success, -1 with
+ * errno and, where there is an err buffer, a message naming the file.
+ */
+#ifndef TASKSERVER_TASK_STORE_IMPL_H
+#define TASKSERVER_TASK_STORE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "task_json.h"
+#include "task_store.h"
+
+#define STORE_TAIL_BLOCK 4096                      /* the fast path reads this much */
+#define STORE_JUNK_MAX (TASK_JSON_RECORD_MAX + 16) /* a torn tail is at most this */
+/* The window of a slow tail scan: torn bytes, the last record and the one before it. */
+#define STORE_SCAN_MAX (STORE_JUNK_MAX + 2 * (TASK_JSON_RECORD_MAX + 2) + 64)
+#define STORE_CANON_MAX (64L * 1024 * 1024) /* larger files in another layout are refused */
+
+/* Scratch memory for reading and checking the file: owned by a store, or allocated
+ * for one task_store_check(). */
+struct store_scratch {
+    char scan[STORE_SCAN_MAX + 1];       /* tail reads and repair scans */
+    char line[TASK_JSON_RECORD_MAX + 8]; /* one line of a streaming check */
+    struct task_record rec;              /* scratch for record decoding */
+};
+
+/* What the end of the file says. */
+struct store_tail {
+    off_t size;       /* file size when read */
+    off_t end;        /* just past the '}' of the last complete record; 2 if none */
+    uint64_t last_id; /* its id; 0 if none */
+    off_t line_start; /* where the line of that record starts; 2 if none */
+    int torn;         /* bytes [end, size) are the remains of a dying writer */
+    const char *line; /* the bytes [line_start, end) in memory (in the scratch's scan buffer),
+                         valid until the next read into it; NULL if no record */
+};
+
+/* ---- task_store.c: I/O helpers (EINTR retried) and small tools ---- */
+
+void store_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+ssize_t store_pread_full(int fd, char *buf, size_t n, off_t off);
+int store_pwrite_full(int fd, const char *buf, size_t n, off_t off);
+int store_fdatasync(int fd);
+int store_ftruncate(int fd, off_t len);
+void store_sleep_us(unsigned us);
+
+/* fsync()s the directory that holds path, so that a file created (or a copy
+ * saved) there survives a crash. Returns 0 or -1 with errno. */
+int store_fsync_dir(const char *path);
+
+/* Writes bytes to "<path>.<kind>-<UTC timestamp>[-N]", created exclusively and
+ * fsync()ed (and its directory too when sync_dir). The name goes to saved. */
+int store_save_beside(const char *path, const char *kind, const char *data, size_t len,
+                      int sync_dir, char *saved, size_t saved_cap);
+
+/* Whether this process has a store open on that inode (see "Closing ANY
+ * descriptor" in task_store_lock.c). */
+int store_registered(dev_t dev, ino_t ino);
+
+/* ---- task_store_lock.c ---- */
+
+int64_t store_now_ms(void);
+int64_t store_now_ns(void);
+
+/* Whole-file lock of type F_RDLCK or F_WRLCK on fd; timeout_ms 0 waits as long
+ * as it takes. Compiled out (always 0) in the unlocked build. ETIMEDOUT after
+ * the deadline. */
+int store_lock(int fd, short type, unsigned timeout_ms);
+void store_unlock(int fd, const char *path);
+const char *store_lock_errmsg(int e);
+
+/* The same for a store: its deadline policy (busy times after a timeout), and
+ * the observer told of the wait, the grant or the timeout, and the hold. */
+int store_timed_lock(struct task_store *s, short type, unsigned timeout_ms);
+void store_release(struct task_store *s);
+
+/* Tells the observer, if any; ev->t_ns is filled in unless set. */
+void store_emit(const struct task_store *s, struct task_store_event *ev);
+
+/* ---- task_store_tail.c ---- */
+
+/* The id of a record line {"id":N,... at line[0], or 0 if it is not one. */
+uint64_t store_line_id(const char *line, size_t len);
+
+/* Reads the tail of fd (size from fstat(), or from *size_hint's window when
+ * size_hint is not NULL; the hint is updated). Returns 0 with ti (ti->torn: a
+ * dying writer's remains follow the last record, to be cut), or -1 with errno:
+ * EBADMSG when the end of the file is not what this store leaves there (another
+ * layout, or damage: only a check of the whole file tells which), EIO and
+ * others on read errors. err names the file and the byte. */
+int store_read_tail(int fd, const char *path, struct store_scratch *sc, off_t *size_hint,
+                    struct store_tail *ti, char *err, size_t err_len);
+
+/* Cuts the torn tail found by store_read_tail(), under the write lock: saves
+ * the cut bytes beside the file, writes the closing bracket after the last
+ * complete record, truncates. Still uses the bytes of the read in sc->scan. */
+int store_cut_tail(int fd, const char *path, struct store_scratch *sc, struct store_tail *ti,
+                   int quiet, int sync_dir, char *saved, size_t saved_cap, char *err,
+                   size_t err_len);
+
+/* ---- task_store_repair.c ---- */
+
+/* The whole-file check and repair, with the lock already held (F_WRLCK to
+ * repair, F_RDLCK at least to only report): an empty file becomes "[\n]\n", a
+ * torn tail is cut, another layout of a JSON array is rewritten in place;
+ * anything else is refused, the file untouched. Returns 0 when the file is
+ * (now) canonical, -1 with errno (EBADMSG for damage) and err. */
+int store_repair_locked(int fd, const char *path, struct store_scratch *sc, int flags,
+                        struct task_store_report *rep, char *err, size_t err_len);
+
+/* ---- the store itself (task_store.c) ---- */
+
+#define STORE_ROOM 64        /* room in front of a pre-encoded record for the id */
+#define STORE_RETIRED_MAX 16 /* earlier files still read by streams */
+
+/* One open descriptor on one inode. */
+struct store_file {
+    int fd; /* -1: none */
+    dev_t dev;
+    ino_t ino;
+    unsigned refs; /* snapshots that stream from it (task_store_snapshot_release) */
+};
+
+/* The last file found damaged, so that repeated calls on an unchanged damaged file
+ * answer at once instead of checking it whole again. */
+struct store_damage {
+    int known;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    int error;
+    char msg[512];
+};
+
+struct task_store {
+    struct store_file cur;                        /* the file at the path, as far as we know */
+    struct store_file retired[STORE_RETIRED_MAX]; /* earlier ones, kept for their streams */
+    unsigned num_retired;
+    int writable;
+    pid_t owner; /* the process that opened it (see the registry); also each record's "pid" */
+    struct task_store_options opts;
+    char path[4096];
+    char enc[STORE_ROOM + TASK_JSON_RECORD_MAX + 8]; /* the record being appended */
+    struct store_scratch sc;
+    struct store_damage damage;
+    off_t size_hint; /* file size after our last tail read or write, 0 unknown: a guess only */
+    int64_t write_busy_until_ms; /* a write lock wait ran out: see store_timed_lock() */
+    int64_t read_busy_until_ms;  /* the same for a read lock */
+    int64_t locked_at_ns;        /* when the lock now held was granted (observer only) */
+    short locked_type;           /* its type */
+};
+
+#endif
