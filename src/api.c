@@ -114,11 +114,12 @@ static int api_equals(const char *s, size_t len, const char *lit)
     return len == n && memcmp(s, lit, n) == 0;
 }
 
-/* Parses 1..20 digits (no sign, no leading '+', no overflow) into *id. */
+/* Parses 1..20 digits (no sign, no leading '+' or '0', no overflow) into *id:
+ * ids are written canonically, so /tareas/01 names nothing. */
 static int api_parse_id(const char *s, size_t len, uint64_t *id)
 {
     uint64_t v = 0;
-    if (len == 0 || len > 20)
+    if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
         return -1;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')

@@ -8,6 +8,7 @@
 
 struct board_slot {
     _Atomic int64_t no_file_since_ms; /* 0: the worker can use tasks.json */
+    _Atomic uint32_t connections;     /* open connections; BOARD_NO_WORKER: no worker */
 };
 
 struct board {
@@ -25,8 +26,10 @@ struct board *board_create(unsigned num_workers)
         return NULL;
     b->num_slots = num_workers;
     b->size = size;
-    for (unsigned i = 0; i < num_workers; i++)
+    for (unsigned i = 0; i < num_workers; i++) {
         atomic_init(&b->slots[i].no_file_since_ms, 0);
+        atomic_init(&b->slots[i].connections, BOARD_NO_WORKER);
+    }
     return b;
 }
 
@@ -56,4 +59,25 @@ int board_no_file_since(const struct board *b, int64_t *since)
     }
     *since = latest;
     return b->num_slots > 0;
+}
+
+void board_set_connections(struct board *b, unsigned index, uint32_t n)
+{
+    if (b == NULL || index >= b->num_slots)
+        return;
+    atomic_store_explicit(&b->slots[index].connections, n, memory_order_relaxed);
+}
+
+int board_other_has_room(const struct board *b, unsigned index, uint32_t max)
+{
+    if (b == NULL)
+        return 0;
+    for (unsigned i = 0; i < b->num_slots; i++) {
+        if (i == index)
+            continue;
+        uint32_t n = atomic_load_explicit(&b->slots[i].connections, memory_order_relaxed);
+        if (n != BOARD_NO_WORKER && n < max)
+            return 1;
+    }
+    return 0;
 }

@@ -4,6 +4,8 @@
  *     worker, whenever it changes:   board_set_file(b, index, ok, now_ms);
  *     master, at a fork or a death:  board_set_file(b, index, ok, now_ms);
  *     master, now and then:          if (board_no_file_since(b, &since)) ...
+ *     worker, each loop turn:        board_set_connections(b, index, n);
+ *     worker, at its limit:          if (board_other_has_room(b, index, max)) stop accepting
  *     board_free(b);                                  master, at the end
  *
  * A slot has one writer at a time: the worker of that index while it lives,
@@ -31,5 +33,13 @@ void board_set_file(struct board *b, unsigned index, int ok, int64_t now_ms);
 /* 1 when no slot's worker can use the file; *since is the last moment one
  * could (the latest of the slots' "since"). 0 when at least one can. */
 int board_no_file_since(const struct board *b, int64_t *since);
+
+/* The open connections of slot index's worker; BOARD_NO_WORKER while the
+ * slot has none (the master sets it at a death, and 0 at a fork). */
+#define BOARD_NO_WORKER UINT32_MAX
+void board_set_connections(struct board *b, unsigned index, uint32_t n);
+
+/* Whether a worker other than index has fewer than max connections. */
+int board_other_has_room(const struct board *b, unsigned index, uint32_t max);
 
 #endif

@@ -181,7 +181,9 @@ static void master_fill_slots(struct master *m, int64_t now)
         /* The slot is the master's until the fork: a fresh worker counts as
          * able to use the file until it says otherwise. */
         board_set_file(m->board, (unsigned)i, 1, now);
+        board_set_connections(m->board, (unsigned)i, 0);
         if (master_spawn(m, i) < 0) {
+            board_set_connections(m->board, (unsigned)i, BOARD_NO_WORKER);
             /* fork failed (EAGAIN, ENOMEM): try again later */
             board_set_file(m->board, (unsigned)i, 0, now);
             sl->respawn_at_ms = now + MASTER_YOUNG_MS;
@@ -227,6 +229,7 @@ static void master_reap(struct master *m)
         m->num_live--;
         /* The slot is the master's again: no worker serves from it. */
         board_set_file(m->board, (unsigned)i, 0, now);
+        board_set_connections(m->board, (unsigned)i, BOARD_NO_WORKER);
         master_log_death(pid, status, lived);
         if (m->shutting_down)
             continue;

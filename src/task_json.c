@@ -84,14 +84,61 @@ static int json_utf8_valid(const unsigned char *s, size_t len)
     return 1;
 }
 
-/* cJSON accepts raw control characters inside strings and decodes \u0000 into
- * a string that stops early. Both would break the guarantees callers rely on
- * (one record per line, strlen == _len), so the raw text is scanned first.
- * The scan follows strings only; structure is cJSON's job. It remembers the
- * last key seen at depth 1 so that the message can name the field. Returns 0,
- * or -1 with err. */
+/* The length of the JSON number at s (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?), or 0 when the text there is not one. cJSON reads
+ * numbers with strtod() and so takes "070", "1." and ".5" too. */
+static size_t json_number_len(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        size_t digits = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == digits)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t digits = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == digits)
+            return 0;
+    }
+    /* "01" lexes as "0" then "1": a leading zero, not two numbers */
+    if (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E'))
+        return 0;
+    return i;
+}
+
+/* The raw text of the "seq" member at depth 1, when it is a number. */
+struct json_seq_token {
+    const char *text;
+    size_t len;
+};
+
+/* cJSON accepts raw control characters inside strings, decodes \u0000 into a
+ * string that stops early, and reads numbers more loosely than JSON allows.
+ * All of these would break guarantees callers rely on (one record per line,
+ * strlen == _len, seq an exact integer), so the raw text is scanned first.
+ * The scan follows strings and numbers only; structure is cJSON's job. It
+ * remembers the last key seen at depth 1 so that the message can name the
+ * field, and hands back the text of the "seq" number (seq may be NULL).
+ * Returns 0, or -1 with err. */
 static int json_prescan(const char *body, size_t body_len, char *err, size_t err_len,
-                        size_t *bad_at)
+                        size_t *bad_at, struct json_seq_token *seq)
 {
     int depth = 0;
     int expect_key = 0; /* at depth 1, the next string is a key */
@@ -149,6 +196,28 @@ static int json_prescan(const char *body, size_t body_len, char *err, size_t err
             json_err(err, err_len, "body: control character 0x%02x at byte %zu", (unsigned)c, i);
             *bad_at = i;
             return -1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t n = json_number_len(body + i, body_len - i);
+            if (n == 0) {
+                char shown[TASK_JSON_KEY_SHOW + 8];
+                if (depth == 1 && key != NULL) {
+                    json_show_key(key, key_len, shown, sizeof(shown));
+                    json_err(err, err_len,
+                             "field \"%s\": not a JSON number at byte %zu (no leading zeros, "
+                             "digits on both sides of a point)",
+                             shown, i);
+                } else {
+                    json_err(err, err_len, "body: not a JSON number at byte %zu", i);
+                }
+                *bad_at = i;
+                return -1;
+            }
+            if (seq != NULL && depth == 1 && key != NULL && key_len == 3 &&
+                memcmp(key, "seq", 3) == 0) {
+                seq->text = body + i;
+                seq->len = n;
+            }
+            i += n;
         } else {
             i++;
         }
@@ -182,22 +251,34 @@ static int json_take_string(const cJSON *item, const char *name, size_t min, siz
     return 0;
 }
 
-static int json_take_seq(const cJSON *item, int64_t *seq, char *err, size_t err_len)
+/* seq from its text, exactly: digits only (no sign, fraction or exponent: 1.0,
+ * 1e2 and -0 are other spellings, and doubles round 2^53 + 1), at most
+ * TASK_SEQ_MAX. tok is what json_prescan() found for the member cJSON gave. */
+static int json_take_seq(const cJSON *item, const struct json_seq_token *tok, int64_t *seq,
+                         char *err, size_t err_len)
 {
-    if (!cJSON_IsNumber(item)) {
+    if (!cJSON_IsNumber(item) || tok->text == NULL) {
         json_err(err, err_len, "field \"seq\": must be an integer >= 0");
         return -1;
     }
-    double d = item->valuedouble;
-    if (!(d >= 0.0) || floor(d) != d) {
-        json_err(err, err_len, "field \"seq\": must be an integer >= 0");
-        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < tok->len; i++) {
+        char c = tok->text[i];
+        if (c < '0' || c > '9') {
+            json_err(err, err_len,
+                     "field \"seq\": must be an integer >= 0 written with digits only, not %.*s",
+                     (int)(tok->len < 32 ? tok->len : 32), tok->text);
+            return -1;
+        }
+        if (v > (uint64_t)TASK_SEQ_MAX) /* keeps going without overflow */
+            continue;
+        v = v * 10 + (uint64_t)(c - '0');
     }
-    if (d > (double)TASK_SEQ_MAX) {
+    if (v > (uint64_t)TASK_SEQ_MAX) {
         json_err(err, err_len, "field \"seq\": larger than %lld", (long long)TASK_SEQ_MAX);
         return -1;
     }
-    *seq = (int64_t)d;
+    *seq = (int64_t)v;
     return 0;
 }
 
@@ -210,7 +291,8 @@ int task_json_decode_input(const char *body, size_t body_len, struct task *t, ch
     t->seq = -1;
 
     size_t bad_at;
-    if (json_prescan(body, body_len, err, err_len, &bad_at) < 0)
+    struct json_seq_token seq_tok = {NULL, 0};
+    if (json_prescan(body, body_len, err, err_len, &bad_at, &seq_tok) < 0)
         return -1;
     cJSON *root = cJSON_ParseWithLengthOpts(body, body_len, &parse_end, 0);
     if (root == NULL) {
@@ -274,7 +356,7 @@ int task_json_decode_input(const char *body, size_t body_len, struct task *t, ch
             goto out;
         t->has_cliente = 1;
     }
-    if (seq != NULL && json_take_seq(seq, &t->seq, err, err_len) < 0)
+    if (seq != NULL && json_take_seq(seq, &seq_tok, &t->seq, err, err_len) < 0)
         goto out;
     rc = 0;
 out:
@@ -620,7 +702,7 @@ long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn
         err_offset = &dummy;
     *err_offset = 0;
 
-    if (json_prescan(text, text_len, err, err_len, err_offset) < 0)
+    if (json_prescan(text, text_len, err, err_len, err_offset, NULL) < 0)
         return -1;
     cJSON *root = cJSON_ParseWithLengthOpts(text, text_len, &parse_end, 0);
     if (root == NULL) {

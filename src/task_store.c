@@ -352,7 +352,6 @@ static int store_create_file(struct task_store *s, struct store_file *f, int *wr
         errno = e;
         return -1;
     }
-    log_warn("%s: was removed by someone else: created a new empty list there", s->path);
     f->fd = fd;
     f->dev = st.st_dev;
     f->ino = st.st_ino;
@@ -386,8 +385,9 @@ static int store_switch(struct task_store *s, const struct stat *st, char *err, 
         errno = EMFILE;
         return -1;
     }
-    log_warn("%s: %s by someone else: following it (inode %llu, was %llu)", s->path,
-             st == NULL ? "removed" : "replaced", (unsigned long long)f.ino,
+    log_warn("%s: %s by someone else: following %s (inode %llu, was %llu)", s->path,
+             st == NULL ? "removed" : "replaced",
+             st == NULL ? "a new empty list there" : "the new file", (unsigned long long)f.ino,
              (unsigned long long)old.ino);
     store_reregister(old.dev, old.ino, s->owner, f.dev, f.ino);
     s->cur = f;

@@ -33,14 +33,14 @@ static const char taskctl_usage[] =
     "Reads and writes taskserver's tasks.json directly, under the same locks as the server.\n"
     "\n"
     "commands:\n"
-    "  add [--cliente NAME] [--descripcion TEXT] [--seq N] TITULO...\n"
+    "  add [--cliente NAME] [--descripcion TEXT] [--seq N] [--fsync] TITULO...\n"
     "                   add one task per TITULO, print each with its id\n"
     "  list [--json]    show the tasks as a table, or the JSON array as stored\n"
     "  verify [--expect N]\n"
     "                   check layout, ids, every cliente's seq and the count; never writes\n"
     "  check            report what repair would do; never writes\n"
     "  repair           cut a torn tail or rewrite another layout (the original is saved)\n"
-    "  reset            empty the list under the write lock\n"
+    "  reset [--fsync]  empty the list under the write lock\n"
     "  help [COMMAND]   show this text, or a command's\n"
     "\n"
     "With no command on a terminal: an interactive menu to add and list tasks.\n"
@@ -53,7 +53,8 @@ static const char taskctl_usage[] =
     "exit status: 0 ok, 1 verification failed, 2 usage error, 3 file error\n";
 
 static const char add_usage[] =
-    "usage: taskctl [-f FILE] add [--cliente NAME] [--descripcion TEXT] [--seq N] [--] TITULO...\n"
+    "usage: taskctl [-f FILE] add [--cliente NAME] [--descripcion TEXT] [--seq N] [--fsync]\n"
+    "                             [--] TITULO...\n"
     "\n"
     "Adds one task per TITULO, in order, each under the write lock, and prints each\n"
     "with the id it was given. A TITULO is 1 to 1024 bytes of valid UTF-8; the\n"
@@ -64,7 +65,8 @@ static const char add_usage[] =
     "\n"
     "  --cliente NAME      the cliente field (at most 128 bytes)\n"
     "  --descripcion TEXT  the descripcion field (at most 4096 bytes)\n"
-    "  --seq N             seq of the first task; the next ones get N+1, N+2, ...\n";
+    "  --seq N             seq of the first task; the next ones get N+1, N+2, ...\n"
+    "  --fsync             make each task durable (fdatasync) before printing it\n";
 
 static const char list_usage[] =
     "usage: taskctl [-f FILE] list [--json]\n"
@@ -103,10 +105,12 @@ static const char repair_usage[] =
     "leaves the file unchanged (status 3).\n";
 
 static const char reset_usage[] =
-    "usage: taskctl [-f FILE] reset\n"
+    "usage: taskctl [-f FILE] reset [--fsync]\n"
     "\n"
     "Empties the list under the write lock: the safe replacement for\n"
-    "`echo \"[]\" > tasks.json` while servers run. Creates the file if missing.\n";
+    "`echo \"[]\" > tasks.json` while servers run. Creates the file if missing.\n"
+    "\n"
+    "  --fsync  make the empty list durable (fdatasync) before reporting it\n";
 
 static const char help_usage[] = "usage: taskctl help [COMMAND]\n";
 
@@ -197,7 +201,7 @@ static int cmd_add(const struct taskctl_command *c, const char **path, int argc,
 {
     struct taskctl_ops_fields f = {.seq = -1};
     const char *val;
-    int first_titulo = 0, num_titulos = 0, rc;
+    int first_titulo = 0, num_titulos = 0, fsync = 0, rc;
     char **titulos = calloc((size_t)argc, sizeof(*titulos));
     if (titulos == NULL) {
         taskctl_ops_error("add: %s", strerror(errno));
@@ -219,6 +223,10 @@ static int cmd_add(const struct taskctl_command *c, const char **path, int argc,
         if (rc != 0) {
             free(titulos);
             return rc == 2 ? TASKCTL_EXIT_OK : TASKCTL_EXIT_USAGE;
+        }
+        if (strcmp(arg, "--fsync") == 0) {
+            fsync = 1;
+            continue;
         }
         if ((rc = opt_value(argc, argv, &i, "add", NULL, "--cliente", &f.cliente)) != 0 ||
             (rc = opt_value(argc, argv, &i, "add", NULL, "--descripcion", &f.descripcion)) != 0) {
@@ -255,7 +263,7 @@ static int cmd_add(const struct taskctl_command *c, const char **path, int argc,
         return TASKCTL_EXIT_USAGE;
     }
 
-    struct task_store *s = taskctl_ops_open(*path, TASKCTL_OPEN_WRITE);
+    struct task_store *s = taskctl_ops_open(*path, TASKCTL_OPEN_WRITE, fsync);
     if (s == NULL) {
         free(titulos);
         return TASKCTL_EXIT_FILE;
@@ -441,10 +449,21 @@ static int cmd_repair(const struct taskctl_command *c, const char **path, int ar
 static int cmd_reset(const struct taskctl_command *c, const char **path, int argc, char **argv)
 {
     char err[TASKCTL_ERR_MAX] = "";
-    int rc = no_arguments(c, path, argc, argv);
-    if (rc >= 0)
-        return rc;
-    struct task_store *s = taskctl_ops_open(*path, TASKCTL_OPEN_CREATE);
+    int fsync = 0, rc;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--fsync") == 0) {
+            fsync = 1;
+            continue;
+        }
+        rc = common_option(c, path, argc, argv, &i);
+        if (rc == 2)
+            return TASKCTL_EXIT_OK;
+        if (rc < 0)
+            return TASKCTL_EXIT_USAGE;
+        if (rc == 0)
+            return unknown_argument("reset", argv[i]);
+    }
+    struct task_store *s = taskctl_ops_open(*path, TASKCTL_OPEN_CREATE, fsync);
     if (s == NULL)
         return TASKCTL_EXIT_FILE;
     rc = TASKCTL_EXIT_OK;

@@ -45,7 +45,7 @@ static void menu_add(const char *path, char **line, size_t *cap)
     }
     if ((*line)[0] != '\0')
         f.descripcion = *line;
-    struct task_store *s = taskctl_ops_open(path, TASKCTL_OPEN_WRITE);
+    struct task_store *s = taskctl_ops_open(path, TASKCTL_OPEN_WRITE, 0);
     if (s != NULL) {
         if (taskctl_ops_add(s, titulo, &f, &meta, &invalid, err, sizeof(err)) < 0) {
             int saved = errno;

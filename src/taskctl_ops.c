@@ -26,37 +26,26 @@ const char *taskctl_ops_hint(int err)
     return err == EBADMSG ? " (taskctl check tells more; taskctl repair fixes a torn tail)" : "";
 }
 
-/* The store's start-up check with repair; it logs what it changes itself. */
-static int repair(const char *path, char *err, size_t err_len)
+/* The store's start-up check with repair (it logs what it changes itself):
+ * creates a missing file. */
+static int repair(const char *path, int fsync, char *err, size_t err_len)
 {
     struct task_store_report rep;
-    return task_store_check(path, TASK_STORE_REPAIR, &rep, err, err_len);
+    return task_store_check(path, TASK_STORE_REPAIR | (fsync ? TASK_STORE_FSYNC : 0), &rep, err,
+                            err_len);
 }
 
-struct task_store *taskctl_ops_open(const char *path, enum taskctl_open mode)
+struct task_store *taskctl_ops_open(const char *path, enum taskctl_open mode, int fsync)
 {
-    struct task_store_options opts = {.crash_after_bytes = -1};
+    struct task_store_options opts = {.crash_after_bytes = -1, .fsync = fsync};
     char err[TASKCTL_ERR_MAX] = "";
+    /* A file in another layout needs nothing here: the store rewrites it
+     * under the write lock when it first appends, as the server does. */
     struct task_store *s = task_store_open(path, &opts, err, sizeof(err));
     if (s == NULL && errno == ENOENT && mode != TASKCTL_OPEN_EXISTING) {
         err[0] = '\0';
-        if (repair(path, err, sizeof(err)) == 0)
+        if (repair(path, fsync, err, sizeof(err)) == 0)
             s = task_store_open(path, &opts, err, sizeof(err));
-    } else if (s != NULL && mode == TASKCTL_OPEN_WRITE) {
-        /* An append reads only the tail, so a file in another layout would
-         * be refused by it. The count reads the tail the same way (no
-         * lock, no scan of the file); only when it refuses does the whole
-         * check run, after this store is closed (the check opens its own
-         * descriptor, and closing any drops the process's locks). */
-        uint64_t num;
-        if (task_store_count(s, &num, err, sizeof(err)) < 0 && errno == EBADMSG) {
-            task_store_close(s);
-            s = NULL;
-            err[0] = '\0';
-            if (repair(path, err, sizeof(err)) == 0)
-                s = task_store_open(path, &opts, err, sizeof(err));
-        }
-        /* Any other failure of the count is the append's to report. */
     }
     if (s == NULL) {
         int saved = errno;
@@ -230,7 +219,7 @@ int taskctl_ops_list(const char *path, int json)
 {
     struct task_store_snapshot snap;
     char err[TASKCTL_ERR_MAX] = "";
-    struct task_store *s = taskctl_ops_open(path, TASKCTL_OPEN_EXISTING);
+    struct task_store *s = taskctl_ops_open(path, TASKCTL_OPEN_EXISTING, 0);
     if (s == NULL)
         return TASKCTL_EXIT_FILE;
     int rc;

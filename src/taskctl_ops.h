@@ -2,7 +2,7 @@
  *
  * Calling sequence:
  *
- *   struct task_store *s = taskctl_ops_open(path, TASKCTL_OPEN_WRITE); (NULL: error printed)
+ *   struct task_store *s = taskctl_ops_open(path, TASKCTL_OPEN_WRITE, fsync); (NULL: printed)
  *   struct taskctl_ops_fields f = {.cliente = NULL, .descripcion = NULL, .seq = -1};
  *   if (taskctl_ops_add(s, titulo, &f, &meta, &invalid, err, sizeof(err)) < 0)
  *       invalid ? the input was refused : the store failed;    (err says why)
@@ -40,16 +40,17 @@ const char *taskctl_ops_hint(int err);
 enum taskctl_open {
     TASKCTL_OPEN_EXISTING, /* as it is */
     TASKCTL_OPEN_CREATE,   /* a missing file is created (reset: any content will do) */
-    TASKCTL_OPEN_WRITE     /* also: a valid array in another layout ("[]" written by
-                              `echo "[]" > tasks.json`, the original server's file) is
-                              rewritten in the canonical one first, as the server does at
-                              start-up; said on stderr */
+    TASKCTL_OPEN_WRITE     /* the same, for add (a valid array in another layout, such as
+                              "[]" from `echo "[]" > tasks.json`, is rewritten by the
+                              store's first append, as the server does; said on stderr) */
 };
 
-/* Opens the store, after the store's own check where mode asks for one
- * (taskctl never opens a second descriptor on the file). Returns NULL with
- * errno after printing the error. */
-struct task_store *taskctl_ops_open(const char *path, enum taskctl_open mode);
+/* Opens the store, creating a missing file where mode allows (through the
+ * store's own check; taskctl never opens a second descriptor on the file).
+ * fsync: what the store writes is made durable before the command reports
+ * it (the file, a created file's directory). Returns NULL with errno after
+ * printing the error. */
+struct task_store *taskctl_ops_open(const char *path, enum taskctl_open mode, int fsync);
 
 /* The optional fields of the tasks `add` stores. */
 struct taskctl_ops_fields {

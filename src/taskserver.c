@@ -83,7 +83,8 @@ int main(int argc, char **argv)
     log_set_quiet(cfg.quiet);
 
     memset(&rep, 0, sizeof(rep));
-    if (task_store_check(cfg.file, TASK_STORE_REPAIR, &rep, err, sizeof(err)) < 0) {
+    int check_flags = TASK_STORE_REPAIR | (cfg.fsync ? TASK_STORE_FSYNC : 0);
+    if (task_store_check(cfg.file, check_flags, &rep, err, sizeof(err)) < 0) {
         log_error("%s", err);
         log_error("refusing to start: %s needs attention%s", cfg.file,
                   rep.restore_failed ? "" : " (the file was not modified)");

@@ -27,8 +27,13 @@ static volatile sig_atomic_t worker_stop_now; /* SIGQUIT: immediate */
 
 struct worker {
     const struct config *cfg;
+    struct event_loop *loop;
+    struct board *board;
+    unsigned index;
     int listen_fd;
     int accepting;
+    int paused;   /* at its --max-connections while another worker has room: the
+                     listening socket is out of the epoll set (worker_balance) */
     int spare_fd; /* /dev/null, given up to accept (and drop) when out of descriptors */
     struct conn_server *srv;
     unsigned emfile_logged;
@@ -98,6 +103,34 @@ static void worker_shed_one(struct worker *w)
                   "with 503");
 }
 
+static void worker_on_accept(struct event_loop *loop, int fd, void *arg, unsigned events);
+
+/* The connection limit is per worker, and new connections go to whichever
+ * worker the kernel wakes: one worker can fill up while another has room. So
+ * a worker at its limit takes the listening socket out of its epoll set while
+ * another worker has room (the board says), and puts it back once it has room
+ * itself or nobody has: only then are new connections refused (503). Called
+ * before each accept at the limit, and once per loop turn. */
+static void worker_balance(struct worker *w)
+{
+    unsigned n = conn_server_count(w->srv);
+    unsigned max = w->cfg->max_connections;
+    if (!w->accepting)
+        return;
+    if (!w->paused && n >= max && board_other_has_room(w->board, w->index, max)) {
+        if (event_loop_del(w->loop, w->listen_fd) < 0)
+            log_error("epoll del listening socket: %s", strerror(errno));
+        else
+            w->paused = 1;
+    } else if (w->paused && (n < max || !board_other_has_room(w->board, w->index, max))) {
+        if (event_loop_add(w->loop, w->listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE,
+                           worker_on_accept, w) < 0)
+            log_error("epoll add listening socket: %s", strerror(errno));
+        else
+            w->paused = 0;
+    }
+}
+
 static void worker_on_accept(struct event_loop *loop, int fd, void *arg, unsigned events)
 {
     struct worker *w = arg;
@@ -106,6 +139,11 @@ static void worker_on_accept(struct event_loop *loop, int fd, void *arg, unsigne
     (void)events;
 
     for (int i = 0; i < WORKER_ACCEPT_BATCH; i++) {
+        if (conn_server_count(w->srv) >= w->cfg->max_connections) {
+            worker_balance(w);
+            if (w->paused)
+                return;
+        }
         int cfd = net_accept(fd);
         if (cfd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -141,7 +179,7 @@ static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
 {
     if (!w->accepting)
         return;
-    if (event_loop_del(loop, w->listen_fd) < 0)
+    if (!w->paused && event_loop_del(loop, w->listen_fd) < 0)
         log_error("epoll del listening socket: %s", strerror(errno));
     /* Never retried: the descriptor is gone even on EINTR. */
     if (close(w->listen_fd) < 0 && errno != EINTR)
@@ -153,7 +191,8 @@ static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
 int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsigned index,
                struct board *board)
 {
-    struct worker w = {.cfg = cfg, .listen_fd = listen_fd, .spare_fd = -1};
+    struct worker w = {
+        .cfg = cfg, .board = board, .index = index, .listen_fd = listen_fd, .spare_fd = -1};
     struct event_loop *loop = NULL;
     struct api *api = NULL;
     sigset_t wait_mask;
@@ -192,7 +231,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         log_error("open /dev/null: %s", strerror(errno));
         goto out;
     }
-    loop = event_loop_create();
+    loop = w.loop = event_loop_create();
     /* The api opens the store, this process's own descriptor; a file that
      * cannot be opened leaves the worker serving 503s with the reason, never a
      * listening socket that nobody answers. */
@@ -217,6 +256,8 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
             board_set_file(board, index, no_file == 0, no_file);
             no_file_reported = no_file;
         }
+        board_set_connections(board, index, conn_server_count(w.srv));
+        worker_balance(&w);
         if (worker_stop && w.accepting) {
             worker_stop_accepting(&w, loop);
             conn_server_drain(w.srv);

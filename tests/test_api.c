@@ -74,7 +74,10 @@ static const struct route_case {
     {"DELETE", "/tareas", API_METHOD_NOT_ALLOWED, 0, 0, 0, "GET, HEAD, POST"},
     {"post", "/tareas", API_METHOD_NOT_ALLOWED, 0, 0, 0, "GET, HEAD, POST"},
     {"GET", "/tareas/7", API_TASK_GET, 0, 0, 7, "GET, HEAD"},
-    {"HEAD", "/tareas/007?q", API_TASK_GET, 1, 0, 7, "GET, HEAD"},
+    {"HEAD", "/tareas/7?q", API_TASK_GET, 1, 0, 7, "GET, HEAD"},
+    {"GET", "/tareas/007", API_NOT_FOUND, 0, 0, 0, NULL}, /* ids are written canonically */
+    {"GET", "/tareas/01", API_NOT_FOUND, 0, 0, 0, NULL},
+    {"GET", "/tareas/0", API_TASK_GET, 0, 0, 0, "GET, HEAD"}, /* a valid id, never stored: 404 */
     {"GET", "/tareas/18446744073709551615", API_TASK_GET, 0, 0, 18446744073709551615ull,
      "GET, HEAD"},
     {"POST", "/tareas/7", API_METHOD_NOT_ALLOWED, 0, 0, 0, "GET, HEAD"},

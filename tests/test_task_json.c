@@ -47,8 +47,33 @@ static const struct {
      "descripcion number"},
     {S("{\"titulo\":\"a\",\"cliente\":true}"), "field \"cliente\": must be a string",
      "cliente bool"},
-    {S("{\"titulo\":\"a\",\"seq\":-1}"), "field \"seq\": must be an integer >= 0", "seq negative"},
-    {S("{\"titulo\":\"a\",\"seq\":1.5}"), "field \"seq\": must be an integer >= 0", "seq fraction"},
+    {S("{\"titulo\":\"a\",\"seq\":-1}"),
+     "field \"seq\": must be an integer >= 0 written with digits only, not -1", "seq negative"},
+    {S("{\"titulo\":\"a\",\"seq\":1.5}"),
+     "field \"seq\": must be an integer >= 0 written with digits only, not 1.5", "seq fraction"},
+    /* Strict JSON numbers: each of these is another spelling, or not JSON at all. */
+    {S("{\"titulo\":\"a\",\"seq\":070}"),
+     "field \"seq\": not a JSON number at byte 20 (no leading zeros, digits on both sides of a "
+     "point)",
+     "seq with a leading zero"},
+    {S("{\"titulo\":\"a\",\"seq\":1.0}"),
+     "field \"seq\": must be an integer >= 0 written with digits only, not 1.0", "seq 1.0"},
+    {S("{\"titulo\":\"a\",\"seq\":1e2}"),
+     "field \"seq\": must be an integer >= 0 written with digits only, not 1e2", "seq 1e2"},
+    {S("{\"titulo\":\"a\",\"seq\":-0}"),
+     "field \"seq\": must be an integer >= 0 written with digits only, not -0", "seq -0"},
+    {S("{\"titulo\":\"a\",\"seq\":9007199254740990.9}"),
+     "field \"seq\": must be an integer >= 0 written with digits only, not 9007199254740990.9",
+     "seq with a fraction near 2^53"},
+    {S("{\"titulo\":\"a\",\"seq\":1.}"),
+     "field \"seq\": not a JSON number at byte 20 (no leading zeros, digits on both sides of a "
+     "point)",
+     "seq 1."},
+    {S("{\"titulo\":\"a\",\"seq\":-}"),
+     "field \"seq\": not a JSON number at byte 20 (no leading zeros, digits on both sides of a "
+     "point)",
+     "a lone minus"},
+    {S("[00]"), "body: not a JSON number at byte 1", "leading zero outside an object"},
     {S("{\"titulo\":\"a\",\"seq\":\"1\"}"), "field \"seq\": must be an integer >= 0", "seq string"},
     {S("{\"titulo\":\"a\",\"seq\":null}"), "field \"seq\": must be an integer >= 0", "seq null"},
     {S("{\"titulo\":\"a\",\"seq\":9007199254740993}"),
@@ -172,7 +197,7 @@ static const struct {
      "\xc3\xa9\xe2\x80\xa8\xf0\x9f\x98\x80", NULL, NULL, -1, "raw UTF-8"},
     {"{\"titulo\":\"a\",\"seq\":9007199254740991}", "a", NULL, NULL, 9007199254740991LL,
      "largest seq"},
-    {"{\"titulo\":\"a\",\"seq\":1e3}", "a", NULL, NULL, 1000, "seq in exponent form"},
+    {"{\"titulo\":\"a\",\"seq\":0}", "a", NULL, NULL, 0, "seq 0"},
 };
 
 START_TEST(test_accepted)
