@@ -20,8 +20,17 @@
 
 #define API_REOPEN_MS 500 /* a worker without a usable file tries again this often */
 
+/* A POST waiting in the batch: what its log line says. */
+struct api_queued {
+    char titulo[201];
+    char cliente[201];
+};
+
 struct api {
-    struct task_store *store; /* NULL while tasks.json cannot be opened */
+    struct task_store *store;  /* NULL while tasks.json cannot be opened */
+    struct api_queued *queued; /* POSTs waiting for api_flush() */
+    struct task_meta *metas;   /* ... and what the store gave them */
+    size_t num_queued, queued_cap;
     struct task_store_options store_opts;
     const struct config *cfg;
     long pid;
@@ -95,6 +104,8 @@ void api_free(struct api *api)
     if (api == NULL)
         return;
     task_store_close(api->store);
+    free(api->queued);
+    free(api->metas);
     free(api);
 }
 
@@ -290,46 +301,108 @@ static const char *api_log_text(const char *s, size_t len, char *out, size_t out
     return out;
 }
 
-static void api_create_task(struct api *api, const char *body, size_t body_len,
-                            struct api_response *resp)
+/* The answer to a stored task: 201, the record as stored, its Location. */
+static void api_created(struct api_response *resp, const struct task_meta *meta, const char *line,
+                        size_t line_len)
 {
-    struct task_meta meta;
-    size_t line_len = 0;
-
-    api->err[0] = '\0';
-    if (task_json_decode_input(body ? body : "", body_len, &api->task, api->err, sizeof(api->err)) <
-        0) {
-        api_error(api, 400, api->err, resp);
-        return;
-    }
-    if (!api_open_store(api)) {
-        api_no_file(api, resp);
-        return;
-    }
-    api->err[0] = '\0';
-    if (task_store_append(api->store, &api->task, &meta, api->body, sizeof(api->body), &line_len,
-                          api->err, sizeof(api->err)) < 0) {
-        api_store_error(api, "append", resp);
-        return;
-    }
-    api_file_state(api, NULL);
     api_reset(resp, 201);
-    resp->body = api->body;
+    resp->body = line;
     resp->body_len = line_len;
     /* By hand, not api_add_header(): vsnprintf was 6% of a POST's CPU time. */
     static const char loc[] = "Location: /tareas/";
     char *h = resp->headers;
     memcpy(h, loc, sizeof(loc) - 1);
-    h = decimal_put_u64(h + sizeof(loc) - 1, meta.id);
+    h = decimal_put_u64(h + sizeof(loc) - 1, meta->id);
     memcpy(h, "\r\n", 3); /* NUL-terminated, as api_add_header() leaves it */
     resp->headers_len = (size_t)(h + 2 - resp->headers);
+}
 
-    char titulo[201], cliente[201];
-    log_task("worker %ld: stored task %" PRIu64 " \"%s\" from %s", api->pid, meta.id,
-             api_log_text(api->task.titulo, api->task.titulo_len, titulo, sizeof(titulo)),
-             api->task.has_cliente
-                 ? api_log_text(api->task.cliente, api->task.cliente_len, cliente, sizeof(cliente))
-                 : "-");
+/* Room for one more queued POST. Returns 0 or -1 (ENOMEM). */
+static int api_reserve_queue(struct api *api)
+{
+    if (api->num_queued < api->queued_cap)
+        return 0;
+    size_t n = api->queued_cap > 0 ? 2 * api->queued_cap : 32;
+    struct api_queued *q = realloc(api->queued, n * sizeof(*q));
+    if (q != NULL)
+        api->queued = q;
+    struct task_meta *m = q != NULL ? realloc(api->metas, n * sizeof(*m)) : NULL;
+    if (m == NULL)
+        return -1;
+    api->metas = m;
+    api->queued_cap = n;
+    return 0;
+}
+
+int api_queue_task(struct api *api, const char *body, size_t body_len, struct api_response *resp)
+{
+    api->err[0] = '\0';
+    if (task_json_decode_input(body ? body : "", body_len, &api->task, api->err, sizeof(api->err)) <
+        0) {
+        api_error(api, 400, api->err, resp);
+        return 0;
+    }
+    if (!api_open_store(api)) {
+        api_no_file(api, resp);
+        return 0;
+    }
+    if (api_reserve_queue(api) < 0) {
+        log_error("out of memory queueing a task");
+        api_error(api, 503, "out of memory, retry", resp);
+        api_add_header(resp, "Retry-After: 1\r\n");
+        return 0;
+    }
+    if (task_store_stage(api->store, &api->task, api->err, sizeof(api->err)) < 0) {
+        api_store_error(api, "append", resp);
+        return 0;
+    }
+    struct api_queued *q = &api->queued[api->num_queued++];
+    if (!api->cfg->quiet) {
+        api_log_text(api->task.titulo, api->task.titulo_len, q->titulo, sizeof(q->titulo));
+        if (api->task.has_cliente)
+            api_log_text(api->task.cliente, api->task.cliente_len, q->cliente, sizeof(q->cliente));
+        else
+            strcpy(q->cliente, "-");
+    }
+    return 1;
+}
+
+size_t api_num_queued(const struct api *api)
+{
+    return api->num_queued;
+}
+
+void api_flush(struct api *api, struct api_response *resp)
+{
+    size_t n = api->num_queued;
+    struct task_meta *metas = api->metas;
+    api->num_queued = 0;
+    if (n == 0)
+        return;
+    api->err[0] = '\0';
+    if (task_store_commit(api->store, metas, api->err, sizeof(api->err)) < 0) {
+        /* All or nothing: every task of the batch gets the same answer. */
+        api_store_error(api, "append", &resp[0]);
+        for (size_t i = 1; i < n; i++)
+            resp[i] = resp[0];
+        return;
+    }
+    api_file_state(api, NULL);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *line = task_store_line(api->store, i, &len);
+        api_created(&resp[i], &metas[i], line, len);
+        log_task("worker %ld: stored task %" PRIu64 " \"%s\" from %s", api->pid, metas[i].id,
+                 api->queued[i].titulo, api->queued[i].cliente);
+    }
+}
+
+/* POST /tareas outside a batch (api_handle): a batch of one. */
+static void api_create_task(struct api *api, const char *body, size_t body_len,
+                            struct api_response *resp)
+{
+    if (api_queue_task(api, body, body_len, resp))
+        api_flush(api, resp);
 }
 
 static int api_snapshot(struct api *api, struct task_store_snapshot *snap,

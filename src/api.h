@@ -88,6 +88,23 @@ int64_t api_no_file_since(const struct api *api);
 void api_route(const char *method, size_t method_len, const char *target, size_t target_len,
                struct api_route *route);
 
+/* POST /tareas in batches: every POST that one turn of the event loop brings
+ * is queued, then all are stored by one store call (one lock, one write):
+ *
+ *     if (api_queue_task(api, body, body_len, &resp) == 0)
+ *         send resp now (400, 503, ...);
+ *     else the answer comes from api_flush(), in queue order;
+ *     ... at the end of the turn:
+ *     api_flush(api, resps);      resps[i] answers the i-th queued
+ *                                 (resps holds api_num_queued() answers)
+ *
+ * The bodies of the 201s point into the store's memory, valid until the next
+ * call that queues or stores: send (or copy) them all first. A failed store
+ * call gives every task of the batch the same error (none was stored). */
+int api_queue_task(struct api *api, const char *body, size_t body_len, struct api_response *resp);
+size_t api_num_queued(const struct api *api);
+void api_flush(struct api *api, struct api_response *resps);
+
 /* Runs the request (a store call for the task endpoints) and fills resp.
  * body may be NULL when body_len is 0. Never fails: store failures become
  * 503/507/500 responses, logged with their cause. */

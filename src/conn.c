@@ -37,6 +37,7 @@
  *     |   |   \ head complete, no body              | body complete
  *     |   |    v                                    v
  *     |   |   (api_handle: one response) <----------+
+ *     |   |    |   POST /tareas: STORE until the turn's batch is stored
  *     |   |    |                    \ GET /tareas
  *     |   |    v                     v
  *     |   +-- WRITE -- head sent --> SEND_FILE   (file range, then suffix)
@@ -73,6 +74,7 @@
 enum conn_state {
     CONN_READ_HEAD,
     CONN_READ_BODY,
+    CONN_STORE, /* a POST queued in the api's batch (conn_server_flush answers it) */
     CONN_WRITE,
     CONN_SEND_FILE,
     CONN_LINGER,
@@ -139,6 +141,11 @@ struct conn_server {
     char *pool[CONN_POOL_MAX]; /* spare input buffers: no malloc per request */
     size_t num_pool;
     struct http_request req; /* parser output, used only within one call */
+    struct conn **pending;   /* in CONN_STORE, in the api's queue order */
+    size_t num_pending, pending_cap;
+    struct api_response *batch_resp; /* pending_cap of them */
+    struct conn **flushing;          /* the batch being answered (conn_close clears) */
+    size_t num_flushing;
     char head[CONN_HEAD_MAX];
     char discard[16384]; /* LINGER reads */
 };
@@ -285,6 +292,14 @@ static void conn_close(struct conn *c)
     if (event_loop_del(srv->loop, c->fd) < 0)
         log_error("epoll del connection fd %d: %s", c->fd, strerror(errno));
     close(c->fd); /* never retried: the descriptor is gone even on EINTR */
+    /* Waiting for the batch, or being answered from it: forget it there (its
+     * task is stored anyway; there is nobody to tell). */
+    for (size_t i = 0; c->state == CONN_STORE && i < srv->num_pending; i++)
+        if (srv->pending[i] == c)
+            srv->pending[i] = NULL;
+    for (size_t i = 0; i < srv->num_flushing; i++)
+        if (srv->flushing[i] == c)
+            srv->flushing[i] = NULL;
     if (c->file_fd >= 0)
         api_list_done(srv->api, &c->snap); /* a GET /tareas cut off: give its file back */
     conn_buf_release(c);
@@ -713,6 +728,23 @@ static int conn_read_body(struct conn *c)
     return 1;
 }
 
+/* Room for one more connection waiting for the batch. Returns 0 or -1. */
+static int conn_reserve_pending(struct conn_server *srv)
+{
+    if (srv->num_pending < srv->pending_cap)
+        return 0;
+    size_t n = srv->pending_cap > 0 ? 2 * srv->pending_cap : 32;
+    struct conn **p = realloc(srv->pending, n * sizeof(*p));
+    if (p != NULL)
+        srv->pending = p;
+    struct api_response *r = p != NULL ? realloc(srv->batch_resp, n * sizeof(*r)) : NULL;
+    if (r == NULL)
+        return -1;
+    srv->batch_resp = r;
+    srv->pending_cap = n;
+    return 0;
+}
+
 /* Serves what is buffered: pipelined requests, one at a time, in order.
  * Returns 0, or -1 when the connection is gone. */
 static int conn_process(struct conn *c)
@@ -744,7 +776,19 @@ static int conn_process(struct conn *c)
             if (r == 0)
                 return 0;
             struct api_response resp;
-            conn_api_handle(srv, &c->route, c->buf + c->head_len, c->body_len, &resp);
+            if (c->route.endpoint == API_TASKS_CREATE) {
+                if (conn_reserve_pending(srv) < 0) {
+                    log_error("out of memory queueing a POST on connection fd %d", c->fd);
+                    return conn_fail(c, 503, "out of memory, retry");
+                }
+                if (api_queue_task(srv->api, c->buf + c->head_len, c->body_len, &resp)) {
+                    c->state = CONN_STORE;
+                    srv->pending[srv->num_pending++] = c;
+                    return 0;
+                }
+            } else {
+                conn_api_handle(srv, &c->route, c->buf + c->head_len, c->body_len, &resp);
+            }
             if (conn_respond(c, &resp, 1) < 0)
                 return -1;
         } else {
@@ -804,6 +848,54 @@ static void conn_on_event(struct event_loop *loop, int fd, void *arg, unsigned e
     case CONN_LINGER:
         conn_linger_read(c);
         return;
+    case CONN_STORE:
+        return; /* answered at the end of this turn (conn_server_flush) */
+    }
+}
+
+void conn_server_flush(struct conn_server *srv)
+{
+    /* Rounds: answering a connection may serve its pipelined requests, which
+     * may queue more POSTs. Bounded: each round needs bytes already read. */
+    for (int round = 0; round < 16 && srv->num_pending > 0; round++) {
+        /* The list is taken whole: queueing below builds the next one. */
+        struct conn **batch = srv->pending;
+        struct api_response *resp = srv->batch_resp;
+        size_t n = srv->num_pending, cap = srv->pending_cap;
+        srv->pending = NULL;
+        srv->batch_resp = NULL;
+        srv->num_pending = srv->pending_cap = 0;
+        api_flush(srv->api, resp);
+        /* The store may have waited for the lock: deadlines start now. */
+        srv->now_ms = conn_monotonic_ms();
+        conn_update_date(srv);
+        /* Every answer first: their bodies live in the store's memory until
+         * the next batch, which a pipelined POST below may start. */
+        srv->flushing = batch;
+        srv->num_flushing = n;
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i] == NULL)
+                continue;
+            batch[i]->state = CONN_READ_BODY; /* the request is read; the answer goes out */
+            if (conn_respond(batch[i], &resp[i], 1) < 0)
+                batch[i] = NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (batch[i] != NULL && batch[i]->state == CONN_READ_HEAD)
+                conn_process(batch[i]);
+        srv->flushing = NULL;
+        srv->num_flushing = 0;
+        /* Keep the bigger arrays for the next batch. */
+        if (cap > srv->pending_cap && srv->num_pending == 0) {
+            free(srv->pending);
+            free(srv->batch_resp);
+            srv->pending = batch;
+            srv->batch_resp = resp;
+            srv->pending_cap = cap;
+        } else {
+            free(batch);
+            free(resp);
+        }
     }
 }
 
@@ -839,6 +931,8 @@ void conn_server_free(struct conn_server *srv)
         conn_close(srv->conns);
     while (srv->num_pool > 0)
         free(srv->pool[--srv->num_pool]);
+    free(srv->pending);
+    free(srv->batch_resp);
     free(srv);
 }
 
@@ -896,11 +990,14 @@ static void conn_expire(struct conn *c)
     case CONN_LINGER:
         conn_close(c); /* the client stopped reading, or lingering is over */
         return;
+    case CONN_STORE:
+        return; /* answered when the sweep's batch is flushed, right after */
     }
 }
 
 void conn_server_tick(struct conn_server *srv)
 {
+    conn_server_flush(srv);
     srv->now_ms = conn_monotonic_ms();
     conn_update_date(srv);
     /* A sweep over all connections every CONN_TICK_MS: a few thousand
@@ -915,6 +1012,7 @@ void conn_server_tick(struct conn_server *srv)
         if (srv->now_ms >= c->deadline_ms)
             conn_expire(c); /* may free c, never another connection */
     }
+    conn_server_flush(srv); /* what the catch-ups queued */
 }
 
 void conn_server_drain(struct conn_server *srv)
@@ -932,6 +1030,7 @@ void conn_server_drain(struct conn_server *srv)
         if (c->state == CONN_READ_HEAD && c->buf_len == 0)
             conn_close(c);
     }
+    conn_server_flush(srv); /* what the catch-ups queued */
 }
 
 int conn_open(struct conn_server *srv, int fd)

@@ -9,7 +9,8 @@
  *         else
  *             conn_open(srv, fd);              the connection now owns fd
  *     after every event_loop_poll():
- *         conn_server_tick(srv);               clock, Date header, timeouts
+ *         conn_server_tick(srv);               stores the turn's POSTs; clock, Date header,
+ *                                              timeouts
  *     graceful shutdown:
  *         conn_server_drain(srv);              idle connections closed, later responses close
  *         ... poll until conn_server_count(srv) == 0
@@ -44,7 +45,14 @@ void conn_server_free(struct conn_server *srv);
 /* Number of open connections. */
 unsigned conn_server_count(const struct conn_server *srv);
 
-/* Refreshes the cached clock and Date header; at most every CONN_TICK_MS,
+/* Stores the POSTs queued since the last call (every POST that a turn of the
+ * event loop brings goes to the api's batch: one store call for all of them)
+ * and answers them, in order. conn_server_tick() calls it; call it directly
+ * only outside the loop (tests). */
+void conn_server_flush(struct conn_server *srv);
+
+/* Stores the turn's POSTs (conn_server_flush), refreshes the cached clock and
+ * Date header; at most every CONN_TICK_MS,
  * expires connections past their deadline (header and body timeouts: 408;
  * idle keep-alive and stalled readers: closed silently). */
 void conn_server_tick(struct conn_server *srv);

@@ -3,6 +3,7 @@
 #include "task_store_impl.h"
 
 #include "build_config.h"
+#include "decimal.h"
 #include "log.h"
 
 #include <assert.h>
@@ -24,6 +25,7 @@
 #define STORE_FOLLOW_MAX 4          /* path changes followed in one call, then EAGAIN */
 #define STORE_SETTLE_MS 50          /* a file changed this recently may be mid-write */
 #define STORE_SETTLE_MAX_MS 1000    /* ... but waiting for it to settle is bounded */
+#define STORE_COUNT_FOLLOW_MS 100   /* task_store_count() looks at the path this often */
 
 /* Open stores of this process, by inode: see "Closing ANY descriptor" in
  * task_store_lock.c. Entries carry the pid that opened them: a child of fork()
@@ -294,6 +296,10 @@ void task_store_close(struct task_store *s)
     for (unsigned i = 0; i < s->num_retired; i++)
         close(s->retired[i].fd);
     close(s->cur.fd); /* releases this process's locks on the file */
+    free(s->recs);
+    free(s->stage);
+    free(s->wbuf);
+    free(s->vbuf);
     free(s);
 }
 
@@ -394,6 +400,7 @@ static int store_switch(struct task_store *s, const struct stat *st, char *err, 
     s->writable = writable;
     s->size_hint = 0;
     s->damage.known = 0;
+    s->count_followed_ms = 0;
     struct task_store_event ev = {.kind = TASK_STORE_EV_OUTSIDE};
     ev.what = st == NULL ? "removed" : "replaced";
     store_emit(s, &ev);
@@ -584,23 +591,115 @@ static void store_undo_append(struct task_store *s, off_t size, uint64_t last_id
     errno = saved;
 }
 
+/* Makes room for need bytes in *buf (of *cap). Returns 0 or -1 (ENOMEM). */
+static int store_reserve_buf(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap > 0 ? *cap : 4096;
+    while (n < need)
+        n *= 2;
+    char *p = realloc(*buf, n);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+int task_store_stage(struct task_store *s, const struct task *t, char *err, size_t err_len)
+{
+    static const char id0[] = "{\"id\":0";
+    struct task_meta m = {0, (int64_t)time(NULL), (long)s->owner};
+    if (s->num_staged == s->recs_cap) {
+        size_t n = s->recs_cap > 0 ? 2 * s->recs_cap : 16;
+        struct store_record *r = realloc(s->recs, n * sizeof(*r));
+        if (r == NULL) {
+            errno = ENOMEM;
+            store_err(err, err_len, "%s: out of memory", s->path);
+            return -1;
+        }
+        s->recs = r;
+        s->recs_cap = n;
+    }
+    if (store_reserve_buf(&s->stage, &s->stage_cap, s->stage_len + TASK_JSON_RECORD_MAX) < 0) {
+        store_err(err, err_len, "%s: out of memory", s->path);
+        return -1;
+    }
+    /* Everything but the id is encoded now, outside the lock: the id is
+     * known only under it, and is written in front of the body then. */
+    char *rec = s->stage + s->stage_len;
+    long n = task_json_encode_record(t, &m, rec, TASK_JSON_RECORD_MAX);
+    if (n < 0) {
+        errno = EMSGSIZE;
+        store_err(err, err_len, "%s: record longer than %d bytes", s->path, TASK_JSON_RECORD_MAX);
+        return -1;
+    }
+    assert(memcmp(rec, id0, sizeof(id0) - 1) == 0);
+    struct store_record *r = &s->recs[s->num_staged];
+    r->body_off = s->stage_len + sizeof(id0) - 1;
+    r->body_len = (size_t)n - (sizeof(id0) - 1);
+    r->creada = m.creada;
+    s->stage_len += (size_t)n;
+    return (int)s->num_staged++;
+}
+
+size_t task_store_num_staged(const struct task_store *s)
+{
+    return s->num_staged;
+}
+
+/* Writes the staged records, ids first_id, first_id + 1, ..., into wbuf as
+ * one append: [",\n"]{"id":N<body> for each, then "\n]\n". The first goes
+ * without ",\n" into an empty list. Returns the length, or 0 (ENOMEM). */
+static size_t store_build_write(struct task_store *s, uint64_t first_id)
+{
+    size_t need = 3;
+    for (size_t i = 0; i < s->num_staged; i++)
+        need += 2 + 6 + 20 + s->recs[i].body_len;
+    if (store_reserve_buf(&s->wbuf, &s->wbuf_cap, need) < 0)
+        return 0;
+    char *p = s->wbuf;
+    for (size_t i = 0; i < s->num_staged; i++) {
+        struct store_record *r = &s->recs[i];
+        uint64_t id = first_id + i;
+        if (id > 1) {
+            memcpy(p, ",\n", 2);
+            p += 2;
+        }
+        r->line_off = (size_t)(p - s->wbuf);
+        memcpy(p, "{\"id\":", 6);
+        p = decimal_put_u64(p + 6, id);
+        memcpy(p, s->stage + r->body_off, r->body_len);
+        p += r->body_len;
+        r->line_len = (size_t)(p - s->wbuf) - r->line_off;
+    }
+    memcpy(p, "\n]\n", 3);
+    return (size_t)(p + 3 - s->wbuf);
+}
+
 /* Invariant I7: after the pwrite, the bytes from the start of the record
  * before ours (or the "[\n" at byte 0) to the end of ours must be exactly what
- * was read and written, and nothing may follow. Returns 0, or -1 with errno
- * ESTALE when another program changed the file meanwhile. */
+ * was read and written, and nothing may follow: one pread() of one byte more
+ * than that (a regular file reads short only at its end). Returns 0, or -1
+ * with errno ESTALE when another program changed the file meanwhile. */
 static int store_verify_append(struct task_store *s, const struct store_tail *ti,
-                               uint64_t before_sum, const char *buf, size_t buf_len, off_t off)
+                               uint64_t before_sum, size_t len, off_t off)
 {
     off_t from = ti->last_id > 0 ? ti->line_start : 0;
     size_t before = (size_t)(off - from);
-    size_t want = before + buf_len;
-    if (want + 1 > sizeof(s->sc.scan)) /* records are at most TASK_JSON_RECORD_MAX: never */
-        return 0;
-    ssize_t got = store_pread_full(s->cur.fd, s->sc.scan, want + 1, from);
+    size_t want = before + len;
+    if (store_reserve_buf(&s->vbuf, &s->vbuf_cap, want + 1) < 0)
+        return -1;
+    ssize_t got;
+    while ((got = pread(s->cur.fd, s->vbuf, want + 1, from)) < 0 && errno == EINTR) {
+    }
     if (got < 0)
         return -1;
-    const char *b = s->sc.scan;
-    int same = (size_t)got == want && memcmp(b + before, buf, buf_len) == 0 &&
+    const char *b = s->vbuf;
+    int same = (size_t)got == want && memcmp(b + before, s->wbuf, len) == 0 &&
                (ti->last_id > 0 ? store_sum(b, (size_t)(ti->end - from)) == before_sum &&
                                       memcmp(b + (ti->end - from), ",\n", 2) == 0
                                 : memcmp(b, "[\n", 2) == 0);
@@ -610,108 +709,83 @@ static int store_verify_append(struct task_store *s, const struct store_tail *ti
     return -1;
 }
 
-/* Encodes t into s->enc without the id; returns the body after {"id":0 and
- * its length (with "\n]\n" behind it), or NULL. */
-static char *store_encode(struct task_store *s, const struct task *t, const struct task_meta *m,
-                          size_t *body_len, char *err, size_t err_len)
+/* Tells the observer of each record written: its bytes within the write of
+ * len bytes at off (the last record's include the closing bracket). */
+static void store_emit_writes(struct task_store *s, off_t off, size_t len, uint64_t first_id)
 {
-    static const char id0[] = "{\"id\":0";
-    /* Everything but the id is encoded before the lock is taken: the body
-     * after {"id":0 sits at enc + STORE_ROOM + 7, with room in front for
-     * ",\n{\"id\":<digits>" and room behind for "\n]\n". */
-    char *rec = s->enc + STORE_ROOM;
-    long n = task_json_encode_record(t, m, rec, TASK_JSON_RECORD_MAX);
-    if (n < 0) {
-        errno = EMSGSIZE;
-        store_err(err, err_len, "%s: record longer than %d bytes", s->path, TASK_JSON_RECORD_MAX);
-        return NULL;
+    for (size_t i = 0; i < s->num_staged; i++) {
+        const struct store_record *r = &s->recs[i];
+        struct task_store_event ev = {.kind = TASK_STORE_EV_WRITE, .id = first_id + i};
+        size_t start = i == 0 ? 0 : r->line_off - 2; /* its ",\n" */
+        size_t end = i + 1 < s->num_staged ? s->recs[i + 1].line_off - 2 : len;
+        ev.offset = off + (off_t)start;
+        ev.length = end - start;
+        ev.line = s->wbuf + r->line_off;
+        ev.line_len = r->line_len;
+        store_emit(s, &ev);
     }
-    assert(memcmp(rec, id0, sizeof(id0) - 1) == 0);
-    char *body = rec + sizeof(id0) - 1;
-    *body_len = (size_t)n - (sizeof(id0) - 1);
-    memcpy(body + *body_len, "\n]\n", 3);
-    return body;
 }
 
-/* [",\n"]{"id":<digits> written backwards in front of the body, by hand:
- * snprintf was a measurable share of a POST. At most 28 bytes, well inside
- * STORE_ROOM. Returns the start of the buffer to write. */
-static char *store_put_id(char *body, uint64_t id)
+static int store_fsync_observed(struct task_store *s)
 {
-    static const char id0[] = "{\"id\":";
-    char *buf = body;
-    uint64_t v = id;
-    do {
-        *--buf = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    buf -= sizeof(id0) - 1;
-    memcpy(buf, id0, sizeof(id0) - 1);
-    if (id > 1) {
-        buf -= 2;
-        memcpy(buf, ",\n", 2);
+    int64_t t0 = s->opts.observe != NULL ? store_now_ns() : 0;
+    int fr = store_fdatasync(s->cur.fd);
+    if (s->opts.observe != NULL) {
+        int saved = errno;
+        struct task_store_event ev = {.kind = TASK_STORE_EV_FSYNC};
+        ev.t_ns = store_now_ns();
+        ev.duration_ns = ev.t_ns - t0;
+        ev.error = fr < 0 ? saved : 0;
+        store_emit(s, &ev);
+        errno = saved;
     }
-    return buf;
+    return fr;
 }
 
-/* One attempt at an append, with the write lock held on s->cur. Returns 0
- * (stored: *buf_out, *buf_len), 1 (the path moved during the write: undone,
- * try again), or -1 with errno and err. */
-static int store_append_locked(struct task_store *s, const struct task *t, struct task_meta *m,
-                               char *body, size_t body_len, char **buf_out, size_t *buf_len_out,
-                               char *err, size_t err_len)
+/* One attempt at a commit, with the write lock held on s->cur. Returns 0
+ * (stored; *first_id), 1 (the path moved during the write: undone, try again),
+ * or -1 with errno and err. */
+static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *err, size_t err_len)
 {
     struct store_tail ti;
     if (store_tail_for_write(s, &ti, err, err_len) < 0)
         return -1;
     /* The record before ours, as the tail read found it: compared again after the write. */
     uint64_t before_sum = ti.last_id > 0 ? store_sum(ti.line, (size_t)(ti.end - ti.line_start)) : 0;
+    off_t off = ti.last_id > 0 ? ti.size - 3 : 2;
     if (s->opts.observe != NULL) {
         struct task_store_event ev = {.kind = TASK_STORE_EV_TAIL_READ, .id = ti.last_id};
-        ev.offset = ti.last_id > 0 ? ti.size - 3 : 2;
+        ev.offset = off;
         store_emit(s, &ev);
     }
-
-    m->id = ti.last_id + 1;
-    char *buf = store_put_id(body, m->id);
-    size_t buf_len = (size_t)(body - buf) + body_len + 3;
-    off_t off = m->id > 1 ? ti.size - 3 : 2;
+    *first_id = ti.last_id + 1;
+    size_t len = store_build_write(s, *first_id);
+    if (len == 0) {
+        store_err(err, err_len, "%s: out of memory", s->path);
+        return -1;
+    }
 
     if (s->opts.race_window_us > 0)
         store_sleep_us(s->opts.race_window_us);
     if (s->opts.crash_after_bytes >= 0) {
-        size_t k = (size_t)s->opts.crash_after_bytes < buf_len ? (size_t)s->opts.crash_after_bytes
-                                                               : buf_len;
+        size_t k =
+            (size_t)s->opts.crash_after_bytes < len ? (size_t)s->opts.crash_after_bytes : len;
         if (k > 0)
-            store_pwrite_full(s->cur.fd, buf, k, off);
+            store_pwrite_full(s->cur.fd, s->wbuf, k, off);
         raise(SIGKILL);
     }
-    if (store_pwrite_full(s->cur.fd, buf, buf_len, off) < 0) {
-        store_err(err, err_len, "%s: write %zu bytes at byte %lld: %s", s->path, buf_len,
+    if (store_pwrite_full(s->cur.fd, s->wbuf, len, off) < 0) {
+        store_err(err, err_len, "%s: write %zu bytes at byte %lld: %s", s->path, len,
                   (long long)off, strerror(errno));
         store_undo_append(s, ti.size, ti.last_id);
         return -1;
     }
-    if (s->opts.observe != NULL) {
-        struct task_store_event ev = {
-            .kind = TASK_STORE_EV_WRITE, .offset = off, .length = buf_len, .id = m->id, .task = t};
-        store_emit(s, &ev);
-    }
-    if (s->opts.fsync) {
-        int64_t t0 = s->opts.observe != NULL ? store_now_ns() : 0;
-        int fr = store_fdatasync(s->cur.fd);
-        if (s->opts.observe != NULL) {
-            struct task_store_event ev = {.kind = TASK_STORE_EV_FSYNC};
-            ev.t_ns = store_now_ns();
-            ev.duration_ns = ev.t_ns - t0;
-            ev.error = fr < 0 ? errno : 0;
-            store_emit(s, &ev);
-        }
-        if (fr < 0) {
-            store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
-            store_undo_append(s, ti.size, ti.last_id);
-            return -1;
-        }
+    if (s->opts.observe != NULL)
+        store_emit_writes(s, off, len, *first_id);
+    if (s->opts.fsync && store_fsync_observed(s) < 0) {
+        store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
+        store_undo_append(s, ti.size, ti.last_id);
+        return -1;
     }
     /* I7: the bytes are there, and the file is still the one at the path. */
     struct stat st;
@@ -720,12 +794,13 @@ static int store_append_locked(struct task_store *s, const struct task *t, struc
         store_undo_append(s, ti.size, ti.last_id);
         return 1;
     }
-    if (store_verify_append(s, &ti, before_sum, buf, buf_len, off) < 0) {
+    if (store_verify_append(s, &ti, before_sum, len, off) < 0) {
         int e = errno;
         store_err(err, err_len,
-                  "%s: changed by another program while task %" PRIu64
-                  " was written at byte %lld: not acknowledged",
-                  s->path, m->id, (long long)off);
+                  "%s: changed by another program while task%s %" PRIu64
+                  "%s were written at byte %lld: not acknowledged",
+                  s->path, s->num_staged > 1 ? "s" : "", *first_id, s->num_staged > 1 ? "..." : "",
+                  (long long)off);
         log_error("%s", err != NULL ? err : s->path);
         struct task_store_event ev = {.kind = TASK_STORE_EV_OUTSIDE, .what = "interleaved"};
         ev.error = e;
@@ -733,68 +808,88 @@ static int store_append_locked(struct task_store *s, const struct task *t, struc
         errno = e;
         return -1;
     }
-    s->size_hint = off + (off_t)buf_len;
-    *buf_out = buf;
-    *buf_len_out = buf_len;
+    s->size_hint = off + (off_t)len;
     return 0;
 }
 
-int task_store_append(struct task_store *s, const struct task *t, struct task_meta *meta,
-                      char *line, size_t line_cap, size_t *line_len, char *err, size_t err_len)
+int task_store_commit(struct task_store *s, struct task_meta *metas, char *err, size_t err_len)
 {
-    /* The pid cached at open, not getpid() (a system call on every append
-     * since glibc 2.25): a store is used only by the process that opened it
-     * (task_store.h), so s->owner is this process. */
-    struct task_meta m = {0, (int64_t)time(NULL), (long)s->owner};
-    size_t body_len;
-    char *buf = NULL;
-    size_t buf_len = 0;
+    uint64_t first_id = 0;
     int rc = -1;
-
+    if (s->num_staged == 0)
+        return 0;
     if (!s->writable) {
         errno = EBADF;
         store_err(err, err_len, "%s: opened read-only (no write permission): cannot append",
                   s->path);
-        return -1;
+        goto out;
     }
-    char *body = store_encode(s, t, &m, &body_len, err, err_len);
-    if (body == NULL)
-        return -1;
     for (int tries = 0; tries < STORE_FOLLOW_MAX && rc != 0; tries++) {
         if (store_timed_lock(s, F_WRLCK, s->opts.lock_timeout_ms) < 0) {
             store_err(err, err_len, "%s: write lock: %s", s->path, store_lock_errmsg(errno));
-            return -1;
+            rc = -1;
+            goto out;
         }
-        if (store_follow_path(s, F_WRLCK, s->opts.lock_timeout_ms, err, err_len) < 0)
-            return -1;
+        if (store_follow_path(s, F_WRLCK, s->opts.lock_timeout_ms, err, err_len) < 0) {
+            rc = -1;
+            goto out;
+        }
         if (!s->writable) {
             store_release(s);
             errno = EBADF;
             store_err(err, err_len, "%s: the file now at the path is read-only: cannot append",
                       s->path);
-            return -1;
+            rc = -1;
+            goto out;
         }
-        rc = store_append_locked(s, t, &m, body, body_len, &buf, &buf_len, err, err_len);
+        rc = store_commit_locked(s, &first_id, err, err_len);
         if (rc != 0)
             s->size_hint = 0; /* an undo or a cut may have moved the end: ask fstat() next time */
         int saved = errno;
         store_release(s);
         errno = saved;
         if (rc < 0)
-            return -1;
+            goto out;
     }
     if (rc != 0) {
         errno = EAGAIN;
         store_err(err, err_len, "%s: keeps being replaced during appends; try again", s->path);
-        return -1;
+        rc = -1;
+        goto out;
     }
-    *meta = m;
+    for (size_t i = 0; i < s->num_staged; i++) {
+        metas[i].id = first_id + i;
+        metas[i].creada = s->recs[i].creada;
+        metas[i].pid = (long)s->owner;
+    }
+out:;
+    int saved = errno;
+    s->committed = rc == 0 ? s->num_staged : 0;
+    s->num_staged = 0;
+    s->stage_len = 0;
+    errno = saved;
+    return rc;
+}
+
+const char *task_store_line(const struct task_store *s, size_t i, size_t *len)
+{
+    assert(i < s->committed);
+    *len = s->recs[i].line_len;
+    return s->wbuf + s->recs[i].line_off;
+}
+
+int task_store_append(struct task_store *s, const struct task *t, struct task_meta *meta,
+                      char *line, size_t line_cap, size_t *line_len, char *err, size_t err_len)
+{
+    assert(s->num_staged == 0); /* a batch is staged: commit it first */
+    if (task_store_stage(s, t, err, err_len) < 0 || task_store_commit(s, meta, err, err_len) < 0)
+        return -1;
     if (line != NULL) {
-        size_t skip = m.id > 1 ? 2 : 0;
-        size_t len = buf_len - skip - 3;
+        size_t len;
+        const char *l = task_store_line(s, 0, &len);
         if (len > line_cap)
             len = line_cap; /* stored, but the caller's buffer is too small to show it */
-        memcpy(line, buf + skip, len);
+        memcpy(line, l, len);
         if (line_len != NULL)
             *line_len = len;
     }
@@ -944,8 +1039,14 @@ int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_
      * the snapshot, under the lock, so that an error is the store's
      * considered answer. */
     struct store_tail ti;
-    if (store_follow_path(s, F_UNLCK, 0, err, err_len) < 0)
-        return -1;
+    /* The path at most every STORE_COUNT_FOLLOW_MS: a stat() per /health
+     * would be a quarter of its cost, and a health check may be that late. */
+    int64_t now = store_now_ms();
+    if (now - s->count_followed_ms >= STORE_COUNT_FOLLOW_MS) {
+        if (store_follow_path(s, F_UNLCK, 0, err, err_len) < 0)
+            return -1;
+        s->count_followed_ms = now;
+    }
     if (store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, &ti, err, err_len) == 0) {
         *num = ti.last_id;
         return 0;

@@ -84,8 +84,9 @@ enum task_store_event_kind {
     TASK_STORE_EV_UNLOCK,       /* lock_type; duration_ns: how long it was held */
     TASK_STORE_EV_TAIL_READ,    /* an append read the tail: offset = where the next record
                                    goes, id = the last id seen (0: empty list) */
-    TASK_STORE_EV_WRITE,        /* a record written: offset, length (bytes written), id,
-                                   task (the task stored) */
+    TASK_STORE_EV_WRITE,        /* a record written (one event per record, even when one
+                                   pwrite() carries several): offset and length of its
+                                   bytes, id, line (the record as stored, no newline) */
     TASK_STORE_EV_FSYNC,        /* an fdatasync; duration_ns; failed when error != 0 */
     TASK_STORE_EV_OUTSIDE,      /* the file was changed by someone else: what says how
                                    ("replaced", "removed", "rewritten", "damaged", ...);
@@ -94,15 +95,16 @@ enum task_store_event_kind {
 
 struct task_store_event {
     enum task_store_event_kind kind;
-    int64_t t_ns;            /* when it happened */
-    short lock_type;         /* F_RDLCK or F_WRLCK (lock events) */
-    off_t offset;            /* TAIL_READ, WRITE */
-    size_t length;           /* WRITE */
-    uint64_t id;             /* TAIL_READ, WRITE */
-    const struct task *task; /* WRITE */
-    int64_t duration_ns;     /* GRANTED, TIMEOUT, UNLOCK, FSYNC */
-    int error;               /* FSYNC, OUTSIDE: 0 or an errno */
-    const char *what;        /* OUTSIDE */
+    int64_t t_ns;     /* when it happened */
+    short lock_type;  /* F_RDLCK or F_WRLCK (lock events) */
+    off_t offset;     /* TAIL_READ, WRITE */
+    size_t length;    /* WRITE */
+    uint64_t id;      /* TAIL_READ, WRITE */
+    const char *line; /* WRITE: line_len bytes */
+    size_t line_len;
+    int64_t duration_ns; /* GRANTED, TIMEOUT, UNLOCK, FSYNC */
+    int error;           /* FSYNC, OUTSIDE: 0 or an errno */
+    const char *what;    /* OUTSIDE */
 };
 
 typedef void task_store_observe_fn(void *arg, const struct task_store_event *ev);
@@ -157,15 +159,33 @@ struct task_store *task_store_open(const char *path, const struct task_store_opt
 /* Closes the descriptors, which releases this process's locks on the file. */
 void task_store_close(struct task_store *s);
 
-/* Appends t under the write lock: reads only the tail (repairing a torn one
- * left by a writer that died), writes the new record and the closing bracket
- * in one pwrite(), optionally fdatasync()s, releases the lock. O(1) in the
- * size of the file. On success fills meta (id, creada, pid) and, if line is
+/* Appends t under the write lock (a batch of one, below; nothing else may be
+ * staged): reads only the tail (repairing a torn one left by a writer that
+ * died), writes the new record and the closing bracket in one pwrite(),
+ * optionally fdatasync()s, reads the bytes back, releases the lock. O(1) in
+ * the size of the file. On success fills meta (id, creada, pid) and, if line is
  * not NULL, copies the stored record (without newline) into line and sets
  * *line_len. Returns 0, or -1 with errno: nothing was stored and the file is
  * valid with every earlier task. */
 int task_store_append(struct task_store *s, const struct task *t, struct task_meta *meta,
                       char *line, size_t line_cap, size_t *line_len, char *err, size_t err_len);
+
+/* Batched appends: tasks are staged one by one (encoded at once, outside any
+ * lock) and committed together: one lock, one tail read, one pwrite() and one
+ * read-back for all of them, ids consecutive in staging order. All or
+ * nothing: a failed commit stores none of them, and leaves nothing staged.
+ *
+ *     for each task: if (task_store_stage(s, &task, err, ...) < 0) refuse that one
+ *     task_store_commit(s, metas, err, ...);          metas[i] for the i-th staged
+ *     line = task_store_line(s, i, &len);             as stored, until the next stage
+ *
+ * task_store_stage() returns the task's index in the batch, or -1 with errno
+ * (EMSGSIZE: longer than TASK_JSON_RECORD_MAX encoded; ENOMEM). commit returns
+ * 0 or -1 with errno as task_store_append(). */
+int task_store_stage(struct task_store *s, const struct task *t, char *err, size_t err_len);
+size_t task_store_num_staged(const struct task_store *s);
+int task_store_commit(struct task_store *s, struct task_meta *metas, char *err, size_t err_len);
+const char *task_store_line(const struct task_store *s, size_t i, size_t *len);
 
 /* A consistent snapshot: every task whose append completed before the call,
  * and no partial record. The caller sends bytes [0, prefix_len) of fd
@@ -205,8 +225,9 @@ void task_store_snapshot_release(struct task_store *s, struct task_store_snapsho
 int task_store_snapshot_intact(struct task_store *s, const struct task_store_snapshot *snap);
 
 /* The number of tasks, for a health check: every task whose append completed
- * before the call (one in flight may or may not count). Reads the tail
- * without any lock, usually in one pread() (see task_store.c); a tail it
+ * before the call (one in flight may or may not count), in the file at the
+ * path as of at most 100 ms ago. Reads the tail without any lock, usually in
+ * one pread() (see task_store.c); a tail it
  * cannot read is read again as task_store_snapshot() does, and its error is
  * returned. Returns 0 with *num, or -1 with errno and err as the snapshot. */
 int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_len);

@@ -122,7 +122,6 @@ int store_repair_locked(int fd, const char *path, struct store_scratch *sc, int 
 
 /* ---- the store itself (task_store.c) ---- */
 
-#define STORE_ROOM 64        /* room in front of a pre-encoded record for the id */
 #define STORE_RETIRED_MAX 16 /* earlier files still read by streams */
 
 /* One open descriptor on one inode. */
@@ -145,6 +144,13 @@ struct store_damage {
     char msg[512];
 };
 
+/* A staged record: its body in stage, and once committed its line in wbuf. */
+struct store_record {
+    size_t body_off, body_len; /* the bytes after {"id":0 */
+    int64_t creada;
+    size_t line_off, line_len; /* committed: the record's line (no ",\n", no newline) */
+};
+
 struct task_store {
     struct store_file cur;                        /* the file at the path, as far as we know */
     struct store_file retired[STORE_RETIRED_MAX]; /* earlier ones, kept for their streams */
@@ -153,13 +159,25 @@ struct task_store {
     pid_t owner; /* the process that opened it (see the registry); also each record's "pid" */
     struct task_store_options opts;
     char path[4096];
-    char enc[STORE_ROOM + TASK_JSON_RECORD_MAX + 8]; /* the record being appended */
+    /* Staged records (task_store_stage), committed together: their encoded
+     * bodies (after {"id":0) in stage, then at commit the bytes to write in
+     * wbuf and the read-back in vbuf. */
+    struct store_record *recs;
+    size_t num_staged, recs_cap;
+    size_t committed; /* records of the last commit (task_store_line) */
+    char *stage;
+    size_t stage_len, stage_cap;
+    char *wbuf;
+    size_t wbuf_cap;
+    char *vbuf;
+    size_t vbuf_cap;
     struct store_scratch sc;
     struct store_damage damage;
     off_t size_hint; /* file size after our last tail read or write, 0 unknown: a guess only */
     int64_t write_busy_until_ms; /* a write lock wait ran out: see store_timed_lock() */
     int64_t read_busy_until_ms;  /* the same for a read lock */
     int64_t locked_at_ns;        /* when the lock now held was granted (observer only) */
+    int64_t count_followed_ms;   /* task_store_count() last looked at the path */
     short locked_type;           /* its type */
 };
 
