@@ -18,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "task_store.h"
+#include "trace.h"
 
 #define WORKER_ACCEPT_BATCH 64 /* accepts per wake-up: fairness with open connections */
 
@@ -31,6 +32,7 @@ struct worker {
     int spare_fd; /* /dev/null, given up to accept (and drop) when out of descriptors */
     struct conn_server *srv;
     unsigned emfile_logged;
+    struct trace *trace; /* --trace: this worker's event log, else NULL */
 };
 
 static void worker_on_signal(int sig)
@@ -72,6 +74,23 @@ static int worker_signals(sigset_t *wait_mask)
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigdelset(wait_mask, sigs[i]);
     return 0;
+}
+
+/* The store's observer: one function that hands each event to whoever watches (tracing,
+ * metrics), each only when enabled. Runs under the file lock: quick, no blocking. */
+static void worker_observe(void *arg, const struct task_store_event *ev)
+{
+    struct worker *w = arg;
+    if (w->trace != NULL)
+        trace_store_event(w->trace, ev);
+}
+
+/* The status of every response, to the same watchers. */
+static void worker_on_response(void *arg, int status)
+{
+    struct worker *w = arg;
+    if (w->trace != NULL)
+        trace_response(w->trace, status);
 }
 
 /* Out of descriptors with connections pending: level-triggered epoll would
@@ -159,7 +178,6 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     char err[512];
     int status = 1;
 
-    (void)index; /* the slot: for process titles and per-worker metrics */
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
     /* The master may die without telling us (SIGKILL): then finish up like
@@ -177,6 +195,13 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         return 1;
     }
 
+    if (cfg->trace_dir[0] != '\0') {
+        w.trace = trace_open(cfg->trace_dir, index, cfg->trace_max_events, err, sizeof(err));
+        if (w.trace == NULL) {
+            log_error("%s", err);
+            goto out;
+        }
+    }
     /* After fork: this process's own descriptor, hence its own locks. */
     struct task_store_options opts = {
         .fsync = cfg->fsync,
@@ -186,6 +211,9 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         /* --quiet silences only the per-task lines: a repaired torn tail is
          * always logged (the store option is for tests). */
         .quiet = 0,
+        /* No observer when nobody watches: the store then reads no clock for it. */
+        .observe = w.trace != NULL ? worker_observe : NULL,
+        .observe_arg = &w,
     };
     store = task_store_open(cfg->file, &opts, err, sizeof(err));
     if (store == NULL) {
@@ -204,6 +232,8 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         log_error("worker set-up: %s", strerror(errno));
         goto out;
     }
+    if (w.trace != NULL)
+        conn_server_on_response(w.srv, worker_on_response, &w);
     /* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
     if (event_loop_add(loop, listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE, worker_on_accept,
                        &w) < 0) {
@@ -225,6 +255,9 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
             goto out;
         }
         conn_server_tick(w.srv);
+        /* With no connection the next wait may last forever: then write what is buffered. */
+        if (w.trace != NULL)
+            trace_turn(w.trace, conn_server_count(w.srv) == 0);
     }
     status = 0;
 out:
@@ -235,5 +268,6 @@ out:
         close(w.spare_fd);
     if (store != NULL)
         task_store_close(store);
+    trace_close(w.trace);
     return status;
 }
