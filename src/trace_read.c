@@ -398,12 +398,14 @@ int trace_set_read_text(struct trace_set *set, const char *name, const char *tex
                 w.ended = 1;
             continue;
         }
-        struct trace_event ev;
-        int rc = trace_parse_event(line, len, &ev);
-        if (rc < 0 && errno == EBADMSG && nl == NULL) {
-            w.num_torn_lines++; /* the writer died inside its last write(): skip the stub */
+        if (nl == NULL) {
+            /* Every line the writer makes ends in a newline: this one was cut short (the
+             * worker died inside its last write, or the disk filled up). Skip the stub. */
+            w.num_torn_lines++;
             continue;
         }
+        struct trace_event ev;
+        int rc = trace_parse_event(line, len, &ev);
         if (rc < 0) {
             if (errno == ENOMEM)
                 trace_err(err, err_len, "%s: out of memory", name);
