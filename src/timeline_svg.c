@@ -300,28 +300,29 @@ static void tl_header(struct tl *tl)
     /* Legend. */
     double x = 12, y = 70;
     fputs("<g class=\"legend\">\n", out);
-    fprintf(out, "<rect class=\"wait\" x=\"%.0f\" y=\"%.0f\" width=\"22\" height=\"8\"/>", x,
+    fprintf(out, "<rect fill=\"#f5c58c\" x=\"%.0f\" y=\"%.0f\" width=\"22\" height=\"8\"/>", x,
             y - 8);
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">lock wait</text>\n", x + 26, y);
     x += 90;
-    fprintf(out, "<rect class=\"hold\" x=\"%.0f\" y=\"%.0f\" width=\"22\" height=\"12\"/>", x,
+    fprintf(out, "<rect fill=\"#3b6fb6\" x=\"%.0f\" y=\"%.0f\" width=\"22\" height=\"12\"/>", x,
             y - 10);
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">lock held</text>\n", x + 26, y);
     x += 90;
-    fprintf(out, "<rect class=\"section\" x=\"%.0f\" y=\"%.0f\" width=\"22\" height=\"10\"/>", x,
-            y - 9);
+    fprintf(out,
+            "<rect fill=\"#e2e2e2\" stroke=\"#777\" stroke-dasharray=\"3 2\" x=\"%.0f\" "
+            "y=\"%.0f\" width=\"22\" height=\"10\"/>",
+            x, y - 9);
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">tail read to write, no lock</text>\n", x + 26, y);
     x += 190;
-    fprintf(out, "<path class=\"read\" d=\"M%.0f,%.0f l10,0 l-5,8 z\"/>", x, y - 9);
+    fprintf(out, "<path fill=\"#2ca02c\" d=\"M%.0f,%.0f l10,0 l-5,8 z\"/>", x, y - 9);
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">tail read (end of list)</text>\n", x + 14, y);
     x += 160;
-    fprintf(out, "<g class=\"write\"><rect x=\"%.0f\" y=\"%.0f\" width=\"3\" height=\"14\"/></g>",
-            x, y - 11);
+    fprintf(out, "<rect fill=\"#222\" x=\"%.0f\" y=\"%.0f\" width=\"3\" height=\"14\"/>", x,
+            y - 11);
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">write (task's titulo above)</text>\n", x + 8, y);
     x += 190;
-    fprintf(out, "<circle class=\"response\" cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\"/>", x + 4, y - 4);
-    fprintf(out, "<circle class=\"response error\" cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\"/>", x + 13,
-            y - 4);
+    fprintf(out, "<circle fill=\"#2ca02c\" cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\"/>", x + 4, y - 4);
+    fprintf(out, "<circle fill=\"#d62728\" cx=\"%.0f\" cy=\"%.0f\" r=\"3.5\"/>", x + 13, y - 4);
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">response 2xx / 5xx</text>\n", x + 22, y);
     x += 150;
     fprintf(out,
@@ -557,6 +558,15 @@ static void tl_lost(struct tl *tl)
             fprintf(out, "\" (id %llu) of worker %u at byte %lld", (unsigned long long)bw->id,
                     set->workers[bw->worker].index, (long long)bw->offset);
         }
+        const struct trace_append *cut =
+            by == NULL && ap->cut_by != TRACE_NONE ? &an->appends[ap->cut_by] : NULL;
+        const struct trace_event *cr =
+            cut != NULL && cut->read_ev != TRACE_NONE ? &set->events[cut->read_ev] : NULL;
+        if (cr != NULL)
+            fprintf(out,
+                    ", cut off: worker %u then found the end of the list at byte %lld "
+                    "(the file had been truncated by a repair of what looked like a torn write)",
+                    set->workers[cr->worker].index, (long long)cr->offset);
         if (r != NULL && br != NULL) {
             if (r->offset == br->offset)
                 fprintf(out, "; both read the end of the list at byte %lld", (long long)r->offset);
@@ -581,6 +591,13 @@ static void tl_lost(struct tl *tl)
                         "marker-end=\"url(#arrow)\"/>\n",
                         xa, ya + (yb > ya ? 10 : -10), xa, (ya + yb) / 2, xb, (ya + yb) / 2, xb,
                         yb + (yb > ya ? -6 : 6));
+        }
+        if (cr != NULL) {
+            double xb = tl_x(tl, cr->t_ns), yb = tl_lane_y(cr->worker) + TL_BAR_Y - 5;
+            fprintf(out,
+                    "<path class=\"overwrite\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\" "
+                    "stroke-dasharray=\"2 2\" marker-end=\"url(#arrow)\"/>\n",
+                    xa, ya - 10, (xa + xb) / 2, (ya < yb ? ya : yb) - 40, xb, yb - 4);
         }
         if (r != NULL && br != NULL) {
             double x1 = tl_x(tl, r->t_ns), y1 = tl_lane_y(r->worker) + TL_BAR_Y - 5;
@@ -626,10 +643,8 @@ int timeline_svg_write(FILE *out, const struct trace_set *set, const struct trac
 /* A swatch for the HTML legend. */
 static void tl_swatch(FILE *out, const char *shape, const char *text)
 {
-    fprintf(out,
-            "<li><svg width=\"34\" height=\"18\" viewBox=\"0 0 34 18\"><style>%s</style>%s</svg> "
-            "%s</li>\n",
-            tl_style, shape, text);
+    fprintf(out, "<li><svg width=\"34\" height=\"18\" viewBox=\"0 0 34 18\">%s</svg> %s</li>\n",
+            shape, text);
 }
 
 int timeline_html_write(FILE *out, const struct trace_set *set, const struct trace_analysis *an)
@@ -660,22 +675,24 @@ int timeline_html_write(FILE *out, const struct trace_set *set, const struct tra
           "details; zoom with the browser (Ctrl and + or -) and scroll sideways.</p>\n"
           "<ul class=\"legend\">\n",
           out);
-    tl_swatch(out, "<rect class=\"wait\" x=\"2\" y=\"5\" width=\"30\" height=\"8\"/>",
+    tl_swatch(out, "<rect fill=\"#f5c58c\" x=\"2\" y=\"5\" width=\"30\" height=\"8\"/>",
               "<b>lock wait</b>: the worker asked for the file lock and waits for it");
-    tl_swatch(out, "<rect class=\"hold\" x=\"2\" y=\"2\" width=\"30\" height=\"14\"/>",
+    tl_swatch(out, "<rect fill=\"#3b6fb6\" x=\"2\" y=\"2\" width=\"30\" height=\"14\"/>",
               "<b>lock held</b>: it read the end of the list and wrote its task; with working "
               "locks no two holds overlap (an overlap would be drawn red)");
-    tl_swatch(out, "<rect class=\"section\" x=\"2\" y=\"4\" width=\"30\" height=\"10\"/>",
+    tl_swatch(out,
+              "<rect fill=\"#e2e2e2\" stroke=\"#777\" stroke-dasharray=\"3 2\" x=\"2\" y=\"4\" "
+              "width=\"30\" height=\"10\"/>",
               "<b>tail read to write without a lock</b> (unlocked build): red when another "
               "worker was in the same stretch");
-    tl_swatch(out, "<path class=\"read\" d=\"M12,4 l10,0 l-5,9 z\"/>",
+    tl_swatch(out, "<path fill=\"#2ca02c\" d=\"M12,4 l10,0 l-5,9 z\"/>",
               "<b>tail read</b>: where the worker found the end of the list (byte offset)");
-    tl_swatch(out, "<g class=\"write\"><rect x=\"15\" y=\"1\" width=\"3\" height=\"16\"/></g>",
+    tl_swatch(out, "<rect fill=\"#222\" x=\"15\" y=\"1\" width=\"3\" height=\"16\"/>",
               "<b>write</b> of one task at that offset, labelled with its titulo (red when "
               "overwritten)");
     tl_swatch(out,
-              "<circle class=\"response\" cx=\"10\" cy=\"9\" r=\"4\"/><circle class=\"response "
-              "error\" cx=\"24\" cy=\"9\" r=\"4\"/>",
+              "<circle fill=\"#2ca02c\" cx=\"10\" cy=\"9\" r=\"4\"/><circle fill=\"#d62728\" "
+              "cx=\"24\" cy=\"9\" r=\"4\"/>",
               "<b>response</b> to the client: green 2xx (201: the client believes it is "
               "stored), red 5xx");
     tl_swatch(out,

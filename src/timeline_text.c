@@ -78,6 +78,12 @@ int timeline_text_write(FILE *out, const struct trace_set *set, const struct tra
                             (long long)br->offset);
             }
         }
+        if (ap->overwritten_by == TRACE_NONE && ap->cut_by != TRACE_NONE &&
+            an->appends[ap->cut_by].read_ev != TRACE_NONE) {
+            const struct trace_event *cr = &set->events[an->appends[ap->cut_by].read_ev];
+            fprintf(out, ", cut off: worker %u then found the end at byte %lld (truncated)",
+                    set->workers[cr->worker].index, (long long)cr->offset);
+        }
         fputc('\n', out);
     }
     fprintf(out,

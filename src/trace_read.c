@@ -686,6 +686,7 @@ static int trace_new_append(struct trace_analysis *an, size_t *cap, size_t worke
     memset(a, 0, sizeof(*a));
     a->worker = worker;
     a->read_ev = a->write_ev = a->response_ev = a->hold = a->overwritten_by = TRACE_NONE;
+    a->cut_by = TRACE_NONE;
     *out = an->num_appends++;
     return 0;
 }
@@ -785,38 +786,72 @@ static int trace_walk_worker(const struct trace_set *set, const size_t *evs, siz
 struct trace_live {
     int64_t start;
     int64_t end;
+    int64_t t_written;
     size_t append;
 };
 
-/* Marks every write whose record a later write covers (see trace_read.h). */
+/* Marks every write whose record a later write covers, or that a tail read shows cut off
+ * (see trace_read.h). */
 static int trace_match_lost(const struct trace_set *set, struct trace_analysis *an)
 {
     size_t num = 0;
-    size_t *writes = malloc((an->num_appends ? an->num_appends : 1) * sizeof(*writes));
-    struct trace_live *live = malloc((an->num_appends ? an->num_appends : 1) * sizeof(*live));
+    size_t n_alloc = an->num_appends ? 2 * an->num_appends : 1;
+    size_t *acts = malloc(n_alloc * sizeof(*acts)); /* 2 * append + (0 read, 1 write) */
+    struct trace_live *live = malloc(n_alloc * sizeof(*live));
     size_t num_live = 0;
-    if (writes == NULL || live == NULL) {
-        free(writes);
+    if (acts == NULL || live == NULL) {
+        free(acts);
         free(live);
         return -1;
     }
-    for (size_t i = 0; i < an->num_appends; i++)
+    for (size_t i = 0; i < an->num_appends; i++) {
+        if (an->appends[i].read_ev != TRACE_NONE)
+            acts[num++] = 2 * i;
         if (an->appends[i].write_ev != TRACE_NONE)
-            writes[num++] = i;
-    /* Write order = event order: the events are merged by time. Insertion sort on an array
-     * that is already nearly sorted (appends are grouped by worker). */
+            acts[num++] = 2 * i + 1;
+    }
+    /* In event order, which is time order: the events are merged by time. Insertion sort on
+     * an array that is nearly sorted already (appends are grouped by worker). */
+#define TRACE_ACT_EV(a) ((a) % 2 ? an->appends[(a) / 2].write_ev : an->appends[(a) / 2].read_ev)
     for (size_t i = 1; i < num; i++) {
-        size_t k = writes[i], j = i;
-        while (j > 0 && an->appends[writes[j - 1]].write_ev > an->appends[k].write_ev) {
-            writes[j] = writes[j - 1];
+        size_t k = acts[i], j = i;
+        while (j > 0 && TRACE_ACT_EV(acts[j - 1]) > TRACE_ACT_EV(k)) {
+            acts[j] = acts[j - 1];
             j--;
         }
-        writes[j] = k;
+        acts[j] = k;
     }
     for (size_t i = 0; i < num; i++) {
-        size_t ai = writes[i];
-        const struct trace_event *w = &set->events[an->appends[ai].write_ev];
-        int64_t b_start = w->offset, b_end = w->offset + w->length;
+        size_t ai = acts[i] / 2;
+        const struct trace_event *ev = &set->events[TRACE_ACT_EV(acts[i])];
+        if (acts[i] % 2 == 0) {
+            /* A tail read saw the list end at ev->offset: the file was ev->offset + 3 bytes
+             * long then. A record written well before (the margin covers the reader's own
+             * work between looking at the size and reporting it) that reaches past that end
+             * was cut off by a truncation (a torn-tail repair), which reports no write. */
+            size_t lo = 0, hi = num_live;
+            while (lo < hi) { /* only the ranges from the first that ends past the end */
+                size_t mid = lo + (hi - lo) / 2;
+                if (live[mid].end <= ev->offset)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            size_t k = lo;
+            for (size_t j = lo; j < num_live; j++) {
+                if (live[j].end > ev->offset &&
+                    live[j].t_written < ev->t_ns - TRACE_CUT_MARGIN_NS) {
+                    struct trace_append *victim = &an->appends[live[j].append];
+                    victim->lost = 1;
+                    victim->cut_by = ai;
+                    continue;
+                }
+                live[k++] = live[j];
+            }
+            num_live = k;
+            continue;
+        }
+        int64_t b_start = ev->offset, b_end = ev->offset + ev->length;
         /* First live range that ends after b_start (ends increase with starts). */
         size_t lo = 0, hi = num_live;
         while (lo < hi) {
@@ -834,8 +869,8 @@ static int trace_match_lost(const struct trace_set *set, struct trace_analysis *
             last++;
         }
         /* Replace the covered ranges by this write's record. */
-        int64_t head = w->id > 1 ? 2 : 0;
-        int64_t r_start = w->offset + head, r_end = w->offset + w->length - 3;
+        int64_t head = ev->id > 1 ? 2 : 0;
+        int64_t r_start = ev->offset + head, r_end = ev->offset + ev->length - 3;
         int add = r_end > r_start;
         size_t removed = last - first;
         if (add && removed == 0) {
@@ -847,9 +882,10 @@ static int trace_match_lost(const struct trace_set *set, struct trace_analysis *
             num_live -= removed - keep;
         }
         if (add)
-            live[first] = (struct trace_live){r_start, r_end, ai};
+            live[first] = (struct trace_live){r_start, r_end, ev->t_ns, ai};
     }
-    free(writes);
+#undef TRACE_ACT_EV
+    free(acts);
     free(live);
     return 0;
 }

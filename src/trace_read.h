@@ -33,9 +33,18 @@
  * shorter record landing last (the longer one is still destroyed: its tail is left as junk
  * that the next append cuts), and a writer that read a tail in the middle of another's write
  * (different offsets, overlapping bytes). Writes that only meet at the "\n]\n" are the normal
- * case, not a loss. Not seen: bytes destroyed by a truncation (the store's repair of a torn
- * tail, or the undo of a failed append) emit no write event; a repair is followed by the
- * repairer's own write at the cut, which is seen.
+ * case, not a loss.
+ *
+ * A record can also be CUT OFF: in the unlocked build a writer that reads a tail in the middle
+ * of another's write takes it for a torn append and repairs it by truncating the file, which
+ * reports no write. The trace still shows it: a tail read at offset X means the file was
+ * X + 3 bytes long at that moment, so a record written before it that reaches past X is gone
+ * (a truncated file never gets those bytes back; a later write past the end leaves zeros).
+ * The read reports the size a few microseconds after it looked (and after the repair), so
+ * only records written TRACE_CUT_MARGIN_NS before the read count; one written in between
+ * may be missed, or in rare cases of a reader preempted after looking, taken for cut off. An
+ * append's own failed-write undo (a truncation too) is seen the same way. In the locked build
+ * every record ends at or before the next tail read, so nothing is ever taken for cut off.
  *
  * Overlapping holds: the store reports a grant after fcntl() returned and a release after
  * the unlock returned, so the times drawn for a hold may overhang the real one by a
@@ -50,7 +59,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_NONE SIZE_MAX /* "no such event / hold / append" in an index field */
+#define TRACE_NONE SIZE_MAX       /* "no such event / hold / append" in an index field */
+#define TRACE_CUT_MARGIN_NS 50000 /* see "cut off" above */
 
 enum trace_kind {
     TRACE_LOCK_WAIT,
@@ -138,6 +148,7 @@ struct trace_append {
     size_t hold;           /* the write lock it ran under (index in an->holds), or TRACE_NONE */
     int lost;              /* a later write covered part of its record */
     size_t overwritten_by; /* the first such append, or TRACE_NONE */
+    size_t cut_by;         /* else: the append whose tail read showed it cut off */
     int section_overlaps;  /* [tail read, write] meets another worker's: the unlocked race */
 };
 

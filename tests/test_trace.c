@@ -135,6 +135,24 @@ static const struct matcher_case matcher_cases[] = {
      0,
      0,
      0},
+    {"cut off: a tail read finds the file shorter than a record written before it",
+     {HDR(101, 0, "off") "100000 tail_read offset=100 id=5\n"
+                         "200000 write offset=100 length=90 id=6 titulo=\"a\" cliente=\"\"\n"
+                         "300000 tail_read offset=187 id=6\n"
+                         "400000 write offset=187 length=90 id=7 titulo=\"b\" cliente=\"\"\n"
+                         "600000 tail_read offset=274 id=7\n"
+                         "630000 write offset=274 length=90 id=8 titulo=\"c\" cliente=\"\"\n",
+      HDR(102, 1, "off") "500000 tail_read offset=187 id=6\n"
+                         "610000 write offset=187 length=90 id=7 titulo=\"d\" cliente=\"\"\n"
+                         "640000 tail_read offset=274 id=7\n"
+                         "700000 write offset=274 length=90 id=8 titulo=\"e\" cliente=\"\"\n"},
+     5,
+     2,
+     "b>cut;c>e",
+     0,
+     1,
+     0,
+     0},
     {"a broken lock: two write holds at once",
      {HDR(101, 0, "on") "990 lock_wait lock=w\n"
                         "1000 lock_granted lock=w wait_ns=10\n"
@@ -239,11 +257,23 @@ START_TEST(test_matcher)
         const struct trace_append *a = &an.appends[i];
         if (!a->lost)
             continue;
-        ck_assert_msg(a->overwritten_by != TRACE_NONE, "%s: a lost write without overwriter",
-                      tc->desc);
+        const struct trace_event *w = &set.events[a->write_ev];
+        if (a->overwritten_by == TRACE_NONE) {
+            ck_assert_msg(a->cut_by != TRACE_NONE, "%s: lost, neither overwritten nor cut",
+                          tc->desc);
+            const struct trace_event *r = &set.events[an.appends[a->cut_by].read_ev];
+            ck_assert_msg(r->t_ns > w->t_ns && r->offset < w->offset + w->length - 3,
+                          "%s: the cut read does not show the record gone", tc->desc);
+            size_t n = strlen(w->titulo) + 8;
+            pairs[num_pairs] = malloc(n);
+            ck_assert_ptr_nonnull(pairs[num_pairs]);
+            snprintf(pairs[num_pairs], n, "%s>cut", w->titulo);
+            num_pairs++;
+            continue;
+        }
         const struct trace_append *by = &an.appends[a->overwritten_by];
         /* The overwriter wrote later, over the lost record's bytes. */
-        const struct trace_event *w = &set.events[a->write_ev], *bw = &set.events[by->write_ev];
+        const struct trace_event *bw = &set.events[by->write_ev];
         ck_assert_msg(bw->t_ns > w->t_ns, "%s: overwriter earlier than the lost write", tc->desc);
         ck_assert_msg(bw->offset < w->offset + w->length - 3 && w->offset < bw->offset + bw->length,
                       "%s: overwriter does not cover the record", tc->desc);
