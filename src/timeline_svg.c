@@ -235,7 +235,7 @@ static const char tl_style[] =
     ".lane-name{font-size:13px;font-weight:bold}.grid{stroke:#d4d4d4;stroke-width:1}"
     ".axis text{font-size:10px;fill:#555}.break{fill:#fff;stroke:#bbb;stroke-dasharray:2 2}"
     ".break-label{font-size:9px;fill:#777}"
-    ".wait{fill:#f5c58c}.hold{fill:#3b6fb6;stroke:#fff;stroke-width:1}"
+    ".wait{fill:#f5c58c}.hold{fill:#3b6fb6;stroke:#fff;stroke-width:1.5}"
     ".hold.overlap{fill:#d62728}.section{fill:#e2e2e2;stroke:#777;stroke-dasharray:3 2}"
     ".section.race{fill:#f6d5d5;stroke:#c33}"
     ".read{fill:#2ca02c}.write rect{fill:#222}.write text{font-size:10px}"
@@ -439,6 +439,10 @@ static void tl_lane(struct tl *tl, size_t w)
     for (size_t i = 0; i < an->num_holds; i++) {
         const struct trace_hold *h = &an->holds[i];
         if (h->worker != w)
+            continue;
+        /* Outside the span drawn: a list or a count before or after the load. */
+        int64_t last = h->t_end >= 0 ? h->t_end : h->t_inner_end;
+        if (h->t_wait > an->t_last || (last >= 0 && last < an->t_first))
             continue;
         int64_t wait_end = h->t_grant >= 0 ? h->t_grant : h->t_end;
         if (h->t_wait >= 0 && wait_end >= 0) {

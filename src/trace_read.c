@@ -1072,9 +1072,32 @@ int trace_analyze(const struct trace_set *set, struct trace_analysis *an)
     an->num_writes = an->all.writes;
     an->num_lost = an->all.lost;
 
-    /* The time span worth drawing: the store's events (responses to health checks before the
-     * load began, or to a list after it, would only stretch it). */
+    /* The time span worth drawing: the appends and their write locks (a list or a health
+     * check before or after the load would only stretch it); without any, the store's
+     * events; without those, everything. */
     an->t_first = an->t_last = -1;
+    for (size_t i = 0; i < an->num_appends; i++) {
+        const struct trace_append *a = &an->appends[i];
+        size_t evs[3] = {a->read_ev, a->write_ev, a->response_ev};
+        for (int k = 0; k < 3; k++) {
+            if (evs[k] == TRACE_NONE)
+                continue;
+            int64_t t = set->events[evs[k]].t_ns;
+            if (an->t_first < 0 || t < an->t_first)
+                an->t_first = t;
+            if (t > an->t_last)
+                an->t_last = t;
+        }
+    }
+    for (size_t i = 0; i < an->num_holds && an->t_first >= 0; i++) {
+        const struct trace_hold *h = &an->holds[i];
+        if (h->lock != 'w')
+            continue;
+        if (h->t_wait >= 0 && h->t_wait < an->t_first)
+            an->t_first = h->t_wait;
+        if (h->t_end > an->t_last)
+            an->t_last = h->t_end;
+    }
     for (int pass = 0; pass < 2 && an->t_first < 0; pass++) {
         for (size_t i = 0; i < set->num_events; i++) {
             const struct trace_event *ev = &set->events[i];
@@ -1086,10 +1109,6 @@ int trace_analyze(const struct trace_set *set, struct trace_analysis *an)
                 an->t_last = ev->t_ns;
         }
     }
-    for (size_t i = 0; i < an->num_appends; i++) /* the responses to the appends, too */
-        if (an->appends[i].response_ev != TRACE_NONE &&
-            set->events[an->appends[i].response_ev].t_ns > an->t_last)
-            an->t_last = set->events[an->appends[i].response_ev].t_ns;
     if (an->t_first < 0)
         an->t_first = an->t_last = 0;
 

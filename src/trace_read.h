@@ -179,7 +179,8 @@ struct trace_analysis {
     size_t num_lost;
     size_t num_overlapping_holds;    /* pairs */
     size_t num_overlapping_sections; /* pairs of appends whose [read, write] intersect */
-    int64_t t_first;                 /* the first and last store event (or any, if none) */
+    int64_t t_first;                 /* what is worth drawing: the appends and their write locks
+                                        (else the store's events, else all) */
     int64_t t_last;
 };
 
