@@ -72,6 +72,10 @@ static const struct config_option config_options[] = {
     {"grace", CONFIG_SECONDS, CONFIG_FIELD(grace_ms), 0, 3600000, "S",
      "graceful shutdown time, then SIGKILL"},
     {"quiet", CONFIG_BOOL, CONFIG_FIELD(quiet), 0, 1, NULL, "no log line per stored task"},
+    {"trace", CONFIG_PATH, CONFIG_FIELD(trace_dir), 0, 0, "DIR",
+     "each worker logs lock, tail and write events to DIR/worker-PID.trace"},
+    {"trace-max-events", CONFIG_UINT, CONFIG_FIELD(trace_max_events), 1, 100000000, "N",
+     "events per worker trace, then tracing stops"},
     {"version", CONFIG_ACTION, 0, 0, 0, 0, NULL, "print the version and exit"},
     {"help", CONFIG_ACTION, 0, 0, 0, 0, NULL, "print this help and exit"},
 };
@@ -110,6 +114,8 @@ static void config_set_defaults(struct config *cfg)
     cfg->send_timeout_ms = 30000;
     cfg->grace_ms = 10000;
     cfg->quiet = 0;
+    cfg->trace_dir[0] = '\0';
+    cfg->trace_max_events = 100000;
 }
 
 /* "race-window-us" -> "TASKSERVER_RACE_WINDOW_US". */
@@ -348,7 +354,7 @@ static void config_print_help(FILE *out)
             break;
         }
         default:
-            snprintf(dflt, sizeof(dflt), "%s", field);
+            snprintf(dflt, sizeof(dflt), "%s", field[0] != '\0' ? field : "none");
             break;
         }
         config_env_name(opt, env, sizeof(env));

@@ -34,6 +34,8 @@ struct config {
     unsigned send_timeout_ms;      /* default 30000: a client that stops reading -> close */
     unsigned grace_ms;             /* default 10000: graceful shutdown, then SIGKILL */
     int quiet;                     /* no per-task log lines */
+    char trace_dir[4096];          /* "" (default): no trace; else each worker's event log */
+    unsigned trace_max_events;     /* per worker, default 100000: then tracing stops */
 };
 
 /* getenv-like lookup, so tests can pass their own environment. */

@@ -147,7 +147,9 @@ struct conn_server {
     struct conn **flushing;          /* the batch being answered (conn_close clears) */
     size_t num_flushing;
     char head[CONN_HEAD_MAX];
-    char discard[16384]; /* LINGER reads */
+    char discard[16384];           /* LINGER reads */
+    conn_response_fn *on_response; /* tracing, metrics: NULL when nobody watches */
+    void *on_response_arg;
 };
 
 static int conn_process(struct conn *c);
@@ -498,6 +500,8 @@ static int conn_respond(struct conn *c, const struct api_response *resp, int com
     c->close_after = !complete || !c->keep_alive || srv->draining;
     c->linger = !complete || (c->close_after && c->buf_len > c->req_end);
     size_t head_len = conn_format_head(srv, resp, length, c->close_after, c->minor_version);
+    if (srv->on_response != NULL)
+        srv->on_response(srv->on_response_arg, resp->status);
 
     struct iovec iov[2] = {{srv->head, head_len}, {(void *)resp->body, 0}};
     size_t total = head_len;
@@ -936,6 +940,12 @@ void conn_server_free(struct conn_server *srv)
     free(srv);
 }
 
+void conn_server_on_response(struct conn_server *srv, conn_response_fn *fn, void *arg)
+{
+    srv->on_response = fn;
+    srv->on_response_arg = arg;
+}
+
 unsigned conn_server_count(const struct conn_server *srv)
 {
     return srv->num_conns;
@@ -1069,6 +1079,8 @@ void conn_reject(struct conn_server *srv, int fd)
     struct api_response resp;
     api_error(srv->api, 503, "too many connections to this worker, retry", &resp);
     size_t head_len = conn_format_head(srv, &resp, resp.body_len, 1, 1);
+    if (srv->on_response != NULL)
+        srv->on_response(srv->on_response_arg, resp.status);
     struct iovec iov[2] = {{srv->head, head_len}, {(void *)resp.body, resp.body_len}};
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
     ssize_t n;

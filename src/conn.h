@@ -3,6 +3,7 @@
  * Calling sequence (in a worker, single-threaded, after the store and api exist):
  *
  *     struct conn_server *srv = conn_server_create(loop, api, cfg);
+ *     conn_server_on_response(srv, fn, arg);   optional: each response's status
  *     on each accepted socket (non-blocking):
  *         if (conn_server_count(srv) >= cfg->max_connections)
  *             conn_reject(srv, fd);            short 503, Connection: close, fd closed
@@ -41,6 +42,11 @@ struct conn_server *conn_server_create(struct event_loop *loop, struct api *api,
 
 /* Closes every connection and frees the server. */
 void conn_server_free(struct conn_server *srv);
+
+/* Called with the status of every response about to be sent (tracing, metrics): must be
+ * quick. fn NULL: none. */
+typedef void conn_response_fn(void *arg, int status);
+void conn_server_on_response(struct conn_server *srv, conn_response_fn *fn, void *arg);
 
 /* Number of open connections. */
 unsigned conn_server_count(const struct conn_server *srv);

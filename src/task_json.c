@@ -442,6 +442,137 @@ static void out_json_string(struct json_out *o, const char *s, size_t n)
     out_put(o, "\"", 1);
 }
 
+/* Skips the JSON string at s[*i] == '"'; *i ends past its closing quote.
+ * Returns 0, or -1 if it does not close. */
+static int json_skip_string(const char *s, size_t n, size_t *i)
+{
+    for (size_t k = *i + 1; k < n; k++) {
+        if (s[k] == '\\')
+            k++;
+        else if (s[k] == '"') {
+            *i = k + 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Decodes the JSON string at s[i] == '"' into out (cap >= 1): escapes
+ * resolved, cut at a UTF-8 boundary to fit, NUL-terminated. Returns the
+ * length written. The text is a stored record's: valid JSON. */
+static size_t json_decode_string(const char *s, size_t n, size_t i, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (i++; i < n && s[i] != '"'; i++) {
+        char buf[4];
+        size_t b = 1;
+        buf[0] = s[i];
+        if (s[i] == '\\' && i + 1 < n) {
+            char e = s[++i];
+            unsigned cp = 0;
+            buf[0] = e == 'n'   ? '\n'
+                     : e == 't' ? '\t'
+                     : e == 'r' ? '\r'
+                     : e == 'b' ? '\b'
+                     : e == 'f' ? '\f'
+                                : e;
+            if (e == 'u' && i + 4 < n) {
+                for (int k = 1; k <= 4; k++) {
+                    char h = s[i + k];
+                    cp = cp * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+                }
+                i += 4;
+                if (cp >= 0xd800 && cp < 0xdc00 && i + 6 < n && s[i + 1] == '\\' &&
+                    s[i + 2] == 'u') {
+                    unsigned lo = 0;
+                    for (int k = 3; k <= 6; k++) {
+                        char h = s[i + k];
+                        lo = lo * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+                    }
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                }
+                if (cp < 0x80) {
+                    buf[0] = (char)cp;
+                } else if (cp < 0x800) {
+                    buf[0] = (char)(0xc0 | (cp >> 6));
+                    buf[1] = (char)(0x80 | (cp & 0x3f));
+                    b = 2;
+                } else if (cp < 0x10000) {
+                    buf[0] = (char)(0xe0 | (cp >> 12));
+                    buf[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                    buf[2] = (char)(0x80 | (cp & 0x3f));
+                    b = 3;
+                } else {
+                    buf[0] = (char)(0xf0 | (cp >> 18));
+                    buf[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                    buf[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                    buf[3] = (char)(0x80 | (cp & 0x3f));
+                    b = 4;
+                }
+            }
+        } else if ((unsigned char)s[i] >= 0xc0) {
+            /* A raw multi-byte character: copied whole or not at all. */
+            b = (unsigned char)s[i] >= 0xf0 ? 4 : (unsigned char)s[i] >= 0xe0 ? 3 : 2;
+            if (i + b > n)
+                break;
+            memcpy(buf, s + i, b);
+            i += b - 1;
+        }
+        if (o + b >= cap)
+            break;
+        memcpy(out + o, buf, b);
+        o += b;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+long task_json_record_string(const char *line, size_t len, const char *key, char *out, size_t cap)
+{
+    size_t key_len = strlen(key);
+    size_t i = 0;
+    if (cap == 0 || len == 0 || line[0] != '{')
+        return -1;
+    i = 1;
+    while (i < len) {
+        while (i < len && (line[i] == ' ' || line[i] == ',' || line[i] == '\t'))
+            i++;
+        if (i >= len || line[i] != '"')
+            return -1;
+        size_t k0 = i + 1;
+        if (json_skip_string(line, len, &i) < 0)
+            return -1;
+        int match = i - 1 - k0 == key_len && memcmp(line + k0, key, key_len) == 0;
+        while (i < len && (line[i] == ' ' || line[i] == ':'))
+            i++;
+        if (i >= len)
+            return -1;
+        if (match)
+            return line[i] == '"' ? (long)json_decode_string(line, len, i, out, cap) : -1;
+        /* Skip the value: a string, a nested object or array, or a bare token. */
+        int depth = 0;
+        while (i < len) {
+            char c = line[i];
+            if (c == '"') {
+                if (json_skip_string(line, len, &i) < 0)
+                    return -1;
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if (c == '}' || c == ']') {
+                if (depth == 0)
+                    return -1; /* the record ended: no such key */
+                depth--;
+            } else if (c == ',' && depth == 0)
+                break;
+            i++;
+        }
+    }
+    return -1;
+}
+
 long task_json_escape(const char *s, size_t n, char *out, size_t cap)
 {
     struct json_out o = {out, cap, 0, 0};

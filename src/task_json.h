@@ -88,6 +88,13 @@ long task_json_encode_record(const struct task *t, const struct task_meta *meta,
  * too small (6 * n + 2 always suffices). */
 long task_json_escape(const char *s, size_t n, char *out, size_t cap);
 
+/* The string value of key in a stored record line (at its top level), decoded
+ * into out (escapes resolved; cut at a UTF-8 boundary to fit cap - 1 bytes;
+ * NUL-terminated). Returns its length in out, or -1 when the key is absent or
+ * not a string. No allocation, one pass: for hot paths (tracing), where cJSON
+ * would cost more than the rest of the work. */
+long task_json_record_string(const char *line, size_t len, const char *key, char *out, size_t cap);
+
 /* Formats seconds since the epoch as RFC 3339 UTC ("2026-11-26T15:00:00Z")
  * into buf (at least 21 bytes). Returns buf. */
 char *task_json_format_time(int64_t epoch_seconds, char *buf, size_t cap);

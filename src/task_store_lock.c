@@ -320,15 +320,20 @@ int store_timed_lock(struct task_store *s, short type, unsigned timeout_ms)
 /* Releases the lock taken by store_timed_lock(), and reports how long it was held. */
 void store_release(struct task_store *s)
 {
-    store_unlock(s->cur.fd, s->path);
 #if TASKSERVER_LOCKING
+    /* The time before the unlock: a picture of the holds (taskctl timeline)
+     * must never show one ending after the next one began. */
+    int64_t t = s->opts.observe != NULL ? store_now_ns() : 0;
+    store_unlock(s->cur.fd, s->path);
     if (s->opts.observe != NULL) {
         int saved = errno;
         struct task_store_event ev = {.kind = TASK_STORE_EV_UNLOCK, .lock_type = s->locked_type};
-        ev.t_ns = store_now_ns();
-        ev.duration_ns = ev.t_ns - s->locked_at_ns;
+        ev.t_ns = t;
+        ev.duration_ns = t - s->locked_at_ns;
         store_emit(s, &ev);
         errno = saved;
     }
+#else
+    store_unlock(s->cur.fd, s->path);
 #endif
 }

@@ -13,6 +13,7 @@
 #include "master.h"
 #include "net.h"
 #include "task_store.h"
+#include "trace.h"
 #include "version.h"
 
 #define TASKSERVER_BACKLOG 4096 /* the kernel clamps it to net.core.somaxconn */
@@ -93,6 +94,15 @@ int main(int argc, char **argv)
     taskserver_log_check(cfg.file, &rep);
 
     taskserver_raise_nofile(&cfg);
+
+    if (cfg.trace_dir[0] != '\0') {
+        if (trace_prepare_dir(cfg.trace_dir, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return 1;
+        }
+        log_info("tracing to %s/worker-PID.trace, at most %u events per worker", cfg.trace_dir,
+                 cfg.trace_max_events);
+    }
 
     int fd = net_listen(cfg.bind, cfg.port, TASKSERVER_BACKLOG, &port, err, sizeof(err));
     if (fd < 0) {

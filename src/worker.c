@@ -19,6 +19,7 @@
 #include "log.h"
 #include "net.h"
 #include "task_store.h"
+#include "trace.h"
 
 #define WORKER_ACCEPT_BATCH 64 /* accepts per wake-up: fairness with open connections */
 
@@ -37,6 +38,7 @@ struct worker {
     int spare_fd; /* /dev/null, given up to accept (and drop) when out of descriptors */
     struct conn_server *srv;
     unsigned emfile_logged;
+    struct trace *trace; /* --trace: this worker's event log, else NULL */
 };
 
 static void worker_on_signal(int sig)
@@ -78,6 +80,23 @@ static int worker_signals(sigset_t *wait_mask)
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigdelset(wait_mask, sigs[i]);
     return 0;
+}
+
+/* The store's observer: one function that hands each event to whoever watches (tracing,
+ * metrics), each only when enabled. Runs under the file lock: quick, no blocking. */
+static void worker_observe(void *arg, const struct task_store_event *ev)
+{
+    struct worker *w = arg;
+    if (w->trace != NULL)
+        trace_store_event(w->trace, ev);
+}
+
+/* The status of every response, to the same watchers. */
+static void worker_on_response(void *arg, int status)
+{
+    struct worker *w = arg;
+    if (w->trace != NULL)
+        trace_response(w->trace, status);
 }
 
 /* Out of descriptors with connections pending: level-triggered epoll would
@@ -196,6 +215,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     struct event_loop *loop = NULL;
     struct api *api = NULL;
     sigset_t wait_mask;
+    char err[512];
     int status = 1;
 
     int64_t no_file_reported = -1;
@@ -216,6 +236,13 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         return 1;
     }
 
+    if (cfg->trace_dir[0] != '\0') {
+        w.trace = trace_open(cfg->trace_dir, index, cfg->trace_max_events, err, sizeof(err));
+        if (w.trace == NULL) {
+            log_error("%s", err);
+            goto out;
+        }
+    }
     /* After fork: this process's own descriptor, hence its own locks. */
     struct task_store_options opts = {
         .fsync = cfg->fsync,
@@ -225,6 +252,9 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         /* --quiet silences only the per-task lines: a repaired torn tail is
          * always logged (the store option is for tests). */
         .quiet = 0,
+        /* No observer when nobody watches: the store then reads no clock for it. */
+        .observe = w.trace != NULL ? worker_observe : NULL,
+        .observe_arg = &w,
     };
     w.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (w.spare_fd < 0) {
@@ -241,6 +271,8 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         log_error("worker set-up: %s", strerror(errno));
         goto out;
     }
+    if (w.trace != NULL)
+        conn_server_on_response(w.srv, worker_on_response, &w);
     /* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
     if (event_loop_add(loop, listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE, worker_on_accept,
                        &w) < 0) {
@@ -270,6 +302,9 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
             goto out;
         }
         conn_server_tick(w.srv);
+        /* With no connection the next wait may last forever: then write what is buffered. */
+        if (w.trace != NULL)
+            trace_turn(w.trace, conn_server_count(w.srv) == 0);
     }
     status = 0;
 out:
@@ -278,5 +313,6 @@ out:
     event_loop_free(loop);
     if (w.spare_fd >= 0)
         close(w.spare_fd);
+    trace_close(w.trace);
     return status;
 }

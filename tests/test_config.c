@@ -67,6 +67,7 @@ static uint64_t field_num(const struct config *c, const char *flag)
         F("send-timeout", send_timeout_ms),
         F("grace", grace_ms),
         F("quiet", quiet),
+        F("trace-max-events", trace_max_events),
 #undef F
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
@@ -112,6 +113,7 @@ START_TEST(test_defaults)
         {"send-timeout", 30000},
         {"grace", 10000},
         {"quiet", 0},
+        {"trace-max-events", 100000},
     };
     ck_assert_int_eq(run_parse(&c, NULL, NULL), 0);
     for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
@@ -121,6 +123,7 @@ START_TEST(test_defaults)
                       (unsigned long long)field_num(&c, expect[i].flag));
     ck_assert_str_eq(c.bind, "0.0.0.0");
     ck_assert_str_eq(c.file, "tasks.json");
+    ck_assert_str_eq(c.trace_dir, "");
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     ck_assert_uint_eq(c.workers, cpus < 1 ? 1 : cpus > 1024 ? 1024 : (unsigned)cpus);
 }
@@ -131,7 +134,7 @@ END_TEST
 struct valid_case {
     const char *args[MAX_ARGS];
     struct env_var env[MAX_ENV];
-    const char *field; /* flag name of the numeric field to check, or "bind"/"file" */
+    const char *field; /* flag name of the numeric field to check, or "bind"/"file"/"trace" */
     uint64_t num;
     const char *str;
     const char *desc;
@@ -174,10 +177,14 @@ static const struct valid_case valid_cases[] = {
     {{"--file", "/data/tasks.json"}, {{0}}, "file", 0, "/data/tasks.json", "file"},
     {{"--file=a=b.json"}, {{0}}, "file", 0, "a=b.json", "only the first = splits"},
     {{"--file", "--quiet"}, {{0}}, "file", 0, "--quiet", "a valued flag takes the next arg"},
+    {{"--trace", "/tmp/tr"}, {{0}}, "trace", 0, "/tmp/tr", "trace directory"},
+    {{"--trace-max-events", "1"}, {{0}}, "trace-max-events", 1, NULL, "trace cap lower bound"},
     /* environment */
     {{0}, {{"TASKSERVER_PORT", "9100"}}, "port", 9100, NULL, "env port"},
     {{0}, {{"TASKSERVER_WORKERS", "3"}}, "workers", 3, NULL, "env workers"},
     {{0}, {{"TASKSERVER_FILE", "/x/t.json"}}, "file", 0, "/x/t.json", "env file"},
+    {{0}, {{"TASKSERVER_TRACE", "tr"}}, "trace", 0, "tr", "env trace"},
+    {{0}, {{"TASKSERVER_TRACE_MAX_EVENTS", "50"}}, "trace-max-events", 50, NULL, "env cap"},
     {{0}, {{"TASKSERVER_BIND", "::1"}}, "bind", 0, "::1", "env bind"},
     {{0}, {{"TASKSERVER_RACE_WINDOW_US", "7"}}, "race-window-us", 7, NULL, "dashes -> _"},
     {{0}, {{"TASKSERVER_LOCK_TIMEOUT", "1.5"}}, "lock-timeout", 1500, NULL, "env seconds"},
@@ -208,8 +215,11 @@ START_TEST(test_valid)
     struct config c;
     int rc = run_parse(&c, tc->args, tc->env);
     ck_assert_msg(rc == 0, "%s: expected rc 0, got %d", tc->desc, rc);
-    if (strcmp(tc->field, "bind") == 0 || strcmp(tc->field, "file") == 0) {
-        const char *got = strcmp(tc->field, "bind") == 0 ? c.bind : c.file;
+    if (strcmp(tc->field, "bind") == 0 || strcmp(tc->field, "file") == 0 ||
+        strcmp(tc->field, "trace") == 0) {
+        const char *got = strcmp(tc->field, "bind") == 0   ? c.bind
+                          : strcmp(tc->field, "file") == 0 ? c.file
+                                                           : c.trace_dir;
         ck_assert_msg(strcmp(got, tc->str) == 0, "%s: expected \"%s\", got \"%s\"", tc->desc,
                       tc->str, got);
     } else {
@@ -229,6 +239,9 @@ struct invalid_case {
 };
 
 static const struct invalid_case invalid_cases[] = {
+    {{"--trace-max-events", "0"},
+     {{0}},
+     "taskserver: invalid value for --trace-max-events: \"0\" (expected 1..100000000)"},
     {{"--port", "abc"}, {{0}}, "taskserver: invalid value for --port: \"abc\" (expected 0..65535)"},
     {{"--port", "65536"},
      {{0}},
@@ -467,6 +480,10 @@ START_TEST(test_help)
         "default 10 s; env TASKSERVER_GRACE",
         "--quiet",
         "default off; env TASKSERVER_QUIET",
+        "--trace DIR",
+        "default none; env TASKSERVER_TRACE",
+        "--trace-max-events N",
+        "default 100000; env TASKSERVER_TRACE_MAX_EVENTS",
         "--version",
         "--help",
     };

@@ -508,6 +508,40 @@ START_TEST(test_format_time_sweep)
 END_TEST
 
 /* Integers written by hand: the extremes of id, seq and pid. */
+/* task_json_record_string(): a field read from a record line without cJSON. */
+static const struct {
+    const char *line, *key;
+    size_t cap;
+    long expect_len; /* -1: absent or not a string */
+    const char *expect;
+} field_cases[] = {
+    {"{\"id\":1,\"titulo\":\"hola\",\"cliente\":\"ana\"}", "titulo", 64, 4, "hola"},
+    {"{\"id\":1,\"titulo\":\"hola\",\"cliente\":\"ana\"}", "cliente", 64, 3, "ana"},
+    {"{\"id\":1,\"titulo\":\"hola\"}", "cliente", 64, -1, ""},
+    {"{\"id\":1,\"seq\":4}", "seq", 64, -1, ""},
+    {"{\"id\":1,\"titulo\":\"a \\\"b\\\" \\\\ \\n\"}", "titulo", 64, 9, "a \"b\" \\ \n"},
+    {"{\"id\":1,\"titulo\":\"\\u00e9\\ud83d\\ude00\"}", "titulo", 64, 6,
+     "\xc3\xa9\xf0\x9f\x98\x80"},
+    {"{\"id\":1,\"titulo\":\"\xc3\xb1\xc3\xb1\"}", "titulo", 4, 2, "\xc3\xb1"}, /* cut whole */
+    {"{\"id\":1,\"o\":{\"titulo\":\"no\"},\"l\":[\"x\",{}],\"titulo\":\"si\"}", "titulo", 64, 2,
+     "si"},
+    {"{\"id\":1,\"titulos\":\"no\",\"titulo\":\"si\"}", "titulo", 64, 2, "si"},
+    {"not a record", "titulo", 64, -1, ""},
+    {"{\"id\":1,\"titulo\":\"open", "titulo", 64, 4, "open"},
+};
+
+START_TEST(test_record_string)
+{
+    char out[64];
+    long n = task_json_record_string(field_cases[_i].line, strlen(field_cases[_i].line),
+                                     field_cases[_i].key, out, field_cases[_i].cap);
+    ck_assert_msg(n == field_cases[_i].expect_len, "case %d: length %ld, expected %ld", _i, n,
+                  field_cases[_i].expect_len);
+    if (n >= 0)
+        ck_assert_msg(strcmp(out, field_cases[_i].expect) == 0, "case %d: got [%s]", _i, out);
+}
+END_TEST
+
 START_TEST(test_encode_extremes)
 {
     struct task t;
@@ -550,6 +584,7 @@ int main(void)
     tcase_add_loop_test(tc, test_format_time, 0, N(time_cases));
     tcase_add_test(tc, test_format_time_sweep);
     tcase_add_test(tc, test_encode_extremes);
+    tcase_add_loop_test(tc, test_record_string, 0, N(field_cases));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
