@@ -696,9 +696,12 @@ static int trace_walk_worker(const struct trace_set *set, const size_t *evs, siz
                              size_t worker, struct trace_analysis *an, size_t *hold_cap,
                              size_t *append_cap)
 {
-    size_t hold = TRACE_NONE;    /* open: waiting or held */
-    size_t append = TRACE_NONE;  /* tail read, no write yet */
-    size_t pending = TRACE_NONE; /* waits for its response */
+    size_t hold = TRACE_NONE;       /* open: waiting or held */
+    size_t append = TRACE_NONE;     /* tail read, no write yet */
+    size_t batch_read = TRACE_NONE; /* the tail read of the current hold's batch */
+    /* Appends waiting for their responses: the worker answers a batch in the
+     * order it wrote it, so responses pair with them first in, first out. */
+    size_t pend_lo = an->num_appends, pend_hi = an->num_appends;
 
     for (size_t k = 0; k < n; k++) {
         size_t ei = evs[k];
@@ -737,8 +740,9 @@ static int trace_walk_worker(const struct trace_set *set, const size_t *evs, siz
             }
             an->holds[hold].t_end = ev->t_ns;
             hold = TRACE_NONE;
+            batch_read = TRACE_NONE;
             if (append != TRACE_NONE) { /* read, never wrote: the append failed */
-                pending = append;
+                pend_hi = append + 1;
                 append = TRACE_NONE;
             }
             break;
@@ -748,6 +752,8 @@ static int trace_walk_worker(const struct trace_set *set, const size_t *evs, siz
             if (held)
                 an->holds[hold].t_inner_end = ev->t_ns;
             if (ev->kind == TRACE_TAIL_READ || append == TRACE_NONE) {
+                if (ev->kind == TRACE_TAIL_READ && append != TRACE_NONE)
+                    pend_hi = append + 1; /* read again without a write: that one failed */
                 if (trace_new_append(an, append_cap, worker, &append) < 0)
                     return -1;
                 if (held && an->holds[hold].lock == 'w')
@@ -755,9 +761,13 @@ static int trace_walk_worker(const struct trace_set *set, const size_t *evs, siz
             }
             if (ev->kind == TRACE_TAIL_READ) {
                 an->appends[append].read_ev = ei;
+                batch_read = ei;
             } else {
+                /* The second and later records of a batch share its tail read. */
+                if (an->appends[append].read_ev == TRACE_NONE)
+                    an->appends[append].read_ev = batch_read;
                 an->appends[append].write_ev = ei;
-                pending = append;
+                pend_hi = append + 1;
                 append = TRACE_NONE;
             }
             break;
@@ -768,14 +778,13 @@ static int trace_walk_worker(const struct trace_set *set, const size_t *evs, siz
                 an->holds[hold].t_inner_end = ev->t_ns;
             break;
         case TRACE_RESPONSE:
-            if (pending == TRACE_NONE && append != TRACE_NONE) {
-                pending = append; /* unlocked build: read, then an error answered */
+            if (pend_lo == pend_hi && append != TRACE_NONE) {
+                pend_hi = append + 1; /* unlocked build: read, then an error answered */
                 append = TRACE_NONE;
+                batch_read = TRACE_NONE;
             }
-            if (pending != TRACE_NONE) {
-                an->appends[pending].response_ev = ei;
-                pending = TRACE_NONE;
-            }
+            if (pend_lo < pend_hi)
+                an->appends[pend_lo++].response_ev = ei;
             break;
         }
     }
@@ -890,6 +899,23 @@ static int trace_match_lost(const struct trace_set *set, struct trace_analysis *
     return 0;
 }
 
+/* A lost task is one the server acknowledged: an overwritten write answered with an error
+ * (the server read its record back and saw it overwritten, I7 in task_store_lock.c) was
+ * refused, not lost. Such writes are counted apart. Returns 0. */
+static int trace_keep_acknowledged(const struct trace_set *set, struct trace_analysis *an)
+{
+    for (size_t i = 0; i < an->num_appends; i++) {
+        struct trace_append *a = &an->appends[i];
+        if (!a->lost || a->response_ev == TRACE_NONE)
+            continue;
+        if (set->events[a->response_ev].status >= 300) {
+            a->lost = 0;
+            a->refused = 1;
+        }
+    }
+    return 0;
+}
+
 /* Counts intersecting pairs among n intervals sorted by start, of different workers, that
  * conflict; marks both. Intervals are [start, end] with strict comparisons. */
 struct trace_span {
@@ -978,7 +1004,7 @@ int trace_analyze(const struct trace_set *set, struct trace_analysis *an)
             goto nomem;
     }
 
-    if (trace_match_lost(set, an) < 0)
+    if (trace_match_lost(set, an) < 0 || trace_keep_acknowledged(set, an) < 0)
         goto nomem;
 
     /* Overlapping holds, judged on [grant, last event inside] (see trace_read.h). */

@@ -46,6 +46,15 @@
  * append's own failed-write undo (a truncation too) is seen the same way. In the locked build
  * every record ends at or before the next tail read, so nothing is ever taken for cut off.
  *
+ * Batches: a worker stores every POST of one event-loop turn with one lock and one write;
+ * its trace shows one tail read, then one write event per record (each with its own bytes),
+ * then the responses in the same order. The records of a batch share its tail read, and
+ * responses pair with writes first in, first out.
+ *
+ * Only acknowledged tasks can be lost: an overwritten record whose request was answered with
+ * an error (the server read its bytes back and saw them overwritten) is "refused", drawn but
+ * not counted as lost.
+ *
  * Overlapping holds: the store reports a grant after fcntl() returned and a release after
  * the unlock returned, so the times drawn for a hold may overhang the real one by a
  * scheduling delay (a woken waiter can run before the releaser reads the clock). Overlaps are
@@ -146,7 +155,9 @@ struct trace_append {
     size_t write_ev;       /* TRACE_NONE: the append failed or the writer died */
     size_t response_ev;    /* the response that followed, or TRACE_NONE */
     size_t hold;           /* the write lock it ran under (index in an->holds), or TRACE_NONE */
-    int lost;              /* a later write covered part of its record */
+    int lost;              /* a later write covered part of its record, and it was
+                              acknowledged (2xx, or no response in the trace) */
+    int refused;           /* ... but answered with an error: not a lost task */
     size_t overwritten_by; /* the first such append, or TRACE_NONE */
     size_t cut_by;         /* else: the append whose tail read showed it cut off */
     int section_overlaps;  /* [tail read, write] meets another worker's: the unlocked race */
