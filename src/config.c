@@ -21,6 +21,7 @@ enum config_kind {
     CONFIG_BOOL,    /* a flag without value; =VALUE or the variable: 1/0/true/false/yes/no */
     CONFIG_ADDR,    /* numeric IPv4 or IPv6 address */
     CONFIG_PATH,    /* non-empty path that fits the field */
+    CONFIG_CHOICE,  /* one of the words of arg ("text|json") -> its index, an unsigned */
     CONFIG_ACTION,  /* --help, --version: print and stop; no environment variable */
 };
 
@@ -72,6 +73,10 @@ static const struct config_option config_options[] = {
     {"grace", CONFIG_SECONDS, CONFIG_FIELD(grace_ms), 0, 3600000, "S",
      "graceful shutdown time, then SIGKILL"},
     {"quiet", CONFIG_BOOL, CONFIG_FIELD(quiet), 0, 1, NULL, "no log line per stored task"},
+    {"log-format", CONFIG_CHOICE, CONFIG_FIELD(log_format), 0, 0, "text|json",
+     "log lines as text or as one JSON object each"},
+    {"access-log", CONFIG_PATH, CONFIG_FIELD(access_log), 0, 0, "FILE|-",
+     "one line per request (common log format + seconds) appended to FILE, - for stdout"},
     {"version", CONFIG_ACTION, 0, 0, 0, 0, NULL, "print the version and exit"},
     {"help", CONFIG_ACTION, 0, 0, 0, 0, NULL, "print this help and exit"},
 };
@@ -188,6 +193,21 @@ static int config_parse_bool(const char *s, int *out)
     return -1;
 }
 
+/* The index of word s among the '|'-separated words of choices, or -1. */
+static int config_parse_choice(const char *choices, const char *s)
+{
+    size_t len = strlen(s);
+    int i = 0;
+    for (const char *p = choices; *p != '\0'; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+        if (n == len && memcmp(p, s, n) == 0)
+            return i;
+        p += n + (bar != NULL);
+    }
+    return -1;
+}
+
 /* What the user should have typed, for the error message. */
 static void config_expected(const struct config_option *opt, char *out, size_t out_len)
 {
@@ -209,6 +229,9 @@ static void config_expected(const struct config_option *opt, char *out, size_t o
         break;
     case CONFIG_PATH:
         snprintf(out, out_len, "a path of 1..%zu bytes", opt->size - 1);
+        break;
+    case CONFIG_CHOICE:
+        snprintf(out, out_len, "one of %s", opt->arg);
         break;
     case CONFIG_ACTION:
         snprintf(out, out_len, "no value");
@@ -269,6 +292,13 @@ static int config_apply(struct config *cfg, const struct config_option *opt, con
         if (ok)
             strcpy(field, text);
         break;
+    case CONFIG_CHOICE: {
+        int idx = config_parse_choice(opt->arg, text);
+        ok = idx >= 0;
+        if (ok)
+            config_store_uint(cfg, opt, (uint64_t)idx);
+        break;
+    }
     case CONFIG_ACTION:
         ok = 0;
         break;
@@ -347,8 +377,17 @@ static void config_print_help(FILE *out)
             snprintf(dflt, sizeof(dflt), "%s", b ? "on" : "off");
             break;
         }
+        case CONFIG_CHOICE: {
+            unsigned u;
+            memcpy(&u, field, sizeof(u));
+            const char *w = opt->arg;
+            for (; u > 0 && strchr(w, '|') != NULL; u--)
+                w = strchr(w, '|') + 1;
+            snprintf(dflt, sizeof(dflt), "%.*s", (int)strcspn(w, "|"), w);
+            break;
+        }
         default:
-            snprintf(dflt, sizeof(dflt), "%s", field);
+            snprintf(dflt, sizeof(dflt), "%s", field[0] != '\0' ? field : "off");
             break;
         }
         config_env_name(opt, env, sizeof(env));

@@ -34,7 +34,11 @@ struct config {
     unsigned send_timeout_ms;      /* default 30000: a client that stops reading -> close */
     unsigned grace_ms;             /* default 10000: graceful shutdown, then SIGKILL */
     int quiet;                     /* no per-task log lines */
+    unsigned log_format;           /* CONFIG_LOG_TEXT (default) or CONFIG_LOG_JSON */
+    char access_log[4096];         /* "" off (default), "-" stdout, or a file appended to */
 };
+
+enum { CONFIG_LOG_TEXT, CONFIG_LOG_JSON }; /* --log-format text|json */
 
 /* getenv-like lookup, so tests can pass their own environment. */
 typedef const char *config_getenv_fn(const char *name);

@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "decimal.h"
 #include "http_parser.h"
 #include "log.h"
+#include "metrics.h"
 #include "version.h"
 
 #define CONN_BUF_SIZE 4096          /* first input buffer; most requests fit */
@@ -85,6 +87,7 @@ struct conn {
     enum conn_state state;
     uint64_t deadline_ms;  /* monotonic; meaning depends on state (chart above) */
     unsigned num_requests; /* requests answered on this connection */
+    int64_t start_ns;      /* the current request's first byte (monotonic; when timed) */
 
     char *buf; /* input, NULL while nothing is buffered */
     size_t buf_len;
@@ -138,7 +141,9 @@ struct conn_server {
     size_t server_len;
     char *pool[CONN_POOL_MAX]; /* spare input buffers: no malloc per request */
     size_t num_pool;
-    struct http_request req; /* parser output, used only within one call */
+    struct access_log *access_log; /* NULL: off */
+    int timed;                     /* requests are timed: metrics or the access log */
+    struct http_request req;       /* parser output, used only within one call */
     char head[CONN_HEAD_MAX];
     char discard[16384]; /* LINGER reads */
 };
@@ -152,6 +157,14 @@ static uint64_t conn_monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Read only when timed: a build without metrics and no access log reads no clock for it. */
+static int64_t conn_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void conn_update_date(struct conn_server *srv)
@@ -294,6 +307,8 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->num_conns--;
+    if (METRICS_ENABLED)
+        metrics_set_connections(srv->num_conns);
     free(c);
 }
 
@@ -313,7 +328,8 @@ static void conn_next_request(struct conn *c)
     c->buf_len = rest;
     c->parse_prev = 0;
     c->req_end = 0;
-    c->route.head = 0; /* the next method is not known yet */
+    /* The next method and path are not known yet: HEAD off, labels other. */
+    memset(&c->route, 0, sizeof(c->route));
     c->num_requests++;
     c->state = CONN_READ_HEAD;
     if (rest == 0) {
@@ -321,6 +337,8 @@ static void conn_next_request(struct conn *c)
         c->deadline_ms = srv->now_ms + srv->cfg->keepalive_timeout_ms;
     } else {
         c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms;
+        if (srv->timed)
+            c->start_ns = conn_monotonic_ns(); /* pipelined: it starts now */
     }
 }
 
@@ -464,6 +482,21 @@ static int conn_response_done(struct conn *c)
     return 0;
 }
 
+/* Counts a response (metrics) and logs it (access log), once per request.
+ * The request line is at the start of the buffer: a request is always moved
+ * there before it is parsed (conn_next_request). */
+static void conn_account(struct conn *c, int status, uint64_t body_bytes)
+{
+    struct conn_server *srv = c->srv;
+    int64_t ns = c->start_ns != 0 ? conn_monotonic_ns() - c->start_ns : 0;
+    if (METRICS_ENABLED)
+        metrics_count_request(c->route.method, c->route.path, status, ns);
+    if (srv->access_log != NULL)
+        access_log_add(srv->access_log, c->fd, c->buf, c->buf != NULL ? c->buf_len : 0, status,
+                       body_bytes, ns);
+    c->start_ns = 0;
+}
+
 /* Sends resp (to HEAD: headers only, whatever the status). complete: the
  * request's bytes were all read (req_end is valid), so the connection may
  * continue. Returns 0, or -1 when the connection is gone. */
@@ -473,6 +506,9 @@ static int conn_respond(struct conn *c, const struct api_response *resp, int com
     int head_only = c->route.head;
     uint64_t length =
         resp->file_fd >= 0 ? (uint64_t)resp->file_len + resp->suffix_len : resp->body_len;
+
+    if (srv->timed)
+        conn_account(c, resp->status, head_only ? 0 : length);
 
     c->close_after = !complete || !c->keep_alive || srv->draining;
     c->linger = !complete || (c->close_after && c->buf_len > c->req_end);
@@ -591,8 +627,11 @@ static ssize_t conn_read(struct conn *c)
     }
     if (n == 0)
         return -1;
-    if (c->state == CONN_READ_HEAD && c->buf_len == 0)
+    if (c->state == CONN_READ_HEAD && c->buf_len == 0) {
         c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms; /* from the first byte */
+        if (srv->timed)
+            c->start_ns = conn_monotonic_ns();
+    }
     c->buf_len += (size_t)n;
     return n;
 }
@@ -721,8 +760,11 @@ static int conn_process(struct conn *c)
                 return 0;
             }
             if (n < 0) {
-                /* The parser keeps the method once the request line is read. */
-                c->route.head = srv->req.method_len == 4 && memcmp(srv->req.method, "HEAD", 4) == 0;
+                /* The parser keeps the method (and the path) once the request line is
+                 * read: HEAD gets no body, and the metrics their labels. */
+                const struct http_request *r = &srv->req;
+                api_route(r->method_len ? r->method : "", r->method_len, r->path_len ? r->path : "",
+                          r->path_len, &c->route);
                 return conn_fail(c, srv->req.error_status ? srv->req.error_status : 400,
                                  srv->req.error ? srv->req.error : "bad request");
             }
@@ -819,7 +861,14 @@ struct conn_server *conn_server_create(struct event_loop *loop, struct api *api,
     srv->now_ms = conn_monotonic_ms();
     srv->last_sweep_ms = srv->now_ms;
     conn_update_date(srv);
+    srv->timed = METRICS_ENABLED;
     return srv;
+}
+
+void conn_server_set_access_log(struct conn_server *srv, struct access_log *al)
+{
+    srv->access_log = al;
+    srv->timed = METRICS_ENABLED || al != NULL;
 }
 
 void conn_server_free(struct conn_server *srv)
@@ -953,12 +1002,16 @@ int conn_open(struct conn_server *srv, int fd)
         srv->conns->prev = c;
     srv->conns = c;
     srv->num_conns++;
+    if (METRICS_ENABLED)
+        metrics_set_connections(srv->num_conns);
     return 0;
 }
 
 void conn_reject(struct conn_server *srv, int fd)
 {
     struct api_response resp;
+    if (METRICS_ENABLED)
+        metrics_count_refused();
     api_error(srv->api, 503, "too many connections to this worker, retry", &resp);
     size_t head_len = conn_format_head(srv, &resp, resp.body_len, 1, 1);
     struct iovec iov[2] = {{srv->head, head_len}, {(void *)resp.body, resp.body_len}};

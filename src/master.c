@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* A worker ends with _exit(), which skips LeakSanitizer's check at exit:
@@ -189,6 +190,9 @@ static int master_spawn(struct master *m, size_t slot)
     m->slots[slot].pid = pid;
     m->slots[slot].started_ms = master_now_ms();
     m->num_live++;
+    if (m->started)
+        metrics_count_restart();
+    metrics_set_workers(m->num_live);
     return 0;
 }
 
@@ -297,6 +301,8 @@ static void master_reap(struct master *m)
         int64_t lived = now - m->slots[i].started_ms;
         m->slots[i].pid = 0;
         m->num_live--;
+        metrics_worker_gone((unsigned)i);
+        metrics_set_workers(m->num_live);
         master_log_death(pid, status, lived);
         if (m->shutting_down)
             continue;
@@ -419,6 +425,14 @@ int master_run(const struct config *cfg, int listen_fd)
     m.slots = calloc(cfg->workers, sizeof(*m.slots));
     if (m.slots == NULL) {
         log_error("allocate %u worker slots: %s", cfg->workers, strerror(errno));
+        master_close_listener(&m);
+        return 1;
+    }
+    /* Before any fork: every worker inherits the one shared mapping. */
+    char err[256];
+    if (metrics_init(cfg->workers, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        free(m.slots);
         master_close_listener(&m);
         return 1;
     }

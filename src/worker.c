@@ -12,10 +12,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "access_log.h"
 #include "api.h"
 #include "conn.h"
 #include "event_loop.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "task_store.h"
 
@@ -32,6 +34,16 @@ struct worker {
     struct conn_server *srv;
     unsigned emfile_logged;
 };
+
+/* The store's one observer: fans each event out to whoever watches (metrics;
+ * tracing joins here). Called inside store calls, possibly under the file
+ * lock: every branch must be quick, must not block and must not call the store. */
+static void worker_observe(void *arg, const struct task_store_event *ev)
+{
+    (void)arg;
+    if (METRICS_ENABLED)
+        metrics_observe_store(ev);
+}
 
 static void worker_on_signal(int sig)
 {
@@ -155,13 +167,15 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     struct task_store *store = NULL;
     struct event_loop *loop = NULL;
     struct api *api = NULL;
+    struct access_log *access_log = NULL;
     sigset_t wait_mask;
     char err[512];
     int status = 1;
 
-    (void)index; /* the slot: for process titles and per-worker metrics */
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
+    /* The slot of the worker this one replaces, if any: its counts go on. */
+    metrics_worker_start(index);
     /* The master may die without telling us (SIGKILL): then finish up like
      * on SIGTERM. The check after prctl closes the race where it died first. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
@@ -186,6 +200,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         /* --quiet silences only the per-task lines: a repaired torn tail is
          * always logged (the store option is for tests). */
         .quiet = 0,
+        .observe = METRICS_ENABLED ? worker_observe : NULL,
     };
     store = task_store_open(cfg->file, &opts, err, sizeof(err));
     if (store == NULL) {
@@ -204,6 +219,12 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         log_error("worker set-up: %s", strerror(errno));
         goto out;
     }
+    access_log = access_log_create();
+    if (access_log == NULL && errno != 0) {
+        log_error("access log buffer: %s", strerror(errno));
+        goto out;
+    }
+    conn_server_set_access_log(w.srv, access_log);
     /* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
     if (event_loop_add(loop, listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE, worker_on_accept,
                        &w) < 0) {
@@ -225,10 +246,15 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
             goto out;
         }
         conn_server_tick(w.srv);
+        /* Once per loop turn, not per request: one write for a whole batch. */
+        access_log_flush(access_log);
+        log_flush_suppressed(0);
     }
     status = 0;
 out:
     conn_server_free(w.srv);
+    access_log_free(access_log);
+    log_flush_suppressed(1);
     api_free(api);
     event_loop_free(loop);
     if (w.spare_fd >= 0)
