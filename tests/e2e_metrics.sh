@@ -206,6 +206,12 @@ case_logs() {
     curl -s -o /dev/null --max-time 10 "$BASE/tareas/1"
     curl -s -o /dev/null --max-time 10 -I "$BASE/tareas"
     curl -s -o /dev/null --max-time 10 "$BASE/no%22pe"
+    # Written each loop turn, not kept until the worker exits.
+    if wait_until 5 grep -q 'GET /no%22pe' "$acc"; then
+        pass "access log: the lines are written while the server runs"
+    else
+        fail "access log: the last request's line not in $acc within 5 s: $(cat "$acc")"
+    fi
     stop_server
     check_eq "json logs: exit status" 0 "$SERVER_STATUS"
     bad=$(python3 -c 'import json, re, sys
