@@ -78,13 +78,17 @@ post_via() {
 }
 
 case_counts() {
-    local f="$E2E_DIR/tasks.json" m="$E2E_DIR/m.txt" pids w i victim new distinct code
+    local f="$E2E_DIR/tasks.json" m="$E2E_DIR/m.txt" pids w i victim new distinct code out
     start_server "$f" --quiet || return
     BASE="http://127.0.0.1:$PORT"
     if [ "$METRICS" = 0 ]; then
         code=$(curl -s --max-time 10 -o "$m" -w '%{http_code}' "$BASE/metrics")
         check_eq "no metrics built in: GET /metrics status" 404 "$code"
         check_match "no metrics built in: the error says so" '"error":"metrics are not built in' "$(cat "$m")"
+        out=$("$CLIENTEMULATOR" --url "$BASE" --tasks 2 --id off --wait 10 --metrics "$BASE" 2>&1)
+        check_eq "no metrics built in: clientemulator --metrics still exits 0" 0 "$?"
+        check_match "no metrics built in: clientemulator says why" \
+            'server lock waits: unknown \(GET .*/metrics answered HTTP 404 \(a server built with -Dmetrics=false\?\)\)' "$out"
         stop_server
         return
     fi
@@ -155,6 +159,20 @@ print(" ".join(str(n) for _, n in sorted(c.items())))' "$f")
     check_eq "the replacement counts on: 320" 320 \
         "$(series_sum "$m" 'taskserver_http_requests_total\{method="POST",path="/tareas",code="201"\}')"
     check_eq "appends after the replacement: 320" 320 "$(series_sum "$m" 'taskserver_appends_total')"
+
+    # clientemulator --metrics: the waits of its own run only (each POST takes the write
+    # lock once; /health and /metrics take none).
+    local out want
+    out=$("$CLIENTEMULATOR" --url "$BASE" --tasks 40 --concurrency "$([ "$LOCKING" = 1 ] && echo 8 || echo 1)" \
+        --id cm --wait 10 --metrics "$BASE" 2>&1)
+    check_eq "clientemulator --metrics: exit status" 0 "$?"
+    want=$([ "$LOCKING" = 1 ] && echo 40 || echo 0)
+    check_match "clientemulator --metrics: $want waits during its run, p50/p99 as bucket estimates" \
+        "^server lock waits during the run: $want \(from $BASE/metrics\)$([ "$LOCKING" = 1 ] &&
+            echo ', wait p50 [0-9.]+ us, p99 [0-9.]+ us \(estimated from the histogram buckets\)')$" \
+        "$(grep '^server lock waits' <<<"$out")"
+    out=$("$CLIENTEMULATOR" --url "$BASE" --tasks 1 --id cm2 --wait 10 --metrics "$BASE/metrics" --json 2>&1)
+    check_match "clientemulator --metrics --json" "\"server_lock_waits\":\\{\"waits\":$([ "$LOCKING" = 1 ] && echo 1 || echo 0)," "$out"
     stop_server
     check_eq "server exit status" 0 "$SERVER_STATUS"
 }

@@ -3,12 +3,14 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_metrics.h"
 #include "metrics.h"
 
 /* ---- label values and HELP text ---- */
@@ -290,6 +292,85 @@ START_TEST(test_slots_sum_over_processes)
 }
 END_TEST
 
+/* ---- clientemulator --metrics: parse, difference, quantile estimates ---- */
+
+static const char scrape_before[] =
+    "# TYPE taskserver_lock_wait_seconds histogram\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"0.000001\"} 1\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"0.000002\"} 2\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"0.000004\"} 2\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"+Inf\"} 2\n"
+    "taskserver_lock_wait_seconds_sum{lock=\"read\"} 0.000003\n"
+    "taskserver_lock_wait_seconds_count{lock=\"read\"} 2\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"0.000001\"} 0\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"0.000002\"} 0\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"0.000004\"} 1\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"+Inf\"} 1\n"
+    "taskserver_lock_hold_seconds_bucket{lock=\"write\",le=\"+Inf\"} 99\n";
+
+/* 2 more waits in (1, 2] us... see the cases: after - before is the run. */
+static const char scrape_after[] =
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"0.000001\"} 1\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"0.000002\"} 12\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"0.000004\"} 12\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"read\",le=\"+Inf\"} 12\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"0.000001\"} 0\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"0.000002\"} 0\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"0.000004\"} 1\n"
+    "taskserver_lock_wait_seconds_bucket{lock=\"write\",le=\"+Inf\"} 2\n";
+
+START_TEST(test_client_parse_and_diff)
+{
+    struct client_metrics_hist b, a, run;
+    ck_assert_int_eq(client_metrics_parse(scrape_before, strlen(scrape_before),
+                                          "taskserver_lock_wait_seconds", &b),
+                     0);
+    ck_assert_uint_eq(b.num_buckets, 4);
+    ck_assert_uint_eq(b.cum[0], 1); /* read 1 + write 0 */
+    ck_assert_uint_eq(b.cum[2], 3);
+    ck_assert_uint_eq(b.count, 3);
+    ck_assert_int_eq(client_metrics_parse(scrape_after, strlen(scrape_after),
+                                          "taskserver_lock_wait_seconds", &a),
+                     0);
+    client_metrics_diff(&b, &a, &run);
+    ck_assert_uint_eq(run.count, 11); /* 10 reads in (1, 2] us, 1 write above 4 us */
+    ck_assert_uint_eq(run.cum[0], 0);
+    ck_assert_uint_eq(run.cum[1], 10);
+    ck_assert_uint_eq(run.cum[2], 10);
+    /* p50: rank 5.5 of 10 in (1, 2] us -> 1.55 us; p99: above the last bound -> 4 us. */
+    ck_assert_double_eq_tol(client_metrics_quantile(&run, 0.5), 1.55e-6, 1e-12);
+    ck_assert_double_eq_tol(client_metrics_quantile(&run, 0.99), 4e-6, 1e-12);
+    /* Not there, or not a histogram. */
+    ck_assert_int_eq(client_metrics_parse(scrape_before, strlen(scrape_before), "nope", &a), -1);
+    ck_assert_int_eq(client_metrics_parse("x_bucket{le=\"1\"} 3\n", 16, "x", &a), -1);
+}
+END_TEST
+
+static const struct {
+    uint64_t cum[4]; /* bounds 1, 2, 4 s and +Inf */
+    double q;
+    double want;
+    const char *what;
+} quantile_cases[] = {
+    {{0, 10, 10, 10}, 0.5, 1.5, "middle of the (1, 2] bucket"},
+    {{10, 10, 10, 10}, 0.5, 0.5, "first bucket: from 0"},
+    {{0, 0, 0, 5}, 0.5, 4, "all above the bounds: the highest bound"},
+    {{0, 0, 0, 0}, 0.99, 0, "no waits: 0"},
+    {{50, 99, 100, 100}, 0.99, 2, "p99 at the top of (1, 2]"},
+    {{25, 50, 75, 100}, 0.75, 4, "p75 at the top of (2, 4]"},
+};
+
+START_TEST(test_client_quantile)
+{
+    struct client_metrics_hist h = {.num_buckets = 4, .le = {1, 2, 4, INFINITY}};
+    memcpy(h.cum, quantile_cases[_i].cum, sizeof(h.cum));
+    h.count = h.cum[3];
+    double got = client_metrics_quantile(&h, quantile_cases[_i].q);
+    ck_assert_msg(got > quantile_cases[_i].want - 1e-9 && got < quantile_cases[_i].want + 1e-9,
+                  "%s: expected %g, got %g", quantile_cases[_i].what, quantile_cases[_i].want, got);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("metrics");
@@ -300,6 +381,9 @@ int main(void)
     tcase_add_loop_test(tc, test_histogram, 0, sizeof(hist_cases) / sizeof(hist_cases[0]));
     tcase_add_test(tc, test_text_grows);
     tcase_add_test(tc, test_slots_sum_over_processes);
+    tcase_add_test(tc, test_client_parse_and_diff);
+    tcase_add_loop_test(tc, test_client_quantile, 0,
+                        sizeof(quantile_cases) / sizeof(quantile_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
