@@ -363,7 +363,7 @@ static const struct {
 START_TEST(test_client_quantile)
 {
     struct client_metrics_hist h = {.num_buckets = 4, .le = {1, 2, 4, INFINITY}};
-    memcpy(h.cum, quantile_cases[_i].cum, sizeof(h.cum));
+    memcpy(h.cum, quantile_cases[_i].cum, sizeof(quantile_cases[_i].cum));
     h.count = h.cum[3];
     double got = client_metrics_quantile(&h, quantile_cases[_i].q);
     ck_assert_msg(got > quantile_cases[_i].want - 1e-9 && got < quantile_cases[_i].want + 1e-9,
