@@ -16,6 +16,7 @@
 static const char *log_prog = "taskserver";
 static int log_pid;
 static int log_quiet;
+static int log_rate_limit;
 static enum log_format log_format = LOG_FORMAT_TEXT;
 
 /* The time stamp's seconds, formatted once per second. */
@@ -47,6 +48,11 @@ void log_init(const char *prog)
 void log_set_quiet(int quiet)
 {
     log_quiet = quiet;
+}
+
+void log_set_rate_limit(int on)
+{
+    log_rate_limit = on;
 }
 
 void log_set_format(enum log_format format)
@@ -172,10 +178,15 @@ static void log_limited(const char *level, const char *fmt, va_list ap)
 {
     char msg[LOG_LINE_MAX];
     int saved_errno = errno;
+    log_format_msg(msg, sizeof(msg), fmt, ap);
+    if (!log_rate_limit) {
+        log_emit(level, msg);
+        errno = saved_errno;
+        return;
+    }
     int64_t now = log_now_ms();
     struct log_kind *k = log_kind_for(level, fmt);
 
-    log_format_msg(msg, sizeof(msg), fmt, ap);
     if (k->fmt != NULL && now - k->last_ms < LOG_LIMIT_MS) {
         if (k->suppressed++ == 0)
             log_num_pending++;

@@ -10,8 +10,10 @@
  *   json: {"ts":"2026-11-26T15:00:00.123Z","level":"error","prog":"taskserver",
  *          "pid":4123,"msg":"open tasks.json: ..."}
  *
- * Rate limit: a warning or error printed with the same format string as one
- * printed less than a second ago (in this process) is counted, not printed.
+ * Rate limit (once log_set_rate_limit(1), as the workers do: their errors come
+ * per request and can flood): a warning or error printed with the same format
+ * string as one printed less than a second ago (in this process) is counted,
+ * not printed.
  * The next line of that kind says how many were suppressed, and
  * log_flush_suppressed() (call it from a loop now and then, and before exit)
  * reports a count whose second has passed with the last suppressed message.
@@ -29,6 +31,10 @@ void log_init(const char *prog);
 
 /* Silences log_task() lines (the per-task log); other levels always print. */
 void log_set_quiet(int quiet);
+
+/* Turns the rate limit of warnings and errors on (1) or off (0, the default:
+ * the master's and the tools' lines are few, and each one counts). */
+void log_set_rate_limit(int on);
 
 /* Text (default) or one JSON object per line. */
 void log_set_format(enum log_format format);

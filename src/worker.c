@@ -174,6 +174,8 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
 
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
+    /* Per-request errors (a stopped lock holder: one 503 each) must not flood the log. */
+    log_set_rate_limit(1);
     /* The slot of the worker this one replaces, if any: its counts go on. */
     metrics_worker_start(index);
     /* The master may die without telling us (SIGKILL): then finish up like

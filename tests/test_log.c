@@ -167,6 +167,7 @@ START_TEST(test_rate_limit)
 {
     capture_stderr();
     log_init("prog");
+    log_set_rate_limit(1);
     for (int i = 1; i <= 10; i++)
         same_error(i);
     log_error("another kind %d", 1); /* not the same format: printed */
@@ -194,6 +195,18 @@ START_TEST(test_rate_limit)
 }
 END_TEST
 
+/* Off (the default, and the master's setting): every line is printed. */
+START_TEST(test_rate_limit_off)
+{
+    capture_stderr();
+    log_init("prog");
+    for (int i = 1; i <= 5; i++)
+        same_error(i);
+    log_flush_suppressed(1);
+    ck_assert_int_eq(read_lines(), 5);
+}
+END_TEST
+
 /* More kinds than the table holds: an evicted kind's count is printed, not lost. */
 START_TEST(test_rate_limit_eviction)
 {
@@ -202,6 +215,7 @@ START_TEST(test_rate_limit_eviction)
                                        "kC %d", "kD %d", "kE %d", "kF %d", "kG %d"};
     capture_stderr();
     log_init("prog");
+    log_set_rate_limit(1);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     log_warn(fmts[0], 1);
@@ -340,6 +354,7 @@ int main(void)
     tcase_add_loop_test(tc, test_json_line, 0, sizeof(json_cases) / sizeof(json_cases[0]));
     tcase_add_test(tc, test_rate_limit);
     tcase_add_test(tc, test_rate_limit_eviction);
+    tcase_add_test(tc, test_rate_limit_off);
     tcase_add_test(tc, test_access_log_lines);
     tcase_add_test(tc, test_access_log_peer_and_limit);
     tcase_add_test(tc, test_access_log_off_and_errors);
