@@ -143,6 +143,7 @@ struct conn_server {
     size_t num_pool;
     struct access_log *access_log; /* NULL: off */
     int timed;                     /* requests are timed: metrics or the access log */
+    int64_t clock_ns;              /* timed: the clock as last read in this loop turn, 0 none */
     struct http_request req;       /* parser output, used only within one call */
     char head[CONN_HEAD_MAX];
     char discard[16384]; /* LINGER reads */
@@ -159,12 +160,24 @@ static uint64_t conn_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Read only when timed: a build without metrics and no access log reads no clock for it. */
 static int64_t conn_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Request times (metrics, access log) cost almost no clock reads of their own:
+ * a request starts at the clock's last reading in this loop turn (taken when
+ * its first byte is read if there is none yet: the worker may have slept in
+ * epoll) and ends at the reading conn_api_handle() takes anyway for the
+ * deadlines. Between a reading and the read of a first byte there is only
+ * parsing and sending, microseconds, so the times are that close. */
+static int64_t conn_clock_ns(struct conn_server *srv)
+{
+    if (srv->clock_ns == 0)
+        srv->clock_ns = conn_monotonic_ns();
+    return srv->clock_ns;
 }
 
 static void conn_update_date(struct conn_server *srv)
@@ -227,7 +240,9 @@ static void conn_api_handle(struct conn_server *srv, const struct api_route *rou
                             const char *body, size_t body_len, struct api_response *resp)
 {
     api_handle(srv->api, route, body, body_len, resp);
-    srv->now_ms = conn_monotonic_ms();
+    int64_t ns = conn_monotonic_ns();
+    srv->now_ms = (uint64_t)ns / 1000000u;
+    srv->clock_ns = ns; /* the end of this request (conn_account) */
     conn_update_date(srv);
 }
 
@@ -338,7 +353,7 @@ static void conn_next_request(struct conn *c)
     } else {
         c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms;
         if (srv->timed)
-            c->start_ns = conn_monotonic_ns(); /* pipelined: it starts now */
+            c->start_ns = conn_clock_ns(srv); /* pipelined: it starts now */
     }
 }
 
@@ -488,7 +503,10 @@ static int conn_response_done(struct conn *c)
 static void conn_account(struct conn *c, int status, uint64_t body_bytes)
 {
     struct conn_server *srv = c->srv;
-    int64_t ns = c->start_ns != 0 ? conn_monotonic_ns() - c->start_ns : 0;
+    /* conn_api_handle() has just read the clock, unless the response is an
+     * error from the connection layer: then read it now. */
+    int64_t end = srv->clock_ns != 0 ? srv->clock_ns : conn_monotonic_ns();
+    int64_t ns = c->start_ns != 0 ? end - c->start_ns : 0;
     if (METRICS_ENABLED)
         metrics_count_request(c->route.method, c->route.path, status, ns);
     if (srv->access_log != NULL)
@@ -630,7 +648,7 @@ static ssize_t conn_read(struct conn *c)
     if (c->state == CONN_READ_HEAD && c->buf_len == 0) {
         c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms; /* from the first byte */
         if (srv->timed)
-            c->start_ns = conn_monotonic_ns();
+            c->start_ns = conn_clock_ns(srv);
     }
     c->buf_len += (size_t)n;
     return n;
@@ -941,6 +959,7 @@ static void conn_expire(struct conn *c)
 
 void conn_server_tick(struct conn_server *srv)
 {
+    srv->clock_ns = 0; /* the next turn starts with no reading */
     srv->now_ms = conn_monotonic_ms();
     conn_update_date(srv);
     /* A sweep over all connections every CONN_TICK_MS: a few thousand
