@@ -41,6 +41,7 @@ struct api {
     char body[TASK_JSON_RECORD_MAX + 256];   /* response bodies */
     char error_body[API_ERROR_MAX * 6 + 32]; /* {"error":"..."}, every byte escaped */
     char err[512];                           /* messages from the store and the decoder */
+    struct metrics_text metrics;             /* GET /metrics, kept for the next scrape */
 };
 
 static int64_t api_now_ms(void)
@@ -106,6 +107,7 @@ void api_free(struct api *api)
     task_store_close(api->store);
     free(api->queued);
     free(api->metas);
+    metrics_text_free(&api->metrics);
     free(api);
 }
 
@@ -157,7 +159,12 @@ void api_route(const char *method, size_t method_len, const char *target, size_t
 
     memset(route, 0, sizeof(*route));
     route->endpoint = API_NOT_FOUND;
+    route->method = get    ? METRICS_METHOD_GET
+                    : head ? METRICS_METHOD_HEAD
+                    : post ? METRICS_METHOD_POST
+                           : METRICS_METHOD_OTHER;
     if (api_equals(target, path_len, "/tareas")) {
+        route->path = METRICS_PATH_TASKS;
         route->allow = "GET, HEAD, POST";
         if (post) {
             route->endpoint = API_TASKS_CREATE;
@@ -168,13 +175,21 @@ void api_route(const char *method, size_t method_len, const char *target, size_t
             route->endpoint = API_METHOD_NOT_ALLOWED;
         }
     } else if (path_len > prefix_len && memcmp(target, prefix, prefix_len) == 0) {
-        if (api_parse_id(target + prefix_len, path_len - prefix_len, &route->id) < 0)
+        if (api_parse_id(target + prefix_len, path_len - prefix_len, &route->id) < 0) {
+            route->head = head;
             return; /* /tareas/abc: no such resource */
+        }
+        route->path = METRICS_PATH_TASK;
         route->allow = "GET, HEAD";
         route->endpoint = (get || head) ? API_TASK_GET : API_METHOD_NOT_ALLOWED;
     } else if (api_equals(target, path_len, "/health")) {
+        route->path = METRICS_PATH_HEALTH;
         route->allow = "GET, HEAD";
         route->endpoint = (get || head) ? API_HEALTH : API_METHOD_NOT_ALLOWED;
+    } else if (api_equals(target, path_len, "/metrics")) {
+        route->path = METRICS_PATH_METRICS;
+        route->allow = "GET, HEAD";
+        route->endpoint = (get || head) ? API_METRICS : API_METHOD_NOT_ALLOWED;
     }
     route->head = head;
 }
@@ -535,6 +550,34 @@ static void api_health(struct api *api, struct api_response *resp)
     resp->body_len = (size_t)(p - api->body);
 }
 
+/* The Prometheus text: every worker's slot summed, and the task count read now
+ * (left out when the count fails: a scrape should not fail with the file). */
+static void api_metrics(struct api *api, struct api_response *resp)
+{
+    if (!METRICS_ENABLED) {
+        api_error(api, 404, "metrics are not built in (meson -Dmetrics=false)", resp);
+        return;
+    }
+    struct metrics_info info = {.version = version_string(), .locking = version_locking()};
+    api->err[0] = '\0';
+    if (task_store_count(api->store, &info.tasks, api->err, sizeof(api->err)) == 0)
+        info.tasks_known = 1;
+    else
+        log_error("count for /metrics: %s", api->err[0] ? api->err : strerror(errno));
+    api->metrics.len = 0;
+    api->metrics.failed = 0;
+    metrics_render(&api->metrics, &info);
+    if (api->metrics.failed) {
+        log_error("GET /metrics: out of memory for %zu bytes of text", api->metrics.cap * 2);
+        api_error(api, 500, "out of memory writing the metrics", resp);
+        return;
+    }
+    api_reset(resp, 200);
+    resp->content_type = METRICS_CONTENT_TYPE;
+    resp->body = api->metrics.buf;
+    resp->body_len = api->metrics.len;
+}
+
 void api_handle(struct api *api, const struct api_route *route, const char *body, size_t body_len,
                 struct api_response *resp)
 {
@@ -550,6 +593,9 @@ void api_handle(struct api *api, const struct api_route *route, const char *body
         return;
     case API_HEALTH:
         api_health(api, resp);
+        return;
+    case API_METRICS:
+        api_metrics(api, resp);
         return;
     case API_METHOD_NOT_ALLOWED:
         api_error(api, 405, "method not allowed", resp);

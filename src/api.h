@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "task_store.h"
 
 enum api_endpoint {
@@ -41,14 +42,17 @@ enum api_endpoint {
     API_TASKS_CREATE,       /* POST /tareas */
     API_TASK_GET,           /* GET or HEAD /tareas/ID */
     API_HEALTH,             /* GET or HEAD /health */
+    API_METRICS,            /* GET or HEAD /metrics (Prometheus text) */
 };
 
 struct api_route {
     enum api_endpoint endpoint;
-    int head;          /* HEAD: the same headers as GET, no body */
-    int wants_body;    /* POST /tareas: a request without a body length gets 411 */
-    uint64_t id;       /* API_TASK_GET */
-    const char *allow; /* API_METHOD_NOT_ALLOWED: the Allow value */
+    int head;                   /* HEAD: the same headers as GET, no body */
+    int wants_body;             /* POST /tareas: a request without a body length gets 411 */
+    uint64_t id;                /* API_TASK_GET */
+    const char *allow;          /* API_METHOD_NOT_ALLOWED: the Allow value */
+    enum metrics_method method; /* labels of the request's metrics (0: other, other) */
+    enum metrics_path path;
 };
 
 struct api_response {

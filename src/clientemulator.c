@@ -1,6 +1,7 @@
 /* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they are stored. */
 #include "client_http.h"
 #include "client_load.h"
+#include "client_metrics.h"
 #include "client_stats.h"
 #include "client_verify.h"
 #include "log.h"
@@ -42,6 +43,7 @@ struct client_options {
     int health;      /* one GET /health */
     int json;
     int quiet;
+    const char *metrics; /* --metrics URL: the server's lock waits before and after */
 };
 
 static void client_usage(FILE *out)
@@ -49,6 +51,7 @@ static void client_usage(FILE *out)
     fputs(
         "usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--id NAME]\n"
         "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
+        "                      [--metrics URL]\n"
         "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
         "       clientemulator --health [--url URL]\n"
         "       clientemulator --help | --version\n"
@@ -68,6 +71,10 @@ static void client_usage(FILE *out)
         "  --json             print the summary as one JSON object\n"
         "  --quiet            no progress bar and no text summary (errors still go to stderr)\n"
         "  --health           one GET /health: exit 0 on 200, 1 on another status, 3 if no answer\n"
+        "  --metrics URL      the server's /metrics (URL, or URL/metrics when the path is not\n"
+        "                     /metrics): GET before and after the run, then print how many\n"
+        "                     lock waits the server saw meanwhile and their p50/p99, estimated\n"
+        "                     from the histogram buckets\n"
         "\n"
         "Failed requests are never retried. Exit: 0 all acknowledged (and stored once),\n"
         "1 tasks lost, doubled or refused, 2 usage error, 3 server unreachable.\n",
@@ -157,7 +164,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     client_setting_env(&concurrency, "CONCURRENCY", "environment CONCURRENCY");
     client_setting_env(&id, "CLIENT_ID", "environment CLIENT_ID");
 
-    enum { OPT_VERIFY_ONLY = 256, OPT_HEALTH, OPT_VERSION };
+    enum { OPT_VERIFY_ONLY = 256, OPT_HEALTH, OPT_VERSION, OPT_METRICS };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
         {"tasks", required_argument, NULL, 'n'},
@@ -170,6 +177,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {"health", no_argument, NULL, OPT_HEALTH},
+        {"metrics", required_argument, NULL, OPT_METRICS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -212,6 +220,9 @@ static int client_parse(struct client_options *o, int argc, char **argv)
             break;
         case OPT_HEALTH:
             o->health = 1;
+            break;
+        case OPT_METRICS:
+            o->metrics = optarg;
             break;
         case 'h':
             client_usage(stdout);
@@ -284,6 +295,59 @@ static int client_health(const struct client_options *o, const char *health_url)
     return CLIENT_EXIT_OK;
 }
 
+/* The scrape URL of --metrics: as given when its path ends in /metrics, else
+ * with /metrics added. Returns 0, or -1 with err. */
+static int client_metrics_url(const char *given, char *out, size_t cap, char *err, size_t err_len)
+{
+    size_t n = strlen(given);
+    const char *tail = "/metrics";
+    if (n >= strlen(tail) && strcmp(given + n - strlen(tail), tail) == 0) {
+        char base[CLIENT_HTTP_URL_MAX];
+        if (n - strlen(tail) >= sizeof(base)) {
+            snprintf(err, err_len, "bad url \"%.64s...\": too long", given);
+            return -1;
+        }
+        memcpy(base, given, n - strlen(tail));
+        base[n - strlen(tail)] = '\0';
+        return client_http_endpoint(base, tail, out, cap, err, err_len);
+    }
+    return client_http_endpoint(given, tail, out, cap, err, err_len);
+}
+
+/* --metrics: what the server's lock saw during the run, or why it is not known. */
+struct client_lock_report {
+    int ok;
+    struct client_metrics_hist before;
+    struct client_metrics_hist run;
+    char err[512];
+};
+
+static void client_lock_print_text(const struct client_lock_report *r, const char *url)
+{
+    if (!r->ok) {
+        printf("server lock waits: unknown (%s)\n", r->err);
+        return;
+    }
+    printf("server lock waits during the run: %llu (from %s)", (unsigned long long)r->run.count,
+           url);
+    if (r->run.count > 0)
+        printf(", wait p50 %.1f us, p99 %.1f us (estimated from the histogram buckets)",
+               client_metrics_quantile(&r->run, 0.5) * 1e6,
+               client_metrics_quantile(&r->run, 0.99) * 1e6);
+    printf("\n");
+}
+
+static void client_lock_print_json(const struct client_lock_report *r)
+{
+    if (!r->ok) {
+        printf("null");
+        return;
+    }
+    printf("{\"waits\":%llu,\"p50_s\":%.9f,\"p99_s\":%.9f,\"estimate\":\"histogram buckets\"}",
+           (unsigned long long)r->run.count, client_metrics_quantile(&r->run, 0.5),
+           client_metrics_quantile(&r->run, 0.99));
+}
+
 int main(int argc, char **argv)
 {
     struct client_options o;
@@ -291,6 +355,8 @@ int main(int argc, char **argv)
     struct client_stats st;
     struct client_verify *v = NULL;
     unsigned char *acked = NULL;
+    char metrics_url[CLIENT_HTTP_URL_MAX] = "";
+    struct client_lock_report lock = {0};
     int stats_ready = 0, rc = CLIENT_EXIT_FAILED;
 
     log_init("clientemulator");
@@ -304,6 +370,11 @@ int main(int argc, char **argv)
                                        sizeof(err)) < 0;
     if (bad_url) {
         log_error("%s: %s", o.url_from, err);
+        return CLIENT_EXIT_USAGE;
+    }
+    if (o.metrics &&
+        client_metrics_url(o.metrics, metrics_url, sizeof(metrics_url), err, sizeof(err)) < 0) {
+        log_error("--metrics: %s", err);
         return CLIENT_EXIT_USAGE;
     }
     /* A peer that closes while we write must be an error code, not a signal. */
@@ -349,8 +420,22 @@ int main(int argc, char **argv)
              * its carriage-return frames would only litter what is read later. */
             .progress = !o.quiet && !o.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO),
         };
+        /* The lock waits of the run alone: the difference of two scrapes. A
+         * metrics problem is reported, never the run's verdict. */
+        if (metrics_url[0])
+            lock.ok = client_metrics_scrape(metrics_url, timeout_ms, &lock.before, lock.err,
+                                            sizeof(lock.err)) == 0;
         if (client_load_run(&cfg, &st, acked) < 0)
             goto done;
+        if (lock.ok) {
+            struct client_metrics_hist after;
+            lock.ok = client_metrics_scrape(metrics_url, timeout_ms, &after, lock.err,
+                                            sizeof(lock.err)) == 0;
+            if (lock.ok)
+                client_metrics_diff(&lock.before, &after, &lock.run);
+        }
+        if (metrics_url[0] && !lock.ok)
+            log_error("--metrics: %s", lock.err);
     }
 
     rc = client_stats_num_failed(&st) ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
@@ -399,12 +484,18 @@ report:
             client_verify_print_json(v, stdout);
         else
             printf("null");
+        if (metrics_url[0]) {
+            printf(",\"server_lock_waits\":");
+            client_lock_print_json(&lock);
+        }
         printf(",\"exit\":%d}\n", rc);
     } else if (!o.quiet) {
         if (!o.verify_only) {
             printf("client \"%s\": %llu tasks to %s, concurrency %u\n", o.id,
                    (unsigned long long)o.num_tasks, tareas_url, o.concurrency);
             client_stats_print_text(&st, stdout);
+            if (metrics_url[0])
+                client_lock_print_text(&lock, metrics_url);
         }
         if (v)
             client_verify_print_text(v, stdout, tareas_url);

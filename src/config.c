@@ -21,6 +21,7 @@ enum config_kind {
     CONFIG_BOOL,    /* a flag without value; =VALUE or the variable: 1/0/true/false/yes/no */
     CONFIG_ADDR,    /* numeric IPv4 or IPv6 address */
     CONFIG_PATH,    /* non-empty path that fits the field */
+    CONFIG_CHOICE,  /* one of the words of arg ("text|json") -> its index, an unsigned */
     CONFIG_ACTION,  /* --help, --version: print and stop; no environment variable */
 };
 
@@ -76,6 +77,10 @@ static const struct config_option config_options[] = {
      "each worker logs lock, tail and write events to DIR/worker-PID.trace"},
     {"trace-max-events", CONFIG_UINT, CONFIG_FIELD(trace_max_events), 1, 100000000, "N",
      "events per worker trace, then tracing stops"},
+    {"log-format", CONFIG_CHOICE, CONFIG_FIELD(log_format), 0, 0, "text|json",
+     "log lines as text or as one JSON object each"},
+    {"access-log", CONFIG_PATH, CONFIG_FIELD(access_log), 0, 0, "FILE|-",
+     "one line per request (common log format + seconds) appended to FILE, - for stdout"},
     {"version", CONFIG_ACTION, 0, 0, 0, 0, NULL, "print the version and exit"},
     {"help", CONFIG_ACTION, 0, 0, 0, 0, NULL, "print this help and exit"},
 };
@@ -194,6 +199,21 @@ static int config_parse_bool(const char *s, int *out)
     return -1;
 }
 
+/* The index of word s among the '|'-separated words of choices, or -1. */
+static int config_parse_choice(const char *choices, const char *s)
+{
+    size_t len = strlen(s);
+    int i = 0;
+    for (const char *p = choices; *p != '\0'; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+        if (n == len && memcmp(p, s, n) == 0)
+            return i;
+        p += n + (bar != NULL);
+    }
+    return -1;
+}
+
 /* What the user should have typed, for the error message. */
 static void config_expected(const struct config_option *opt, char *out, size_t out_len)
 {
@@ -215,6 +235,9 @@ static void config_expected(const struct config_option *opt, char *out, size_t o
         break;
     case CONFIG_PATH:
         snprintf(out, out_len, "a path of 1..%zu bytes", opt->size - 1);
+        break;
+    case CONFIG_CHOICE:
+        snprintf(out, out_len, "one of %s", opt->arg);
         break;
     case CONFIG_ACTION:
         snprintf(out, out_len, "no value");
@@ -275,6 +298,13 @@ static int config_apply(struct config *cfg, const struct config_option *opt, con
         if (ok)
             strcpy(field, text);
         break;
+    case CONFIG_CHOICE: {
+        int idx = config_parse_choice(opt->arg, text);
+        ok = idx >= 0;
+        if (ok)
+            config_store_uint(cfg, opt, (uint64_t)idx);
+        break;
+    }
     case CONFIG_ACTION:
         ok = 0;
         break;
@@ -353,8 +383,17 @@ static void config_print_help(FILE *out)
             snprintf(dflt, sizeof(dflt), "%s", b ? "on" : "off");
             break;
         }
+        case CONFIG_CHOICE: {
+            unsigned u;
+            memcpy(&u, field, sizeof(u));
+            const char *w = opt->arg;
+            for (; u > 0 && strchr(w, '|') != NULL; u--)
+                w = strchr(w, '|') + 1;
+            snprintf(dflt, sizeof(dflt), "%.*s", (int)strcspn(w, "|"), w);
+            break;
+        }
         default:
-            snprintf(dflt, sizeof(dflt), "%s", field[0] != '\0' ? field : "none");
+            snprintf(dflt, sizeof(dflt), "%s", field[0] != '\0' ? field : "off");
             break;
         }
         config_env_name(opt, env, sizeof(env));

@@ -36,7 +36,11 @@ struct config {
     int quiet;                     /* no per-task log lines */
     char trace_dir[4096];          /* "" (default): no trace; else each worker's event log */
     unsigned trace_max_events;     /* per worker, default 100000: then tracing stops */
+    unsigned log_format;           /* CONFIG_LOG_TEXT (default) or CONFIG_LOG_JSON */
+    char access_log[4096];         /* "" off (default), "-" stdout, or a file appended to */
 };
+
+enum { CONFIG_LOG_TEXT, CONFIG_LOG_JSON }; /* --log-format text|json */
 
 /* getenv-like lookup, so tests can pass their own environment. */
 typedef const char *config_getenv_fn(const char *name);

@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "decimal.h"
 #include "http_parser.h"
 #include "log.h"
+#include "metrics.h"
 #include "version.h"
 
 #define CONN_BUF_SIZE 4096          /* first input buffer; most requests fit */
@@ -87,6 +89,7 @@ struct conn {
     enum conn_state state;
     uint64_t deadline_ms;  /* monotonic; meaning depends on state (chart above) */
     unsigned num_requests; /* requests answered on this connection */
+    int64_t start_ns;      /* the current request's first byte (monotonic; when timed) */
 
     char *buf; /* input, NULL while nothing is buffered */
     size_t buf_len;
@@ -140,8 +143,11 @@ struct conn_server {
     size_t server_len;
     char *pool[CONN_POOL_MAX]; /* spare input buffers: no malloc per request */
     size_t num_pool;
-    struct http_request req; /* parser output, used only within one call */
-    struct conn **pending;   /* in CONN_STORE, in the api's queue order */
+    struct access_log *access_log; /* NULL: off */
+    int timed;                     /* requests are timed: metrics or the access log */
+    int64_t clock_ns;              /* timed: the clock as last read in this loop turn, 0 none */
+    struct http_request req;       /* parser output, used only within one call */
+    struct conn **pending;         /* in CONN_STORE, in the api's queue order */
     size_t num_pending, pending_cap;
     struct api_response *batch_resp; /* pending_cap of them */
     struct conn **flushing;          /* the batch being answered (conn_close clears) */
@@ -161,6 +167,26 @@ static uint64_t conn_monotonic_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int64_t conn_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Request times (metrics, access log) cost almost no clock reads of their own:
+ * a request starts at the clock's last reading in this loop turn (taken when
+ * its first byte is read if there is none yet: the worker may have slept in
+ * epoll) and ends at the reading conn_api_handle() takes anyway for the
+ * deadlines. Between a reading and the read of a first byte there is only
+ * parsing and sending, microseconds, so the times are that close. */
+static int64_t conn_clock_ns(struct conn_server *srv)
+{
+    if (srv->clock_ns == 0)
+        srv->clock_ns = conn_monotonic_ns();
+    return srv->clock_ns;
 }
 
 static void conn_update_date(struct conn_server *srv)
@@ -223,7 +249,9 @@ static void conn_api_handle(struct conn_server *srv, const struct api_route *rou
                             const char *body, size_t body_len, struct api_response *resp)
 {
     api_handle(srv->api, route, body, body_len, resp);
-    srv->now_ms = conn_monotonic_ms();
+    int64_t ns = conn_monotonic_ns();
+    srv->now_ms = (uint64_t)ns / 1000000u;
+    srv->clock_ns = ns; /* the end of this request (conn_account) */
     conn_update_date(srv);
 }
 
@@ -313,6 +341,8 @@ static void conn_close(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->num_conns--;
+    if (METRICS_ENABLED)
+        metrics_set_connections(srv->num_conns);
     free(c);
 }
 
@@ -332,7 +362,8 @@ static void conn_next_request(struct conn *c)
     c->buf_len = rest;
     c->parse_prev = 0;
     c->req_end = 0;
-    c->route.head = 0; /* the next method is not known yet */
+    /* The next method and path are not known yet: HEAD off, labels other. */
+    memset(&c->route, 0, sizeof(c->route));
     c->num_requests++;
     c->state = CONN_READ_HEAD;
     if (rest == 0) {
@@ -340,6 +371,8 @@ static void conn_next_request(struct conn *c)
         c->deadline_ms = srv->now_ms + srv->cfg->keepalive_timeout_ms;
     } else {
         c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms;
+        if (srv->timed)
+            c->start_ns = conn_clock_ns(srv); /* pipelined: it starts now */
     }
 }
 
@@ -487,6 +520,24 @@ static int conn_response_done(struct conn *c)
     return 0;
 }
 
+/* Counts a response (metrics) and logs it (access log), once per request.
+ * The request line is at the start of the buffer: a request is always moved
+ * there before it is parsed (conn_next_request). */
+static void conn_account(struct conn *c, int status, uint64_t body_bytes)
+{
+    struct conn_server *srv = c->srv;
+    /* conn_api_handle() has just read the clock, unless the response is an
+     * error from the connection layer: then read it now. */
+    int64_t end = srv->clock_ns != 0 ? srv->clock_ns : conn_monotonic_ns();
+    int64_t ns = c->start_ns != 0 ? end - c->start_ns : 0;
+    if (METRICS_ENABLED)
+        metrics_count_request(c->route.method, c->route.path, status, ns);
+    if (srv->access_log != NULL)
+        access_log_add(srv->access_log, c->fd, c->buf, c->buf != NULL ? c->buf_len : 0, status,
+                       body_bytes, ns);
+    c->start_ns = 0;
+}
+
 /* Sends resp (to HEAD: headers only, whatever the status). complete: the
  * request's bytes were all read (req_end is valid), so the connection may
  * continue. Returns 0, or -1 when the connection is gone. */
@@ -496,6 +547,9 @@ static int conn_respond(struct conn *c, const struct api_response *resp, int com
     int head_only = c->route.head;
     uint64_t length =
         resp->file_fd >= 0 ? (uint64_t)resp->file_len + resp->suffix_len : resp->body_len;
+
+    if (srv->timed)
+        conn_account(c, resp->status, head_only ? 0 : length);
 
     c->close_after = !complete || !c->keep_alive || srv->draining;
     c->linger = !complete || (c->close_after && c->buf_len > c->req_end);
@@ -619,8 +673,11 @@ static ssize_t conn_read(struct conn *c)
     }
     if (n == 0)
         return -1;
-    if (c->state == CONN_READ_HEAD && c->buf_len == 0)
+    if (c->state == CONN_READ_HEAD && c->buf_len == 0) {
         c->deadline_ms = srv->now_ms + srv->cfg->header_timeout_ms; /* from the first byte */
+        if (srv->timed)
+            c->start_ns = conn_clock_ns(srv);
+    }
     c->buf_len += (size_t)n;
     return n;
 }
@@ -766,8 +823,11 @@ static int conn_process(struct conn *c)
                 return 0;
             }
             if (n < 0) {
-                /* The parser keeps the method once the request line is read. */
-                c->route.head = srv->req.method_len == 4 && memcmp(srv->req.method, "HEAD", 4) == 0;
+                /* The parser keeps the method (and the path) once the request line is
+                 * read: HEAD gets no body, and the metrics their labels. */
+                const struct http_request *r = &srv->req;
+                api_route(r->method_len ? r->method : "", r->method_len, r->path_len ? r->path : "",
+                          r->path_len, &c->route);
                 return conn_fail(c, srv->req.error_status ? srv->req.error_status : 400,
                                  srv->req.error ? srv->req.error : "bad request");
             }
@@ -924,7 +984,14 @@ struct conn_server *conn_server_create(struct event_loop *loop, struct api *api,
     srv->now_ms = conn_monotonic_ms();
     srv->last_sweep_ms = srv->now_ms;
     conn_update_date(srv);
+    srv->timed = METRICS_ENABLED;
     return srv;
+}
+
+void conn_server_set_access_log(struct conn_server *srv, struct access_log *al)
+{
+    srv->access_log = al;
+    srv->timed = METRICS_ENABLED || al != NULL;
 }
 
 void conn_server_free(struct conn_server *srv)
@@ -1007,6 +1074,7 @@ static void conn_expire(struct conn *c)
 
 void conn_server_tick(struct conn_server *srv)
 {
+    srv->clock_ns = 0; /* the next turn starts with no reading */
     conn_server_flush(srv);
     srv->now_ms = conn_monotonic_ms();
     conn_update_date(srv);
@@ -1071,12 +1139,16 @@ int conn_open(struct conn_server *srv, int fd)
         srv->conns->prev = c;
     srv->conns = c;
     srv->num_conns++;
+    if (METRICS_ENABLED)
+        metrics_set_connections(srv->num_conns);
     return 0;
 }
 
 void conn_reject(struct conn_server *srv, int fd)
 {
     struct api_response resp;
+    if (METRICS_ENABLED)
+        metrics_count_refused();
     api_error(srv->api, 503, "too many connections to this worker, retry", &resp);
     size_t head_len = conn_format_head(srv, &resp, resp.body_len, 1, 1);
     if (srv->on_response != NULL)

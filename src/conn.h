@@ -4,6 +4,7 @@
  *
  *     struct conn_server *srv = conn_server_create(loop, api, cfg);
  *     conn_server_on_response(srv, fn, arg);   optional: each response's status
+ *     conn_server_set_access_log(srv, al);     optional: one line per response
  *     on each accepted socket (non-blocking):
  *         if (conn_server_count(srv) >= cfg->max_connections)
  *             conn_reject(srv, fd);            short 503, Connection: close, fd closed
@@ -39,6 +40,10 @@ struct conn_server;
  * with errno. cfg, loop and api must outlive it. */
 struct conn_server *conn_server_create(struct event_loop *loop, struct api *api,
                                        const struct config *cfg);
+
+/* Logs each response to al (NULL: no access log); al must outlive srv. */
+struct access_log;
+void conn_server_set_access_log(struct conn_server *srv, struct access_log *al);
 
 /* Closes every connection and frees the server. */
 void conn_server_free(struct conn_server *srv);

@@ -14,6 +14,7 @@
 
 #include "board.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* A worker ends with _exit(), which skips LeakSanitizer's check at exit:
@@ -68,6 +69,7 @@ struct master_slot {
     pid_t pid;             /* 0: no process in this slot (dead, respawn pending) */
     int64_t started_ms;    /* monotonic time of the fork */
     int64_t respawn_at_ms; /* pid 0: not before this time */
+    int spawned;           /* a worker was forked for it before: the next one is a restart */
 };
 
 struct master {
@@ -168,6 +170,10 @@ static int master_spawn(struct master *m, size_t slot)
     m->slots[slot].pid = pid;
     m->slots[slot].started_ms = master_now_ms();
     m->num_live++;
+    if (m->slots[slot].spawned)
+        metrics_count_restart();
+    m->slots[slot].spawned = 1;
+    metrics_set_workers(m->num_live);
     return 0;
 }
 
@@ -230,6 +236,8 @@ static void master_reap(struct master *m)
         /* The slot is the master's again: no worker serves from it. */
         board_set_file(m->board, (unsigned)i, 0, now);
         board_set_connections(m->board, (unsigned)i, BOARD_NO_WORKER);
+        metrics_worker_gone((unsigned)i);
+        metrics_set_workers(m->num_live);
         master_log_death(pid, status, lived);
         if (m->shutting_down)
             continue;
@@ -382,6 +390,14 @@ int master_run(const struct config *cfg, int listen_fd)
     m.board = m.slots != NULL ? board_create(cfg->workers) : NULL;
     if (m.board == NULL) {
         log_error("allocate %u worker slots: %s", cfg->workers, strerror(errno));
+        free(m.slots);
+        master_close_listener(&m);
+        return 1;
+    }
+    /* Before any fork: every worker inherits the one shared mapping. */
+    char err[256];
+    if (metrics_init(cfg->workers, err, sizeof(err)) < 0) {
+        log_error("%s", err);
         free(m.slots);
         master_close_listener(&m);
         return 1;

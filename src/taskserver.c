@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
@@ -70,7 +71,6 @@ int main(int argc, char **argv)
     struct task_store_report rep;
     char err[1024];
     char abs_path[PATH_MAX];
-    char line[PATH_MAX + 256];
     unsigned port = 0;
 
     log_init("taskserver");
@@ -82,6 +82,7 @@ int main(int argc, char **argv)
     if (rc < 0)
         return 2;
     log_set_quiet(cfg.quiet);
+    log_set_format(cfg.log_format == CONFIG_LOG_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
 
     memset(&rep, 0, sizeof(rep));
     int check_flags = TASK_STORE_REPAIR | (cfg.fsync ? TASK_STORE_FSYNC : 0);
@@ -103,6 +104,11 @@ int main(int argc, char **argv)
         log_info("tracing to %s/worker-PID.trace, at most %u events per worker", cfg.trace_dir,
                  cfg.trace_max_events);
     }
+    /* Opened once, before fork: every worker appends through the same descriptor. */
+    if (access_log_open(cfg.access_log, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return 1;
+    }
 
     int fd = net_listen(cfg.bind, cfg.port, TASKSERVER_BACKLOG, &port, err, sizeof(err));
     if (fd < 0) {
@@ -115,15 +121,10 @@ int main(int argc, char **argv)
         snprintf(abs_path, sizeof(abs_path), "%s", cfg.file);
     }
     /* Tests and scripts parse "listening on ADDR:PORT" from this line: keep the phrase. */
-    int n = snprintf(line, sizeof(line),
-                     "taskserver %s: listening on %s%s%s:%u, %u worker%s, locking %s, file %s\n",
-                     version_string(), strchr(cfg.bind, ':') != NULL ? "[" : "", cfg.bind,
-                     strchr(cfg.bind, ':') != NULL ? "]" : "", port, cfg.workers,
-                     cfg.workers == 1 ? "" : "s", version_locking() ? "on" : "OFF", abs_path);
-    if (n > 0) {
-        ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line));
-        (void)w; /* nowhere better to report a failed write to stderr */
-    }
+    log_info("taskserver %s: listening on %s%s%s:%u, %u worker%s, locking %s, file %s",
+             version_string(), strchr(cfg.bind, ':') != NULL ? "[" : "", cfg.bind,
+             strchr(cfg.bind, ':') != NULL ? "]" : "", port, cfg.workers,
+             cfg.workers == 1 ? "" : "s", version_locking() ? "on" : "OFF", abs_path);
 
     /* The signals that stop the server stay blocked after master_run(), which
      * blocks them itself and restores this mask when it returns: a second

@@ -12,11 +12,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include "access_log.h"
 #include "api.h"
 #include "board.h"
 #include "conn.h"
 #include "event_loop.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "task_store.h"
 #include "trace.h"
@@ -41,6 +43,9 @@ struct worker {
     struct trace *trace; /* --trace: this worker's event log, else NULL */
 };
 
+/* The store's one observer: fans each event out to whoever watches (metrics;
+ * tracing joins here). Called inside store calls, possibly under the file
+ * lock: every branch must be quick, must not block and must not call the store. */
 static void worker_on_signal(int sig)
 {
     int saved_errno = errno;
@@ -87,6 +92,8 @@ static int worker_signals(sigset_t *wait_mask)
 static void worker_observe(void *arg, const struct task_store_event *ev)
 {
     struct worker *w = arg;
+    if (METRICS_ENABLED)
+        metrics_observe_store(ev);
     if (w->trace != NULL)
         trace_store_event(w->trace, ev);
 }
@@ -214,6 +221,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         .cfg = cfg, .board = board, .index = index, .listen_fd = listen_fd, .spare_fd = -1};
     struct event_loop *loop = NULL;
     struct api *api = NULL;
+    struct access_log *access_log = NULL;
     sigset_t wait_mask;
     char err[512];
     int status = 1;
@@ -221,6 +229,10 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     int64_t no_file_reported = -1;
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
+    /* Per-request errors (a stopped lock holder: one 503 each) must not flood the log. */
+    log_set_rate_limit(1);
+    /* The slot of the worker this one replaces, if any: its counts go on. */
+    metrics_worker_start(index);
     /* The master may die without telling us (SIGKILL): then finish up like
      * on SIGTERM. The check after prctl closes the race where it died first. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
@@ -253,7 +265,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
          * always logged (the store option is for tests). */
         .quiet = 0,
         /* No observer when nobody watches: the store then reads no clock for it. */
-        .observe = w.trace != NULL ? worker_observe : NULL,
+        .observe = METRICS_ENABLED || w.trace != NULL ? worker_observe : NULL,
         .observe_arg = &w,
     };
     w.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -273,6 +285,12 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     }
     if (w.trace != NULL)
         conn_server_on_response(w.srv, worker_on_response, &w);
+    access_log = access_log_create();
+    if (access_log == NULL && errno != 0) {
+        log_error("access log buffer: %s", strerror(errno));
+        goto out;
+    }
+    conn_server_set_access_log(w.srv, access_log);
     /* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
     if (event_loop_add(loop, listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE, worker_on_accept,
                        &w) < 0) {
@@ -305,10 +323,15 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         /* With no connection the next wait may last forever: then write what is buffered. */
         if (w.trace != NULL)
             trace_turn(w.trace, conn_server_count(w.srv) == 0);
+        /* Once per loop turn, not per request: one write for a whole batch. */
+        access_log_flush(access_log);
+        log_flush_suppressed(0);
     }
     status = 0;
 out:
     conn_server_free(w.srv);
+    access_log_free(access_log);
+    log_flush_suppressed(1);
     api_free(api);
     event_loop_free(loop);
     if (w.spare_fd >= 0)

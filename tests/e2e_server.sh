@@ -351,7 +351,8 @@ EOF
     local log_line wpid
     log_line=$(grep 'stored task 1 ' "$SERVER_LOG")
     check_match "per-task log line format" \
-        '^taskserver\[[0-9]+\]: worker [0-9]+: stored task 1 "primera" from api$' "$log_line"
+        '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z taskserver\[[0-9]+\]: worker [0-9]+: stored task 1 "primera" from api$' \
+        "$log_line"
     wpid=$(printf '%s\n' "$log_line" | sed -n 's/.*: worker \([0-9]*\): stored.*/\1/p')
     check_eq "per-task log line: PID $wpid is a worker of the master" yes \
         "$(children_of "$SERVER_PID" | grep -qx "$wpid" && echo yes || echo "no (workers: $(children_of "$SERVER_PID" | tr '\n' ' '))")"

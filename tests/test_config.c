@@ -481,7 +481,7 @@ START_TEST(test_help)
         "--quiet",
         "default off; env TASKSERVER_QUIET",
         "--trace DIR",
-        "default none; env TASKSERVER_TRACE",
+        "default off; env TASKSERVER_TRACE",
         "--trace-max-events N",
         "default 100000; env TASKSERVER_TRACE_MAX_EVENTS",
         "--version",
