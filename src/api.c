@@ -285,6 +285,11 @@ static void api_store_error(struct api *api, const char *what, struct api_respon
                   "tasks.json is damaged, nothing was stored: GET /health, the server log and "
                   "taskctl check say where",
                   resp);
+    else if (e == EIO && strstr(cause, "fdatasync") != NULL)
+        api_error(api, 500,
+                  "tasks.json could not be made durable (an fdatasync failed): nothing is "
+                  "stored until the server is restarted",
+                  resp);
     else if (e == ESTALE)
         api_error(api, 500,
                   "tasks.json was changed by another program while the task was written: "
@@ -515,7 +520,10 @@ static void api_health(struct api *api, struct api_response *resp)
     } else if (task_store_count(api->store, &num_tasks, api->err, sizeof(api->err)) < 0) {
         int e = errno;
         why = api->err[0] ? api->err : strerror(e);
-        status = e == EBADMSG ? "damaged" : api_no_file_errno(e) ? "unavailable" : "error";
+        status = e == EBADMSG               ? "damaged"
+                 : api_no_file_errno(e)     ? "unavailable"
+                 : strstr(why, "fdatasync") ? "failed"
+                                            : "error";
         if (api_no_file_errno(e))
             api_file_state(api, why);
     } else {

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/mman.h>
 
+#include "task_store.h"
+
 struct board_slot {
     _Atomic int64_t no_file_since_ms; /* 0: the worker can use tasks.json */
     _Atomic uint32_t connections;     /* open connections; BOARD_NO_WORKER: no worker */
@@ -14,23 +16,34 @@ struct board_slot {
 struct board {
     unsigned num_slots;
     size_t size;
+    struct task_store_shared *store; /* after the slots, in the same mapping */
     struct board_slot slots[];
 };
 
 struct board *board_create(unsigned num_workers)
 {
-    size_t size = sizeof(struct board) + num_workers * sizeof(struct board_slot);
+    size_t slots = sizeof(struct board) + num_workers * sizeof(struct board_slot);
+    size_t align = _Alignof(max_align_t);
+    slots = (slots + align - 1) / align * align;
+    size_t size = slots + task_store_shared_size();
     /* Anonymous and shared: inherited by every fork, no file, no name. */
     struct board *b = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED)
         return NULL;
     b->num_slots = num_workers;
     b->size = size;
+    b->store = (struct task_store_shared *)((char *)b + slots);
+    task_store_shared_init(b->store);
     for (unsigned i = 0; i < num_workers; i++) {
         atomic_init(&b->slots[i].no_file_since_ms, 0);
         atomic_init(&b->slots[i].connections, BOARD_NO_WORKER);
     }
     return b;
+}
+
+struct task_store_shared *board_store_shared(struct board *b)
+{
+    return b != NULL ? b->store : NULL;
 }
 
 void board_free(struct board *b)

@@ -1,4 +1,5 @@
-/* board.h - what each worker tells the master: a shared page, one slot per worker.
+/* board.h - the page the master shares with its workers: one slot per worker (what each tells
+ * the master), and the store's group-commit state (what the workers tell each other).
  *
  *     struct board *b = board_create(num_workers);   master, before the first fork
  *     worker, whenever it changes:   board_set_file(b, index, ok, now_ms);
@@ -24,6 +25,10 @@ struct board;
 
 struct board *board_create(unsigned num_workers);
 void board_free(struct board *b);
+
+/* The store's shared state (task_store.h, task_store_sync.c), for every
+ * worker's store options. */
+struct task_store_shared *board_store_shared(struct board *b);
 
 /* Slot index says whether its worker can use tasks.json (ok), or since when
  * (monotonic ms) it cannot: it could not open the file, or the path names

@@ -54,8 +54,8 @@ static const struct config_option config_options[] = {
      "wait for the file lock, then 503; 0 waits forever"},
     {"max-body", CONFIG_UINT, CONFIG_FIELD(max_body), 0, 1073741824, "BYTES",
      "largest request body (413)"},
-    {"max-connections", CONFIG_UINT, CONFIG_FIELD(max_connections), 1, 1048576, "N",
-     "open connections per worker (503)"},
+    {"max-connections", CONFIG_UINT, CONFIG_FIELD(max_connections), 0, 1048576, "N",
+     "open connections per worker (503); 0: the open file limit minus 64"},
     {"max-request-line", CONFIG_UINT, CONFIG_FIELD(max_request_line), 16, 1048576, "BYTES",
      "longest request line (414)"},
     {"max-header-bytes", CONFIG_UINT, CONFIG_FIELD(max_header_bytes), 64, 1048576, "BYTES",
@@ -109,7 +109,7 @@ static void config_set_defaults(struct config *cfg)
     cfg->race_window_us = 0;
     cfg->lock_timeout_ms = 5000;
     cfg->max_body = 65536;
-    cfg->max_connections = 4096;
+    cfg->max_connections = 0; /* from RLIMIT_NOFILE at start (taskserver.c) */
     cfg->max_request_line = 8192;
     cfg->max_header_bytes = 16384;
     cfg->max_headers = 100;

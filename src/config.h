@@ -24,7 +24,7 @@ struct config {
     unsigned race_window_us;       /* store option, default 0 */
     unsigned lock_timeout_ms;      /* default 5000; 0 waits forever */
     size_t max_body;               /* default 65536 -> 413 */
-    unsigned max_connections;      /* per worker, default 4096 -> 503 */
+    unsigned max_connections;      /* per worker; 0 (default): from the open file limit */
     size_t max_request_line;       /* default 8192 -> 414 */
     size_t max_header_bytes;       /* default 16384 -> 431 */
     size_t max_headers;            /* default 100 -> 431 */

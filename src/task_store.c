@@ -300,6 +300,7 @@ void task_store_close(struct task_store *s)
     free(s->stage);
     free(s->wbuf);
     free(s->vbuf);
+    free(s->own_shared);
     free(s);
 }
 
@@ -530,6 +531,7 @@ static int store_examine(struct task_store *s, char *err, size_t err_len)
     int flags = (s->writable ? TASK_STORE_REPAIR : 0) | (s->opts.fsync ? TASK_STORE_FSYNC : 0);
     s->size_hint = 0;
     struct task_store_event ev = {.kind = TASK_STORE_EV_OUTSIDE};
+    store_sync_shrunk(s); /* whatever happens below, earlier bytes may change */
     if (store_repair_locked(s->cur.fd, s->path, &s->sc, flags, &rep, err, err_len) == 0) {
         ev.what = rep.canonicalized ? "rewritten" : rep.torn_cut ? "torn" : "emptied";
         store_emit(s, &ev);
@@ -582,6 +584,7 @@ static uint64_t store_sum(const char *p, size_t n)
 static void store_undo_append(struct task_store *s, off_t size, uint64_t last_id)
 {
     int saved = errno;
+    store_sync_shrunk(s);
     const char *close_str = last_id > 0 ? "\n]\n" : "]\n";
     size_t close_len = strlen(close_str);
     if (store_ftruncate(s->cur.fd, size) < 0 ||
@@ -726,30 +729,15 @@ static void store_emit_writes(struct task_store *s, off_t off, size_t len, uint6
     }
 }
 
-static int store_fsync_observed(struct task_store *s)
-{
-    int64_t t0 = s->opts.observe != NULL ? store_now_ns() : 0;
-    int fr = store_fdatasync(s->cur.fd);
-    if (s->opts.observe != NULL) {
-        int saved = errno;
-        struct task_store_event ev = {.kind = TASK_STORE_EV_FSYNC};
-        ev.t_ns = store_now_ns();
-        ev.duration_ns = ev.t_ns - t0;
-        ev.error = fr < 0 ? saved : 0;
-        store_emit(s, &ev);
-        errno = saved;
-    }
-    return fr;
-}
-
 /* One attempt at a commit, with the write lock held on s->cur. Returns 0
  * (stored; *first_id), 1 (the path moved during the write: undone, try again),
  * or -1 with errno and err. */
 static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *err, size_t err_len)
 {
     struct store_tail ti;
-    if (store_tail_for_write(s, &ti, err, err_len) < 0)
+    if (store_sync_refused(s, err, err_len) < 0 || store_tail_for_write(s, &ti, err, err_len) < 0)
         return -1;
+    uint64_t epoch = store_sync_epoch(s, ti.size);
     /* The record before ours, as the tail read found it: compared again after the write. */
     uint64_t before_sum = ti.last_id > 0 ? store_sum(ti.line, (size_t)(ti.end - ti.line_start)) : 0;
     off_t off = ti.last_id > 0 ? ti.size - 3 : 2;
@@ -782,11 +770,6 @@ static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *e
     }
     if (s->opts.observe != NULL)
         store_emit_writes(s, off, len, *first_id);
-    if (s->opts.fsync && store_fsync_observed(s) < 0) {
-        store_err(err, err_len, "%s: fdatasync: %s", s->path, strerror(errno));
-        store_undo_append(s, ti.size, ti.last_id);
-        return -1;
-    }
     /* I7: the bytes are there, and the file is still the one at the path. */
     struct stat st;
     int gone;
@@ -809,6 +792,9 @@ static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *e
         return -1;
     }
     s->size_hint = off + (off_t)len;
+    s->commit_epoch = epoch;
+    s->commit_end = off + (off_t)len;
+    store_sync_committed(s, epoch, s->commit_end);
     return 0;
 }
 
@@ -854,6 +840,11 @@ int task_store_commit(struct task_store *s, struct task_meta *metas, char *err, 
     if (rc != 0) {
         errno = EAGAIN;
         store_err(err, err_len, "%s: keeps being replaced during appends; try again", s->path);
+        rc = -1;
+        goto out;
+    }
+    /* Durable after the lock, not under it (task_store_sync.c). */
+    if (s->opts.fsync && store_sync(s, s->commit_epoch, s->commit_end, err, err_len) < 0) {
         rc = -1;
         goto out;
     }
@@ -1039,6 +1030,8 @@ int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_
      * the snapshot, under the lock, so that an error is the store's
      * considered answer. */
     struct store_tail ti;
+    if (store_sync_refused(s, err, err_len) < 0)
+        return -1; /* a health check must say so */
     /* The path at most every STORE_COUNT_FOLLOW_MS: a stat() per /health
      * would be a quarter of its cost, and a health check may be that late. */
     int64_t now = store_now_ms();
@@ -1058,6 +1051,40 @@ int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_
     *num = snap.num_tasks;
     task_store_snapshot_release(s, &snap);
     return 0;
+}
+
+/* Copies the record line that starts at start (its bytes up to the next
+ * newline, without a trailing ',') into line. have: the bytes [start, limit)
+ * already in memory (have_len of them), or NULL. Returns 1, or -1 (errno). */
+static int store_copy_line(int fd, off_t start, off_t limit, const char *have, size_t have_len,
+                           char *line, size_t line_cap, size_t *line_len)
+{
+    const char *nl = have != NULL ? memchr(have, '\n', have_len) : NULL;
+    size_t len;
+    if (nl != NULL) {
+        len = (size_t)(nl - have);
+        if (len > line_cap) {
+            errno = ENOBUFS;
+            return -1;
+        }
+        memcpy(line, have, len);
+    } else {
+        size_t want = (size_t)(limit - start) < line_cap ? (size_t)(limit - start) : line_cap;
+        ssize_t got = store_pread_full(fd, line, want, start);
+        if (got < 0)
+            return -1;
+        nl = memchr(line, '\n', (size_t)got);
+        len = nl != NULL ? (size_t)(nl - line) : (size_t)got;
+        if (nl == NULL && (size_t)got == line_cap && start + (off_t)got < limit) {
+            errno = ENOBUFS;
+            return -1;
+        }
+    }
+    if (len > 0 && line[len - 1] == ',')
+        len--;
+    if (line_len != NULL)
+        *line_len = len;
+    return 1;
 }
 
 /* Finds the first record line that starts after byte from (a '\n' at or
@@ -1094,55 +1121,85 @@ static int store_next_record(struct task_store *s, int fd, off_t from, off_t lim
     return 0;
 }
 
-int task_store_find(struct task_store *s, const struct task_store_snapshot *snap, uint64_t id,
-                    char *line, size_t line_cap, size_t *line_len)
+/* The slow way, from byte from: record after record until id or past it. */
+static int store_find_forward(struct task_store *s, const struct task_store_snapshot *snap,
+                              off_t from, uint64_t id, char *line, size_t line_cap,
+                              size_t *line_len)
 {
-    off_t limit = snap->prefix_len;
-    off_t lo = 0, hi = limit, start = 0;
+    off_t start = 0;
     uint64_t v = 0;
-    int r;
-
-    if (id == 0 || id > snap->num_tasks)
-        return 0; /* ids are exactly 1..num_tasks */
-    /* Invariant: the line of id starts in [lo, hi). A probe at mid finds the
-     * first record starting after mid; its id says which half to keep. */
-    while (hi - lo > STORE_TAIL_BLOCK) {
-        off_t mid = lo + (hi - lo) / 2;
-        r = store_next_record(s, snap->fd, mid, limit, &start, &v);
-        if (r < 0)
-            return -1;
-        if (r == 1 && v == id)
-            goto found;
-        if (r == 1 && v < id)
-            lo = start + 1;
-        else
-            hi = mid + 1;
-    }
-    for (off_t p = lo > 0 ? lo - 1 : 0;; p = start) {
-        r = store_next_record(s, snap->fd, p, limit, &start, &v);
+    for (off_t p = from > 0 ? from - 1 : 0;; p = start) {
+        int r = store_next_record(s, snap->fd, p, snap->prefix_len, &start, &v);
         if (r <= 0)
             return r;
         if (v == id)
-            goto found;
+            return store_copy_line(snap->fd, start, snap->prefix_len, NULL, 0, line, line_cap,
+                                   line_len);
         if (v > id)
             return 0;
     }
-found:;
-    size_t want = (size_t)(limit - start) < line_cap ? (size_t)(limit - start) : line_cap;
-    ssize_t got = store_pread_full(snap->fd, line, want, start);
-    if (got < 0)
-        return -1;
-    char *nl = memchr(line, '\n', (size_t)got);
-    size_t len = nl != NULL ? (size_t)(nl - line) : (size_t)got;
-    if (nl == NULL && (size_t)got == line_cap && start + (off_t)got < limit) {
-        errno = ENOBUFS;
-        return -1;
+}
+
+/* Finds id by interpolation. Ids are positions 1..n and records have nearly
+ * the same length, so the id tells roughly where its line is: a block
+ * centered on the guess usually holds the line (one pread(), and the line is
+ * copied from it). When it does not, the records the block did hold bound the
+ * search more tightly and the next guess interpolates between those bounds.
+ * Invariant: the line of id starts in [lo, hi), where the record at lo has id
+ * lo_id and the one at hi id hi_id (hi_id = n + 1: just past the end). A block
+ * that narrows nothing (records longer than a block) hands over to the
+ * record-by-record scan from lo. Returns 1 found, 0 absent, -1 error (errno). */
+int task_store_find(struct task_store *s, const struct task_store_snapshot *snap, uint64_t id,
+                    char *line, size_t line_cap, size_t *line_len)
+{
+    char *buf = s->sc.scan;
+    off_t limit = snap->prefix_len;
+    off_t lo = 2, hi = limit + 2;
+    uint64_t lo_id = 1, hi_id = snap->num_tasks + 1;
+
+    if (id == 0 || id > snap->num_tasks)
+        return 0; /* ids are exactly 1..num_tasks */
+    for (;;) {
+        double frac = (double)(id - lo_id) / (double)(hi_id - lo_id);
+        off_t guess = lo + (off_t)(frac * (double)(hi - lo));
+        off_t at = guess - STORE_TAIL_BLOCK / 2;
+        if (at > limit - STORE_TAIL_BLOCK)
+            at = limit - STORE_TAIL_BLOCK;
+        if (at < lo - 1)
+            at = lo - 1; /* from the '\n' before the line at lo */
+        size_t n =
+            (size_t)(limit - at) < STORE_TAIL_BLOCK ? (size_t)(limit - at) : STORE_TAIL_BLOCK;
+        if (store_pread_full(snap->fd, buf, n, at) != (ssize_t)n) {
+            if (errno == 0)
+                errno = EIO;
+            return -1;
+        }
+        /* The record lines that start in the block, ids ascending. */
+        int narrowed = 0;
+        for (size_t i = 0; i + 1 < n; i++) {
+            if (buf[i] != '\n')
+                continue;
+            uint64_t v = store_line_id(buf + i + 1, n - i - 1);
+            off_t start = at + (off_t)i + 1;
+            if (v == id)
+                return store_copy_line(snap->fd, start, limit, buf + i + 1, n - i - 1, line,
+                                       line_cap, line_len);
+            if (v == 0)
+                continue; /* "]", or an id cut by the block's end */
+            if (v < id && v > lo_id) {
+                lo = start;
+                lo_id = v;
+                narrowed = 1;
+            } else if (v > id && v < hi_id) {
+                hi = start;
+                hi_id = v;
+                narrowed = 1;
+                break; /* later ones are greater still */
+            }
+        }
+        if (!narrowed)
+            return store_find_forward(s, snap, lo, id, line, line_cap, line_len);
     }
-    if (len > 0 && line[len - 1] == ',')
-        len--;
-    if (line_len != NULL)
-        *line_len = len;
-    return 1;
 }
 
 /* ---- reset ---- */
@@ -1163,6 +1220,7 @@ int task_store_reset(struct task_store *s, char *err, size_t err_len)
         return -1;
     /* Truncate first: a crash in between leaves 0 bytes, which every writer
      * and the start-up check treat as an empty list. */
+    store_sync_shrunk(s);
     if (store_ftruncate(s->cur.fd, 0) < 0 || store_pwrite_full(s->cur.fd, "[\n]\n", 4, 0) < 0) {
         store_err(err, err_len, "%s: reset: %s", s->path, strerror(errno));
         goto out;

@@ -109,16 +109,25 @@ struct task_store_event {
 
 typedef void task_store_observe_fn(void *arg, const struct task_store_event *ev);
 
+/* What the processes of one server share about the file, for group commit
+ * (see task_store_sync.c): the master puts one in a MAP_SHARED mapping before
+ * fork, and every worker's store gets it in opts.shared. */
+struct task_store_shared;
+size_t task_store_shared_size(void);
+void task_store_shared_init(struct task_store_shared *sh);
+
 struct task_store_options {
-    int fsync;                      /* fdatasync() before an append reports success */
-    unsigned race_window_us;        /* sleep inside the critical section (demo and tests) */
-    unsigned lock_timeout_ms;       /* 0: wait for the lock as long as it takes; after a wait
-                                       ran out, waits in the next lock_timeout_ms are cut short
-                                       (see store_timed_lock in task_store.c) */
-    long crash_after_bytes;         /* test hook, < 0 off: write only this many bytes of the
-                                       next append, then raise SIGKILL (a writer dying mid-append) */
-    int quiet;                      /* do not log repairs of a torn tail (errors still logged) */
-    task_store_observe_fn *observe; /* NULL: nobody watches (no clock is read for it) */
+    int fsync;                        /* an append reports success once it is on disk: a
+                                         fdatasync() after the lock, shared (group commit) */
+    unsigned race_window_us;          /* sleep inside the critical section (demo and tests) */
+    unsigned lock_timeout_ms;         /* 0: wait for the lock as long as it takes; after a wait
+                                         ran out, waits in the next lock_timeout_ms are cut short
+                                         (see store_timed_lock in task_store.c) */
+    long crash_after_bytes;           /* test hook, < 0 off: write only this many bytes of the
+                                         next append, then raise SIGKILL (a writer dying mid-append) */
+    int quiet;                        /* do not log repairs of a torn tail (errors still logged) */
+    struct task_store_shared *shared; /* NULL: on its own (taskctl); see above */
+    task_store_observe_fn *observe;   /* NULL: nobody watches (no clock is read for it) */
     void *observe_arg;
 };
 

@@ -120,6 +120,22 @@ int store_cut_tail(int fd, const char *path, struct store_scratch *sc, struct st
 int store_repair_locked(int fd, const char *path, struct store_scratch *sc, int flags,
                         struct task_store_report *rep, char *err, size_t err_len);
 
+/* ---- task_store_sync.c: durability, group commit ---- */
+
+/* The shared page, or the store's own state when it has none (NULL: ENOMEM). */
+struct task_store_shared *store_shared(struct task_store *s);
+/* -1 (errno EIO, err) once any sync of this server failed: nothing more is stored. */
+int store_sync_refused(struct task_store *s, char *err, size_t err_len);
+/* Under the write lock, before a commit to a file of size size: its epoch. */
+uint64_t store_sync_epoch(struct task_store *s, off_t size);
+/* Under the write lock, after a commit that left the file at end. */
+void store_sync_committed(struct task_store *s, uint64_t epoch, off_t end);
+/* Under the write lock, after our own write that cut or changed earlier bytes. */
+void store_sync_shrunk(struct task_store *s);
+/* After the lock: bytes [0, end) of epoch on disk, by our fdatasync or another's.
+ * Returns 0, or -1 (errno EIO, err): the sync failed, now or in another worker. */
+int store_sync(struct task_store *s, uint64_t epoch, off_t end, char *err, size_t err_len);
+
 /* ---- the store itself (task_store.c) ---- */
 
 #define STORE_RETIRED_MAX 16 /* earlier files still read by streams */
@@ -174,11 +190,14 @@ struct task_store {
     struct store_scratch sc;
     struct store_damage damage;
     off_t size_hint; /* file size after our last tail read or write, 0 unknown: a guess only */
-    int64_t write_busy_until_ms; /* a write lock wait ran out: see store_timed_lock() */
-    int64_t read_busy_until_ms;  /* the same for a read lock */
-    int64_t locked_at_ns;        /* when the lock now held was granted (observer only) */
-    int64_t count_followed_ms;   /* task_store_count() last looked at the path */
-    short locked_type;           /* its type */
+    int64_t write_busy_until_ms;          /* a write lock wait ran out: see store_timed_lock() */
+    int64_t read_busy_until_ms;           /* the same for a read lock */
+    int64_t locked_at_ns;                 /* when the lock now held was granted (observer only) */
+    int64_t count_followed_ms;            /* task_store_count() last looked at the path */
+    struct task_store_shared *own_shared; /* without opts.shared (store_shared()) */
+    uint64_t commit_epoch;                /* the last commit: its epoch and end, for store_sync() */
+    off_t commit_end;
+    short locked_type; /* its type */
 };
 
 #endif

@@ -41,15 +41,20 @@ static void taskserver_log_check(const char *path, const struct task_store_repor
         log_info("%s: %llu tasks", path, n);
 }
 
-/* Each connection costs a descriptor, so take what the hard limit allows. */
-static void taskserver_raise_nofile(const struct config *cfg)
+#define TASKSERVER_FD_RESERVE 64        /* a worker's own descriptors, besides connections */
+#define TASKSERVER_AUTO_CONN_MAX 1048576 /* --max-connections 0 never goes above this */
+
+/* Each connection costs a descriptor, so take what the hard limit allows; and
+ * with --max-connections 0 (the default) let each worker hold as many
+ * connections as that leaves it (each worker is a process: the limit is per
+ * worker). */
+static void taskserver_raise_nofile(struct config *cfg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
         log_warn("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-        return;
-    }
-    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max = 1024;
+    } else if (rl.rlim_cur < rl.rlim_max) {
         struct rlimit want = rl;
         want.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &want) == 0)
@@ -58,11 +63,19 @@ static void taskserver_raise_nofile(const struct config *cfg)
             log_warn("raise RLIMIT_NOFILE from %llu to %llu: %s", (unsigned long long)rl.rlim_cur,
                      (unsigned long long)rl.rlim_max, strerror(errno));
     }
-    /* A few descriptors go to the listening socket, epoll, tasks.json and stdio. */
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)cfg->max_connections + 32)
-        log_warn("open file limit %llu is below --max-connections %u + 32: workers will "
+    rlim_t usable = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > TASKSERVER_AUTO_CONN_MAX
+                        ? TASKSERVER_AUTO_CONN_MAX
+                        : rl.rlim_cur;
+    if (cfg->max_connections == 0) {
+        cfg->max_connections =
+            usable > 2 * TASKSERVER_FD_RESERVE ? (unsigned)(usable - TASKSERVER_FD_RESERVE) : 64;
+        log_info("at most %u connections per worker (open file limit %llu)",
+                 cfg->max_connections, (unsigned long long)rl.rlim_cur);
+    } else if (usable < (rlim_t)cfg->max_connections + TASKSERVER_FD_RESERVE) {
+        log_warn("open file limit %llu is below --max-connections %u + %d: workers will "
                  "refuse connections early",
-                 (unsigned long long)rl.rlim_cur, cfg->max_connections);
+                 (unsigned long long)rl.rlim_cur, cfg->max_connections, TASKSERVER_FD_RESERVE);
+    }
 }
 
 int main(int argc, char **argv)

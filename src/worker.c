@@ -265,6 +265,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
          * always logged (the store option is for tests). */
         .quiet = 0,
         /* No observer when nobody watches: the store then reads no clock for it. */
+        .shared = board_store_shared(board), /* group commit with the other workers */
         .observe = METRICS_ENABLED || w.trace != NULL ? worker_observe : NULL,
         .observe_arg = &w,
     };
