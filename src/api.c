@@ -111,6 +111,27 @@ void api_free(struct api *api)
     free(api);
 }
 
+/* Whether a store error means that the file at the path cannot be used at all
+ * (rather than a busy lock, a full disk or damage inside it). */
+static int api_no_file_errno(int e)
+{
+    return e == ENOENT || e == EACCES || e == EPERM || e == EISDIR || e == EINVAL || e == ENOTDIR ||
+           e == EROFS || e == ELOOP || e == EMFILE || e == ENFILE || e == EBADF ||
+           e == ENAMETOOLONG;
+}
+
+void api_check_file(struct api *api)
+{
+    uint64_t num;
+    char err[512] = "";
+    if (!api_open_store(api))
+        return; /* api_open_store() noted why */
+    if (task_store_count(api->store, &num, err, sizeof(err)) == 0)
+        api_file_state(api, NULL);
+    else if (api_no_file_errno(errno))
+        api_file_state(api, err[0] ? err : strerror(errno));
+}
+
 struct task_store *api_store(struct api *api)
 {
     return api->store;
@@ -236,15 +257,6 @@ void api_error(struct api *api, int status, const char *message, struct api_resp
     out[9 + n] = '}';
     resp->body = out;
     resp->body_len = 9 + (size_t)n + 1;
-}
-
-/* Whether a store error means that the file at the path cannot be used at all
- * (rather than a busy lock, a full disk or damage inside it). */
-static int api_no_file_errno(int e)
-{
-    return e == ENOENT || e == EACCES || e == EPERM || e == EISDIR || e == EINVAL || e == ENOTDIR ||
-           e == EROFS || e == ELOOP || e == EMFILE || e == ENFILE || e == EBADF ||
-           e == ENAMETOOLONG;
 }
 
 /* Maps a failed store call to a status, in one place, logging the cause with

@@ -79,6 +79,11 @@ struct api *api_create(const struct config *cfg, const struct task_store_options
 /* Closes the store too. */
 void api_free(struct api *api);
 
+/* Looks at the file as a request would (opening it, following its path),
+ * so that api_no_file_since() is true without traffic: the worker calls it
+ * about once a second. */
+void api_check_file(struct api *api);
+
 /* The store, or NULL while the file cannot be opened (tests). */
 struct task_store *api_store(struct api *api);
 

@@ -557,6 +557,16 @@ static int store_tail_for_write(struct task_store *s, struct store_tail *ti, cha
 {
     char saved[4096];
     int rc = store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, ti, err, err_len);
+    /* Not what we left: a tail that is not ours, a torn one (a dying writer's,
+     * or a program still writing: cp copies in chunks), or a file shorter than
+     * our last commit left it (truncated by someone). Let a writer finish
+     * before judging anything, and look again. */
+    off_t last = store_sync_last_end(s);
+    if ((rc < 0 && errno == EBADMSG) || (rc == 0 && (ti->torn || ti->size < last))) {
+        store_settle(s->cur.fd);
+        s->size_hint = 0;
+        rc = store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, ti, err, err_len);
+    }
     if (rc < 0 && errno == EBADMSG && store_examine(s, err, err_len) == 0)
         rc = store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, ti, err, err_len);
     if (rc < 0)
@@ -730,8 +740,8 @@ static void store_emit_writes(struct task_store *s, off_t off, size_t len, uint6
 }
 
 /* One attempt at a commit, with the write lock held on s->cur. Returns 0
- * (stored; *first_id), 1 (the path moved during the write: undone, try again),
- * or -1 with errno and err. */
+ * (stored; *first_id), 1 (the file changed under us: nothing written, or the
+ * write undone; try again), or -1 with errno and err. */
 static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *err, size_t err_len)
 {
     struct store_tail ti;
@@ -753,6 +763,16 @@ static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *e
         return -1;
     }
 
+    /* A program that truncates the file without the lock (cp, the shell's >)
+     * between our tail read and our write would get a hole of zeros and our
+     * record behind its bytes. Look once more right before writing: the
+     * window left is the gap between two system calls (I7 catches the rest).
+     * Before the race window, which must keep showing the race it is for. */
+    struct stat now;
+    if (fstat(s->cur.fd, &now) == 0 && now.st_size != ti.size) {
+        s->size_hint = 0;
+        return 1; /* changed since the tail read: read it again */
+    }
     if (s->opts.race_window_us > 0)
         store_sleep_us(s->opts.race_window_us);
     if (s->opts.crash_after_bytes >= 0) {

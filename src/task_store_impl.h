@@ -128,6 +128,9 @@ struct task_store_shared *store_shared(struct task_store *s);
 int store_sync_refused(struct task_store *s, char *err, size_t err_len);
 /* Under the write lock, before a commit to a file of size size: its epoch. */
 uint64_t store_sync_epoch(struct task_store *s, off_t size);
+/* The size our last commit left the file at, or -1 when unknown (another file,
+ * our own cut or reset since): a smaller file was truncated by someone else. */
+off_t store_sync_last_end(struct task_store *s);
 /* Under the write lock, after a commit that left the file at end. */
 void store_sync_committed(struct task_store *s, uint64_t epoch, off_t end);
 /* Under the write lock, after our own write that cut or changed earlier bytes. */

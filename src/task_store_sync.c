@@ -122,6 +122,15 @@ uint64_t store_sync_epoch(struct task_store *s, off_t size)
     return epoch;
 }
 
+off_t store_sync_last_end(struct task_store *s)
+{
+    struct task_store_shared *sh = store_shared(s);
+    if (sh == NULL || atomic_load_explicit(&sh->ino, memory_order_relaxed) != (uint64_t)s->cur.ino)
+        return -1;
+    uint64_t end = atomic_load_explicit(&sh->state, memory_order_relaxed) & STORE_END_MASK;
+    return end == STORE_END_MASK ? -1 : (off_t)end;
+}
+
 void store_sync_committed(struct task_store *s, uint64_t epoch, off_t end)
 {
     struct task_store_shared *sh = store_shared(s);

@@ -383,6 +383,18 @@ int store_cut_tail(int fd, const char *path, struct store_scratch *sc, struct st
     const char *close_str = ti->last_id > 0 ? "\n]\n" : "[\n]\n";
     size_t close_len = strlen(close_str);
     off_t close_at = ti->last_id > 0 ? ti->end : 0;
+    /* Saving the cut bytes took a while (a file and its fsync): a program
+     * writing without the lock may have grown the file meanwhile, and what
+     * looked torn was its copy in progress. Cut only what was read. */
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size != ti->size) {
+        if (saved[0] != '\0')
+            unlink(saved);
+        saved[0] = '\0';
+        errno = EAGAIN;
+        store_err(err, err_len, "%s: changed by another program while its tail was repaired", path);
+        return -1;
+    }
     if (store_pwrite_full(fd, close_str, close_len, close_at) < 0 ||
         store_ftruncate(fd, close_at + (off_t)close_len) < 0) {
         store_err(err, err_len, "%s: repair torn tail at byte %lld: %s", path, (long long)ti->end,

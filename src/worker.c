@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -23,7 +24,15 @@
 #include "task_store.h"
 #include "trace.h"
 
-#define WORKER_ACCEPT_BATCH 64 /* accepts per wake-up: fairness with open connections */
+#define WORKER_ACCEPT_BATCH 64    /* accepts per wake-up: fairness with open connections */
+#define WORKER_FILE_CHECK_MS 1000 /* how often a worker looks at the file by itself */
+
+static int64_t worker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static volatile sig_atomic_t worker_stop;     /* SIGTERM, SIGINT: graceful */
 static volatile sig_atomic_t worker_stop_now; /* SIGQUIT: immediate */
@@ -227,6 +236,7 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
     int status = 1;
 
     int64_t no_file_reported = -1;
+    int64_t file_checked_ms = worker_now_ms();
     log_init("taskserver");
     log_set_quiet(cfg->quiet);
     /* Per-request errors (a stopped lock holder: one 503 each) must not flood the log. */
@@ -315,7 +325,15 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         }
         if (!w.accepting && conn_server_count(w.srv) == 0)
             break;
-        int timeout = conn_server_count(w.srv) > 0 ? CONN_TICK_MS : -1;
+        /* About once a second, even with nothing to do: is the file still usable?
+         * (The master gives up when no worker can use it: an idle worker must
+         * know too, not only the one that gets the requests.) */
+        int64_t now = worker_now_ms();
+        if (now - file_checked_ms >= WORKER_FILE_CHECK_MS) {
+            api_check_file(api);
+            file_checked_ms = now;
+        }
+        int timeout = conn_server_count(w.srv) > 0 ? CONN_TICK_MS : WORKER_FILE_CHECK_MS;
         if (event_loop_poll(loop, timeout, &wait_mask) < 0) {
             log_error("epoll_pwait: %s", strerror(errno));
             goto out;
