@@ -10,6 +10,8 @@ the way people and tools make them, and the check of the file afterwards.
     outside.py lock FILE READY SECS   hold an fcntl write lock (lockf) on FILE, touch READY,
                                       release on SIGTERM or after SECS
     outside.py nuls FILE              print the number of NUL bytes in FILE
+    outside.py describe FILE          for a failure: size, runs of NUL bytes, where the JSON
+                                      breaks and the bytes around it
     outside.py health BODY PID TASKS  BODY (a /health answer) is 200's {"status":"ok"} from
                                       worker PID with TASKS tasks
     outside.py check FILE ACKDIR [--after NS] [--expect N] [--canonical]
@@ -91,6 +93,24 @@ def cmd_lock(args):
 def cmd_nuls(args):
     with open(args[0], "rb") as f:
         print(f.read().count(b"\0"))
+    return 0
+
+
+def cmd_describe(args):
+    data = open(args[0], "rb").read()
+    print("%s: %d bytes" % (args[0], len(data)))
+    runs = [(m.start(), m.end()) for m in re.finditer(rb"\0+", data)]
+    for a, b in runs[:5]:
+        print("NUL bytes from %d to %d (%d)" % (a, b, b - a))
+    if len(runs) > 5:
+        print("... %d runs of NUL bytes in all" % len(runs))
+    try:
+        json.loads(data)
+        print("valid JSON")
+    except ValueError as e:
+        pos = getattr(e, "pos", 0) or 0
+        print("not JSON: %s" % e)
+        print("around byte %d: %r" % (pos, data[max(0, pos - 150):pos + 150]))
     return 0
 
 
@@ -263,7 +283,7 @@ def cmd_fsync_dir(args):
 
 def main():
     cmds = {"run": cmd_run, "editor": cmd_editor, "pretty": cmd_pretty, "lock": cmd_lock,
-            "nuls": cmd_nuls, "health": cmd_health, "check": cmd_check,
+            "nuls": cmd_nuls, "describe": cmd_describe, "health": cmd_health, "check": cmd_check,
             "fsync-dir": cmd_fsync_dir}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
