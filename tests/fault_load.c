@@ -1,7 +1,7 @@
 /* fault_load.c - a time-bounded POST load for the fault suite that records every acknowledged task.
  *
  *     fault_load -p PORT -o DIR [-c CLIENTS] [-d DURATION_MS] [-n MAX] [-i PREFIX]
- *                [-t TIMEOUT_MS] [-x STATUS]
+ *                [-t TIMEOUT_MS] [-x STATUS] [-l]
  *
  * Forks CLIENTS processes (default 8). Client k is cliente "PREFIXk" (PREFIX
  * default "c") and POSTs {"titulo":..,"cliente":..,"seq":s} for s = 1, 2, ...
@@ -9,6 +9,10 @@
  * MAX requests were sent, the file DIR/stop exists, or (with -x) the server
  * answered STATUS once. Each 201 appends its seq to DIR/ack.PREFIXk the moment
  * it arrives, so the record survives whatever happens to this program later.
+ * With -l, every request is also logged to DIR/log.PREFIXk as one line
+ * "seq sent_ns answered_ns status" (CLOCK_MONOTONIC, status 0: no response),
+ * so that a test can tell which answers came after a change it made at a
+ * known moment (the outside suite).
  *
  * A seq is never sent twice: a request that failed (reset, EOF, timeout,
  * another status) may or may not be stored, and resending it under the same
@@ -52,6 +56,7 @@ static long load_duration_ms = 10000;
 static long load_max = 0; /* 0: no limit but the duration */
 static int load_timeout_ms = 10000;
 static int load_stop_status = 0;
+static int load_log = 0; /* -l: DIR/log.CLIENTE, one line per request */
 
 /* What one client counted; written to DIR/stats.CLIENTE for the parent. */
 struct load_counts {
@@ -67,6 +72,13 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void sleep_ms(long ms)
@@ -171,33 +183,54 @@ static int read_response(int fd, long long deadline, int *keep)
     }
 }
 
-/* Appends seq to the ack file at once: the record must outlive this process. */
-static void load_record_ack(int ack_fd, long seq, const char *ack_path)
+/* Appends a line to an ack or log file at once: the record must outlive this process. */
+static void load_record(int fd, const char *line, int n, const char *path)
 {
-    char line[32];
-    int n = snprintf(line, sizeof(line), "%ld\n", seq);
     ssize_t w;
     do
-        w = write(ack_fd, line, (size_t)n);
+        w = write(fd, line, (size_t)n);
     while (w < 0 && errno == EINTR);
     if (w != n) {
-        fprintf(stderr, "fault_load: write %s: %s\n", ack_path,
+        fprintf(stderr, "fault_load: write %s: %s\n", path,
                 w < 0 ? strerror(errno) : "short write");
         exit(3);
     }
 }
 
+static void load_record_ack(int ack_fd, long seq, const char *ack_path)
+{
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%ld\n", seq);
+    load_record(ack_fd, line, n, ack_path);
+}
+
+static void load_record_log(int log_fd, long seq, long long sent_ns, int status,
+                            const char *log_path)
+{
+    char line[96];
+    int n = snprintf(line, sizeof(line), "%ld %lld %lld %d\n", seq, sent_ns, now_ns(),
+                     status < 0 ? 0 : status);
+    load_record(log_fd, line, n, log_path);
+}
+
 /* One client's loop; never returns. */
 static void load_client(int k, long long deadline)
 {
-    char cliente[64], ack_path[4096], stop_path[4096], stats_path[4096];
+    char cliente[64], ack_path[4096], stop_path[4096], stats_path[4096], log_path[4096];
     snprintf(cliente, sizeof(cliente), "%s%d", load_prefix, k);
     snprintf(ack_path, sizeof(ack_path), "%s/ack.%s", load_dir, cliente);
+    snprintf(log_path, sizeof(log_path), "%s/log.%s", load_dir, cliente);
     snprintf(stop_path, sizeof(stop_path), "%s/stop", load_dir);
     snprintf(stats_path, sizeof(stats_path), "%s/stats.%s", load_dir, cliente);
     int ack_fd = open(ack_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
     if (ack_fd < 0) {
         fprintf(stderr, "fault_load: open %s: %s\n", ack_path, strerror(errno));
+        exit(3);
+    }
+    int log_fd = -1;
+    if (load_log &&
+        (log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        fprintf(stderr, "fault_load: open %s: %s\n", log_path, strerror(errno));
         exit(3);
     }
     struct load_counts *c = calloc(1, sizeof(*c));
@@ -222,8 +255,11 @@ static void load_client(int k, long long deadline)
                                "POST /tareas HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
                                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                                load_port, body_len, body);
+        long long sent_ns = now_ns();
         if (write_all(fd, req, (size_t)req_len) < 0) {
             /* Nothing may have reached a worker, but a seq is never reused. */
+            if (log_fd >= 0)
+                load_record_log(log_fd, seq, sent_ns, 0, log_path);
             c->sent++;
             c->failed++;
             seq++;
@@ -234,6 +270,8 @@ static void load_client(int k, long long deadline)
         c->sent++;
         int keep;
         int status = read_response(fd, now_ms() + load_timeout_ms, &keep);
+        if (log_fd >= 0)
+            load_record_log(log_fd, seq, sent_ns, status, log_path);
         if (status < 0) {
             c->failed++;
             keep = 0;
@@ -255,6 +293,8 @@ static void load_client(int k, long long deadline)
     if (fd >= 0)
         close(fd);
     close(ack_fd);
+    if (log_fd >= 0)
+        close(log_fd);
     FILE *f = fopen(stats_path, "w");
     if (f == NULL) {
         fprintf(stderr, "fault_load: open %s: %s\n", stats_path, strerror(errno));
@@ -303,7 +343,7 @@ static int load_add_stats(int k, struct load_counts *t)
 static void usage(void)
 {
     fputs("usage: fault_load -p PORT -o DIR [-c CLIENTS] [-d DURATION_MS] [-n MAX]\n"
-          "                  [-i PREFIX] [-t TIMEOUT_MS] [-x STATUS]\n",
+          "                  [-i PREFIX] [-t TIMEOUT_MS] [-x STATUS] [-l]\n",
           stderr);
     exit(2);
 }
@@ -312,7 +352,7 @@ int main(int argc, char **argv)
 {
     int clients = 8;
     int opt;
-    while ((opt = getopt(argc, argv, "p:o:c:d:n:i:t:x:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:o:c:d:n:i:t:x:l")) != -1) {
         switch (opt) {
         case 'p':
             load_port = (unsigned)atoi(optarg);
@@ -337,6 +377,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             load_stop_status = atoi(optarg);
+            break;
+        case 'l':
+            load_log = 1;
             break;
         default:
             usage();
