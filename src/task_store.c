@@ -722,6 +722,48 @@ static int store_verify_append(struct task_store *s, const struct store_tail *ti
     return -1;
 }
 
+/* After I7 failed: the file was truncated and rewritten by another program
+ * between our tail read and our write (cp backup.json tasks.json), and our
+ * write landed past its end, behind a hole of zeros. Once that program is done
+ * (store_settle), if our bytes are still the file's last and only zeros lie
+ * between them and a complete list, cut them off: the other program's file is
+ * then whole again, and our tasks were never acknowledged. With the write
+ * lock held; anything else is left for the next append to judge. */
+static void store_undo_hole(struct task_store *s, off_t off, size_t len)
+{
+    struct stat st;
+    char *buf = s->sc.scan;
+    store_settle(s->cur.fd);
+    if (fstat(s->cur.fd, &st) < 0 || st.st_size != off + (off_t)len)
+        return;
+    off_t x = off; /* the zeros run back from off to x */
+    while (x > 0) {
+        size_t n = x < STORE_TAIL_BLOCK ? (size_t)x : STORE_TAIL_BLOCK;
+        if (store_pread_full(s->cur.fd, buf, n, x - (off_t)n) != (ssize_t)n)
+            return;
+        size_t k = n;
+        while (k > 0 && buf[k - 1] == '\0')
+            k--;
+        x -= (off_t)(n - k);
+        if (k > 0)
+            break;
+    }
+    char end[3];
+    if (x == off || x < 3 || store_pread_full(s->cur.fd, end, 3, x - 3) != 3 ||
+        (memcmp(end, "\n]\n", 3) != 0 && memcmp(end + 1, "]\n", 2) != 0))
+        return;
+    if (store_ftruncate(s->cur.fd, x) < 0) {
+        log_error("%s: removing our write after a hole at byte %lld: %s", s->path, (long long)x,
+                  strerror(errno));
+        return;
+    }
+    store_sync_shrunk(s);
+    s->size_hint = 0;
+    log_warn("%s: another program rewrote it during an append: removed that append (%zu bytes) "
+             "and the hole of zeros before it, from byte %lld",
+             s->path, len, (long long)x);
+}
+
 /* Tells the observer of each record written: its bytes within the write of
  * len bytes at off (the last record's include the closing bracket). */
 static void store_emit_writes(struct task_store *s, off_t off, size_t len, uint64_t first_id)
@@ -799,6 +841,7 @@ static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *e
     }
     if (store_verify_append(s, &ti, before_sum, len, off) < 0) {
         int e = errno;
+        store_undo_hole(s, off, len);
         store_err(err, err_len,
                   "%s: changed by another program while task%s %" PRIu64
                   "%s were written at byte %lld: not acknowledged",

@@ -291,8 +291,41 @@ START_TEST(test_interleaved_writer_not_acknowledged)
     int status;
     waitpid(pid, &status, 0);
     ck_assert_int_eq(status, 0);
-    /* What is left is not a list to write behind: refused, never a 201. */
-    append_fails(s, EBADMSG, NULL);
+    /* Our write landed past the shorter file, behind zeros: it was taken back,
+     * and the other program's file ("[]") is whole and taken as the list. */
+    size_t len;
+    char *now = read_file(tmp_file, &len);
+    ck_assert_msg(len == 3 && memcmp(now, "[]\n", 3) == 0, "left behind: %zu bytes", len);
+    free(now);
+    ck_assert_uint_eq(append_one(s, "after echo", "c", 1), 1);
+    assert_canonical(1);
+    task_store_close(s);
+}
+END_TEST
+
+/* The same, but the other program is not done when we look: never cut then. */
+START_TEST(test_interleaved_writer_still_writing)
+{
+    struct task_store_options opts = quiet_opts;
+    opts.race_window_us = 300000;
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store *s = open_store(&opts);
+    append_one(s, "uno", "c", 1);
+    append_one(s, "dos", "c", 2);
+    /* Truncated to "[", then nothing more: not a complete list. */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct timespec ts = {0, 100000000L};
+        nanosleep(&ts, NULL);
+        int fd = open(tmp_file, O_WRONLY | O_TRUNC);
+        _exit(fd >= 0 && write(fd, "[\n{", 3) == 3 ? 0 : 1);
+    }
+    append_fails(s, ESTALE, "changed by another program");
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert_int_eq(status, 0);
+    append_fails(s, EBADMSG, NULL); /* damage: never a 201 behind it */
     task_store_close(s);
 }
 END_TEST
@@ -343,6 +376,7 @@ int main(void)
     tcase_add_loop_test(tc, test_refuse_damage, 0,
                         (int)(sizeof(damage_cases) / sizeof(damage_cases[0])));
     tcase_add_test(tc, test_interleaved_writer_not_acknowledged);
+    tcase_add_test(tc, test_interleaved_writer_still_writing);
     tcase_add_test(tc, test_path_moved_during_write);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
