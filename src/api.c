@@ -456,8 +456,23 @@ static int api_snapshot(struct api *api, struct task_store_snapshot *snap,
 static void api_list_tasks(struct api *api, struct api_response *resp)
 {
     struct task_store_snapshot snap;
+    char msg[640];
     if (api_snapshot(api, &snap, resp) < 0)
         return;
+    /* A file whose body is still being checked (a large one, at start), or
+     * was found damaged there: the list is refused, never streamed. */
+    int body = task_store_body_state(api->store, api->err, sizeof(api->err));
+    if (body <= 0) {
+        task_store_snapshot_release(api->store, &snap);
+        if (body == 0) {
+            api_error(api, 503, "tasks.json is still being checked after the start, retry", resp);
+            api_add_header(resp, "Retry-After: 1\r\n");
+        } else {
+            snprintf(msg, sizeof(msg), "tasks.json is damaged: %s", api->err);
+            api_error(api, 500, msg, resp);
+        }
+        return;
+    }
     api_reset(resp, 200);
     resp->file_fd = snap.fd;
     resp->file_len = snap.prefix_len;
@@ -538,6 +553,9 @@ static void api_health(struct api *api, struct api_response *resp)
                                             : "error";
         if (api_no_file_errno(e))
             api_file_state(api, why);
+    } else if (task_store_body_state(api->store, api->err, sizeof(api->err)) < 0) {
+        why = api->err;
+        status = "damaged";
     } else {
         api_file_state(api, NULL);
     }

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -15,6 +18,7 @@
 #include "board.h"
 #include "log.h"
 #include "metrics.h"
+#include "task_store.h"
 #include "worker.h"
 
 /* A worker ends with _exit(), which skips LeakSanitizer's check at exit:
@@ -375,7 +379,50 @@ static void master_restore_signals(const sigset_t *orig_mask, const struct sigac
 }
 
 /* Owns listen_fd: it is closed when the shutdown begins, or before returning. */
-int master_run(const struct config *cfg, int listen_fd)
+/* The background check of the file's body (task_store_check_body()), in a
+ * child of its own at the lowest CPU and I/O priority, so that a server on a
+ * large file listens as soon as its tail is checked. Its verdict reaches the
+ * workers through the shared page; the master reaps it like any orphan. */
+static void master_spawn_checker(struct master *m)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork the background check of %s: %s; GET /tareas will wait", m->cfg->file,
+                  strerror(errno));
+        return;
+    }
+    if (pid > 0) {
+        log_info("checking the whole of %s in the background (process %d)", m->cfg->file, (int)pid);
+        return;
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    log_init("taskserver");
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != m->pid)
+        _exit(1);
+    /* Idle priority: the check must not slow the requests down. */
+    if (setpriority(PRIO_PROCESS, 0, 19) < 0)
+        log_warn("setpriority for the background check: %s", strerror(errno));
+    if (syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, 3 << 13 /* IOPRIO_CLASS_IDLE */) < 0)
+        log_warn("ioprio_set for the background check: %s", strerror(errno));
+    char err[512];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = task_store_check_body(m->cfg->file, board_store_shared(m->board), err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (rc == 0)
+        log_info("%s: the whole file checked in the background in %ld ms: canonical", m->cfg->file,
+                 ms);
+    else
+        log_error("%s (found by the background check; GET /tareas refuses the list, appends go "
+                  "on: taskctl check says more)",
+                  err);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+int master_run(const struct config *cfg, int listen_fd, int check_body)
 {
     struct master m;
     sigset_t orig_mask;
@@ -414,6 +461,11 @@ int master_run(const struct config *cfg, int listen_fd)
     wait_mask = orig_mask;
     for (size_t i = 0; i < MASTER_NUM_SIGNALS; i++)
         sigdelset(&wait_mask, master_signals[i]);
+    if (check_body) {
+        /* Before any worker: a GET /tareas must wait for the verdict. */
+        task_store_body_pending(board_store_shared(m.board), cfg->file);
+        master_spawn_checker(&m);
+    }
 
     for (;;) {
         if (master_got_child) {

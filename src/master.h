@@ -1,7 +1,7 @@
 /* master.h - the master process: fork N workers, supervise, respawn, shut down.
  *
  *     int listen_fd = net_listen(...);      (before master_run)
- *     return master_run(&cfg, listen_fd);   (exit status of taskserver)
+ *     return master_run(&cfg, listen_fd, check_body);   (exit status of taskserver)
  *
  * The master never touches tasks.json after the start-up check. It reaps every
  * child (it may be PID 1 in a container), replaces a worker that dies (after a
@@ -20,6 +20,9 @@
 
 #include "config.h"
 
-int master_run(const struct config *cfg, int listen_fd);
+/* check_body: only the file's tail was checked at start (task_store_check()
+ * with TASK_STORE_TAIL_ONLY): the master has the body checked in the
+ * background, and GET /tareas waits for the verdict. */
+int master_run(const struct config *cfg, int listen_fd, int check_body);
 
 #endif

@@ -402,6 +402,7 @@ static int store_switch(struct task_store *s, const struct stat *st, char *err, 
     s->size_hint = 0;
     s->damage.known = 0;
     s->count_followed_ms = 0;
+    s->check_whole = 1; /* a file we did not write: its tail proves nothing of its body */
     struct task_store_event ev = {.kind = TASK_STORE_EV_OUTSIDE};
     ev.what = st == NULL ? "removed" : "replaced";
     store_emit(s, &ev);
@@ -556,6 +557,11 @@ static int store_tail_for_write(struct task_store *s, struct store_tail *ti, cha
                                 size_t err_len)
 {
     char saved[4096];
+    if (s->check_whole) { /* a file adopted since: checked whole once, under this lock */
+        if (store_examine(s, err, err_len) < 0)
+            return -1;
+        s->check_whole = 0;
+    }
     int rc = store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, ti, err, err_len);
     /* Not what we left: a tail that is not ours, a torn one (a dying writer's,
      * or a program still writing: cp copies in chunks), or a file shorter than
@@ -979,8 +985,9 @@ static int store_line_sum(struct task_store *s, int fd, off_t from, off_t to, ui
 static int store_tail_for_read(struct task_store *s, short *held, struct store_tail *ti, char *err,
                                size_t err_len)
 {
-    int rc = store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, ti, err, err_len);
-    if (rc == 0 || errno != EBADMSG)
+    int rc = s->check_whole ? -1 : store_read_tail(s->cur.fd, s->path, &s->sc, &s->size_hint, ti,
+                                                   err, err_len);
+    if (rc == 0 || (!s->check_whole && errno != EBADMSG))
         return rc;
     if (*held != F_UNLCK)
         store_release(s);

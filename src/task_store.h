@@ -142,23 +142,47 @@ struct task_store_report {
     int torn_cut;          /* a torn tail was cut; the cut bytes saved in saved_path */
     off_t torn_offset;     /* where the cut began */
     size_t torn_bytes;     /* how many bytes were cut */
+    int body_unchecked;    /* TASK_STORE_TAIL_ONLY: only the tail was read (it was ours) */
     char saved_path[4096]; /* "" when nothing was saved */
 };
 
-#define TASK_STORE_REPAIR 1 /* flag for task_store_check: fix what can be fixed */
-#define TASK_STORE_FSYNC                                                                           \
-    2 /* ... and make what it writes durable: the file, a file it                                  \
-         creates and the copies it saves beside it (their directory too) */
+/* Flags of task_store_check(). */
+#define TASK_STORE_REPAIR 1 /* fix what can be fixed */
+#define TASK_STORE_FSYNC 2  /* make what it writes durable: the file, a file it creates and
+                               the copies it saves beside it (their directory too) */
+#define TASK_STORE_TAIL_ONLY 4 /* a file whose end is this store's needs nothing more: the
+                                  tail is what appends need (report.body_unchecked) */
 
 /* Checks the whole file (streaming, memory independent of its size) and with
  * TASK_STORE_REPAIR creates it if missing, canonicalizes another layout, or
  * cuts a torn tail, under the write lock and in place (never by rename).
  * Without the flag, only reports (report fields say what repair would do;
- * nothing is written). Returns 0 when the file is (now) canonical; -1 with
- * err naming the file, the byte offset and the reason otherwise, and then the
- * file was not modified. */
+ * nothing is written). With TASK_STORE_TAIL_ONLY a file whose tail is this
+ * store's is taken after reading that tail alone, O(1) in its size (its body
+ * is left to task_store_check_body()); any other goes the whole way. Returns 0
+ * when the file is (now) canonical; -1 with err naming the file, the byte
+ * offset and the reason otherwise, and then the file was not modified. */
 int task_store_check(const char *path, int flags, struct task_store_report *report, char *err,
                      size_t err_len);
+
+/* The body of a file whose tail task_store_check() alone checked: every byte
+ * before the last complete record, streamed without any lock (those bytes
+ * never change, I3 in task_store_lock.c), meant for a background process at
+ * low priority. The verdict goes to sh, where every worker's store sees it
+ * (task_store_body_state()). Returns 0 canonical, or -1 with err (the byte
+ * and what is wrong there; or why it could not be read). */
+int task_store_check_body(const char *path, struct task_store_shared *sh, char *err,
+                          size_t err_len);
+
+/* Before the workers start: a body check of the file at path is coming, so
+ * that a GET /tareas waits for its verdict instead of streaming what may be
+ * damaged. */
+void task_store_body_pending(struct task_store_shared *sh, const char *path);
+
+/* The background check's verdict on the file s has open: 1 checked and
+ * canonical (or never asked for), 0 still running, -1 damaged (msg says
+ * where). */
+int task_store_body_state(struct task_store *s, char *msg, size_t msg_len);
 
 /* Opens (does not create) the store file. Returns NULL with errno and err on
  * failure: ENOENT, EACCES, EISDIR, EBUSY (this process already has it open). */

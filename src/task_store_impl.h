@@ -139,6 +139,9 @@ void store_sync_shrunk(struct task_store *s);
  * Returns 0, or -1 (errno EIO, err): the sync failed, now or in another worker. */
 int store_sync(struct task_store *s, uint64_t epoch, off_t end, char *err, size_t err_len);
 
+/* The body check's verdict on the file ino, for every worker (sh may be NULL). */
+void store_body_verdict(struct task_store_shared *sh, ino_t ino, int ok, const char *msg);
+
 /* ---- the store itself (task_store.c) ---- */
 
 #define STORE_RETIRED_MAX 16 /* earlier files still read by streams */
@@ -193,10 +196,11 @@ struct task_store {
     struct store_scratch sc;
     struct store_damage damage;
     off_t size_hint; /* file size after our last tail read or write, 0 unknown: a guess only */
-    int64_t write_busy_until_ms;          /* a write lock wait ran out: see store_timed_lock() */
-    int64_t read_busy_until_ms;           /* the same for a read lock */
-    int64_t locked_at_ns;                 /* when the lock now held was granted (observer only) */
-    int64_t count_followed_ms;            /* task_store_count() last looked at the path */
+    int64_t write_busy_until_ms; /* a write lock wait ran out: see store_timed_lock() */
+    int64_t read_busy_until_ms;  /* the same for a read lock */
+    int64_t locked_at_ns;        /* when the lock now held was granted (observer only) */
+    int64_t count_followed_ms;   /* task_store_count() last looked at the path */
+    int check_whole;             /* a file adopted: check it whole before trusting its tail */
     struct task_store_shared *own_shared; /* without opts.shared (store_shared()) */
     uint64_t commit_epoch;                /* the last commit: its epoch and end, for store_sync() */
     off_t commit_end;

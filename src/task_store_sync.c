@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,11 +59,17 @@
 #define STORE_END_MASK ((UINT64_C(1) << STORE_END_BITS) - 1)
 #define STORE_EPOCH_MASK ((UINT64_C(1) << (64 - STORE_END_BITS)) - 1)
 
+/* The background body check's verdict (task_store_check_body()). */
+enum { STORE_BODY_NONE, STORE_BODY_RUNNING, STORE_BODY_OK, STORE_BODY_DAMAGED };
+
 struct task_store_shared {
     _Atomic uint64_t state;   /* epoch << 40 | the file's size after the last commit */
     _Atomic uint64_t ino;     /* the file (inode) of that epoch */
     _Atomic uint64_t durable; /* epoch << 40 | bytes [0, N) of that epoch are on disk */
     _Atomic int failed;       /* an fdatasync failed: its errno; commits refused */
+    _Atomic int body;         /* STORE_BODY_*, of the file body_ino */
+    _Atomic uint64_t body_ino;
+    char body_msg[256]; /* DAMAGED: where; written before body is set */
 };
 
 size_t task_store_shared_size(void)
@@ -76,6 +83,47 @@ void task_store_shared_init(struct task_store_shared *sh)
     atomic_init(&sh->ino, 0);
     atomic_init(&sh->durable, 0);
     atomic_init(&sh->failed, 0);
+    atomic_init(&sh->body, STORE_BODY_NONE);
+    atomic_init(&sh->body_ino, 0);
+    sh->body_msg[0] = '\0';
+}
+
+void task_store_body_pending(struct task_store_shared *sh, const char *path)
+{
+    struct stat st;
+    atomic_store_explicit(&sh->body_ino, stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0,
+                          memory_order_relaxed);
+    atomic_store_explicit(&sh->body, STORE_BODY_RUNNING, memory_order_release);
+}
+
+void store_body_verdict(struct task_store_shared *sh, ino_t ino, int ok, const char *msg)
+{
+    if (sh == NULL)
+        return;
+    if (!ok)
+        snprintf(sh->body_msg, sizeof(sh->body_msg), "%s", msg != NULL ? msg : "damaged");
+    atomic_store_explicit(&sh->body_ino, (uint64_t)ino, memory_order_relaxed);
+    atomic_store_explicit(&sh->body, ok ? STORE_BODY_OK : STORE_BODY_DAMAGED,
+                          memory_order_release);
+}
+
+int task_store_body_state(struct task_store *s, char *msg, size_t msg_len)
+{
+    struct task_store_shared *sh = s->opts.shared;
+    if (sh == NULL)
+        return 1;
+    int b = atomic_load_explicit(&sh->body, memory_order_acquire);
+    uint64_t ino = atomic_load_explicit(&sh->body_ino, memory_order_relaxed);
+    /* A verdict on another file is no verdict on this one (replaced since:
+     * its body was checked when it was adopted). While running, the inode
+     * may not be known yet: wait all the same. */
+    if (b == STORE_BODY_NONE || b == STORE_BODY_OK ||
+        (ino != 0 && ino != (uint64_t)s->cur.ino))
+        return 1;
+    if (b == STORE_BODY_RUNNING)
+        return 0;
+    store_err(msg, msg_len, "%s", sh->body_msg);
+    return -1;
 }
 
 struct task_store_shared *store_shared(struct task_store *s)

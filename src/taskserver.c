@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access_log.h"
@@ -37,12 +38,17 @@ static void taskserver_log_check(const char *path, const struct task_store_repor
                  rep->canonicalized ? "canonicalized" : "",
                  rep->canonicalized && rep->torn_cut ? " and " : "",
                  rep->torn_cut ? "torn tail cut" : "", rep->saved_path);
+    else if (rep->body_unchecked)
+        log_info("%s: %llu tasks (the tail checked: the rest is checked in the background)", path,
+                 n);
     else
         log_info("%s: %llu tasks", path, n);
 }
 
-#define TASKSERVER_FD_RESERVE 64        /* a worker's own descriptors, besides connections */
-#define TASKSERVER_AUTO_CONN_MAX 1048576 /* --max-connections 0 never goes above this */
+#define TASKSERVER_CHECK_WHOLE_MAX (64L << 20) /* larger files: the tail at start, the rest later  \
+                                                */
+#define TASKSERVER_FD_RESERVE 64               /* a worker's own descriptors, besides connections */
+#define TASKSERVER_AUTO_CONN_MAX 1048576       /* --max-connections 0 never goes above this */
 
 /* Each connection costs a descriptor, so take what the hard limit allows; and
  * with --max-connections 0 (the default) let each worker hold as many
@@ -69,8 +75,8 @@ static void taskserver_raise_nofile(struct config *cfg)
     if (cfg->max_connections == 0) {
         cfg->max_connections =
             usable > 2 * TASKSERVER_FD_RESERVE ? (unsigned)(usable - TASKSERVER_FD_RESERVE) : 64;
-        log_info("at most %u connections per worker (open file limit %llu)",
-                 cfg->max_connections, (unsigned long long)rl.rlim_cur);
+        log_info("at most %u connections per worker (open file limit %llu)", cfg->max_connections,
+                 (unsigned long long)rl.rlim_cur);
     } else if (usable < (rlim_t)cfg->max_connections + TASKSERVER_FD_RESERVE) {
         log_warn("open file limit %llu is below --max-connections %u + %d: workers will "
                  "refuse connections early",
@@ -98,7 +104,13 @@ int main(int argc, char **argv)
     log_set_format(cfg.log_format == CONFIG_LOG_JSON ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
 
     memset(&rep, 0, sizeof(rep));
-    int check_flags = TASK_STORE_REPAIR | (cfg.fsync ? TASK_STORE_FSYNC : 0);
+    /* A large file's tail is all an append needs: listen at once, and check
+     * its body in the background (master.c). A small one is checked whole
+     * now, as fast as it is: no window where GET /tareas must wait. */
+    struct stat st;
+    int large = stat(cfg.file, &st) == 0 && st.st_size > TASKSERVER_CHECK_WHOLE_MAX;
+    int check_flags =
+        TASK_STORE_REPAIR | (cfg.fsync ? TASK_STORE_FSYNC : 0) | (large ? TASK_STORE_TAIL_ONLY : 0);
     if (task_store_check(cfg.file, check_flags, &rep, err, sizeof(err)) < 0) {
         log_error("%s", err);
         log_error("refusing to start: %s needs attention%s", cfg.file,
@@ -155,5 +167,5 @@ int main(int argc, char **argv)
         return 1;
     }
     /* The master owns the socket now: it closes it when the shutdown begins. */
-    return master_run(&cfg, fd);
+    return master_run(&cfg, fd, rep.body_unchecked);
 }
