@@ -1,11 +1,16 @@
 /* task_store_impl.h - what the task_store_*.c files share; nothing outside the store includes it.
  *
- * The store is four files, one per concern, behind the one public face task_store.h:
+ * The store is several files, one per concern, behind the one public face task_store.h:
  *
- *   task_store_lock.c    the lock essay, fcntl locks with deadlines, the observer
+ *   task_store_lock.c    the lock essay (invariants I1-I7), fcntl locks with deadlines, the
+ *                        observer
  *   task_store_tail.c    reading the end of the file: the fast path, the scan, torn tails
  *   task_store_repair.c  checking the whole file, canonicalizing, task_store_check()
- *   task_store.c         open and close, following the path, append, snapshots, reset
+ *   task_store_path.c    the file at the path: following it (I4), judging outside changes
+ *   task_store_sync.c    durability: group commit of --fsync through a shared page
+ *   task_store_read.c    snapshots, the count, one task by its id
+ *   task_store_io.c      system calls with EINTR retried, copies saved beside the file
+ *   task_store.c         open and close, appends in batches, reset
  *
  * Functions here follow the store's error rule: 0 (or a count) on success, -1 with
  * errno and, where there is an err buffer, a message naming the file.
@@ -142,6 +147,26 @@ int store_sync(struct task_store *s, uint64_t epoch, off_t end, char *err, size_
 /* The body check's verdict on the file ino, for every worker (sh may be NULL). */
 void store_body_verdict(struct task_store_shared *sh, ino_t ino, int ok, const char *msg);
 
+/* ---- task_store_path.c: the file at the path, and outside changes ---- */
+
+#define STORE_FOLLOW_MAX 4 /* path changes followed in one call, then EAGAIN */
+
+/* 1 when the path names s->cur, 0 when it names another file (*st) or none
+ * (*gone), -1 when it cannot be looked at (errno). */
+int store_same_file(const struct task_store *s, struct stat *st, int *gone);
+/* Invariant I4: with a lock of type held (F_UNLCK: none) on s->cur, makes
+ * sure s->cur is the file at the path, moving to it (and the lock with it)
+ * when it is not. Returns 0 with the lock held on s->cur, or -1 with errno and
+ * err and no lock held. */
+int store_follow_path(struct task_store *s, short held, unsigned timeout_ms, char *err,
+                      size_t err_len);
+/* Waits (bounded) until fd's file has not been modified for a moment: an
+ * outside writer that truncates and rewrites takes no lock. */
+void store_settle(int fd);
+/* With the write lock held: the tail, with a file someone else changed
+ * examined whole first (I5, I6) and a torn tail cut. Returns 0 or -1. */
+int store_tail_for_write(struct task_store *s, struct store_tail *ti, char *err, size_t err_len);
+
 /* ---- the store itself (task_store.c) ---- */
 
 #define STORE_RETIRED_MAX 16 /* earlier files still read by streams */
@@ -206,5 +231,17 @@ struct task_store {
     off_t commit_end;
     short locked_type; /* its type */
 };
+
+/* ---- task_store.c ---- */
+
+/* FNV-1a: a line read before a write, compared with the same line after it. */
+uint64_t store_sum(const char *p, size_t n);
+/* Opens path read-write (read-only when that is all it allows) as a regular
+ * file into f. Returns 0, or -1 with errno and err. */
+int store_open_file(const char *path, struct store_file *f, int *writable, char *err,
+                    size_t err_len);
+/* Moves this process's registry entry for (dev, ino) to (new_dev, new_ino);
+ * with new_ino 0, removes it. */
+void store_reregister(dev_t dev, ino_t ino, pid_t pid, dev_t new_dev, ino_t new_ino);
 
 #endif

@@ -550,8 +550,7 @@ static int store_check_tail(int fd, const char *path, struct store_scratch *sc,
     return ok;
 }
 
-int task_store_check_body(const char *path, struct task_store_shared *sh, char *err,
-                          size_t err_len)
+int task_store_check_body(const char *path, struct task_store_shared *sh, char *err, size_t err_len)
 {
     struct stat st;
     struct store_tail ti;
@@ -568,9 +567,9 @@ int task_store_check_body(const char *path, struct task_store_shared *sh, char *
     /* The end of the last complete record now; bytes before it never change. */
     if (store_read_tail(fd, path, sc, NULL, &ti, err, err_len) < 0)
         goto out;
-    int sc_rc = store_stream_check(fd, ti.last_id > 0 ? ti.end : 0,
-                                   ti.last_id > 0 ? "\n]\n" : "[\n]\n", sc->line, &num, &bad_off,
-                                   reason, sizeof(reason));
+    int sc_rc =
+        store_stream_check(fd, ti.last_id > 0 ? ti.end : 0, ti.last_id > 0 ? "\n]\n" : "[\n]\n",
+                           sc->line, &num, &bad_off, reason, sizeof(reason));
     if (sc_rc < 0) {
         store_err(err, err_len, "%s: read: %s", path, strerror(errno));
         goto out;

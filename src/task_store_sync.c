@@ -103,8 +103,7 @@ void store_body_verdict(struct task_store_shared *sh, ino_t ino, int ok, const c
     if (!ok)
         snprintf(sh->body_msg, sizeof(sh->body_msg), "%s", msg != NULL ? msg : "damaged");
     atomic_store_explicit(&sh->body_ino, (uint64_t)ino, memory_order_relaxed);
-    atomic_store_explicit(&sh->body, ok ? STORE_BODY_OK : STORE_BODY_DAMAGED,
-                          memory_order_release);
+    atomic_store_explicit(&sh->body, ok ? STORE_BODY_OK : STORE_BODY_DAMAGED, memory_order_release);
 }
 
 int task_store_body_state(struct task_store *s, char *msg, size_t msg_len)
@@ -117,8 +116,7 @@ int task_store_body_state(struct task_store *s, char *msg, size_t msg_len)
     /* A verdict on another file is no verdict on this one (replaced since:
      * its body was checked when it was adopted). While running, the inode
      * may not be known yet: wait all the same. */
-    if (b == STORE_BODY_NONE || b == STORE_BODY_OK ||
-        (ino != 0 && ino != (uint64_t)s->cur.ino))
+    if (b == STORE_BODY_NONE || b == STORE_BODY_OK || (ino != 0 && ino != (uint64_t)s->cur.ino))
         return 1;
     if (b == STORE_BODY_RUNNING)
         return 0;
