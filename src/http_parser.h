@@ -49,6 +49,9 @@
  *
  * Limits: request line (414), header section bytes and field count (431);
  * chunk extensions and trailers (400, set in the decoder).
+ *
+ * One header, two files: the head parser is http_parser.c, the chunked
+ * decoder http_chunked.c (its file header says why they share this face).
  */
 #ifndef TASKSERVER_HTTP_PARSER_H
 #define TASKSERVER_HTTP_PARSER_H
