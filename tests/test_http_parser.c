@@ -1004,6 +1004,37 @@ START_TEST(chunked_long_extension_and_trailer)
 }
 END_TEST
 
+/* The whitespace between the chunk size and a ';' (RFC 9112 §7.1.1 BWS) is
+ * part of the extension bytes: a size line of endless blanks meets the same
+ * limit. "1", spaces, ";", CRLF: every byte after the first space counts. */
+START_TEST(chunked_long_whitespace_before_extension)
+{
+    static const struct {
+        size_t spaces;
+        size_t max_ext;
+        long result;
+    } cases[] = {{1, 2, 0}, {99, 100, 0}, {100, 100, -1}, {8191, 0, 0}, {8192, 0, -1}};
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = cases[i].spaces + 12;
+        char *buf = malloc(len);
+        struct http_chunked_decoder dec = {.max_ext_bytes = cases[i].max_ext};
+        long r;
+
+        ck_assert(buf != NULL);
+        buf[0] = '1';
+        memset(buf + 1, ' ', cases[i].spaces);
+        memcpy(buf + 1 + cases[i].spaces, ";\r\nx\r\n0\r\n\r\n", 11);
+        r = http_decode_chunked(&dec, buf, &len, 100);
+        free(buf);
+        ck_assert_msg(r == cases[i].result && (r == 0 || dec.error_status == 400),
+                      "%zu spaces, limit %zu: expected %ld, got %ld (%d)", cases[i].spaces,
+                      cases[i].max_ext, cases[i].result, r, dec.error_status);
+    }
+}
+END_TEST
+
 START_TEST(chunked_after_end_and_error)
 {
     struct http_chunked_decoder dec = {0};
@@ -1087,6 +1118,7 @@ static Suite *http_parser_suite(void)
     tcase_add_loop_test(tc_chunked, chunked_byte_by_byte, 0, NUM_CHUNK_CASES);
     tcase_add_loop_test(tc_chunked, chunked_split_everywhere, 0, NUM_CHUNK_CASES);
     tcase_add_test(tc_chunked, chunked_long_extension_and_trailer);
+    tcase_add_test(tc_chunked, chunked_long_whitespace_before_extension);
     tcase_add_test(tc_chunked, chunked_after_end_and_error);
     suite_add_tcase(s, tc_chunked);
 
