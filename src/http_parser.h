@@ -59,14 +59,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_HEADERS_CAP 128 /* array size; the configured limit may be lower */
-
-struct http_limits {
-    size_t max_request_line; /* bytes, default 8192: longer -> 414 */
-    size_t max_header_bytes; /* whole head from buf[0] (request line, fields, final
-                                empty line), default 16384: longer -> 431 */
-    size_t max_headers;      /* fields, default 100 (<= HTTP_MAX_HEADERS_CAP): more -> 431 */
-};
+#include "http_limits.h" /* struct http_limits, HTTP_MAX_HEADERS_CAP */
 
 struct http_header {
     const char *name; /* token, case as sent */
