@@ -761,26 +761,6 @@ int http_parse_request(const char *buf, size_t len, size_t prev_len,
     return (int)fr.end;
 }
 
-const struct http_header *http_find_header(const struct http_request *req, const char *name)
-{
-    size_t name_len = strlen(name);
-    size_t i;
-
-    for (i = 0; i < req->num_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        size_t j;
-        if (h->name_len != name_len)
-            continue;
-        for (j = 0; j < name_len; j++) {
-            if (ascii_lower((unsigned char)h->name[j]) != ascii_lower((unsigned char)name[j]))
-                break;
-        }
-        if (j == name_len)
-            return h;
-    }
-    return NULL;
-}
-
 const char *http_status_text(int status)
 {
     switch (status) {

@@ -105,9 +105,6 @@ struct http_request {
 int http_parse_request(const char *buf, size_t len, size_t prev_len,
                        const struct http_limits *limits, struct http_request *req);
 
-/* Finds a header by case-insensitive name; NULL if absent. */
-const struct http_header *http_find_header(const struct http_request *req, const char *name);
-
 #define HTTP_CHUNK_EXT_DEFAULT 8192      /* = the default request-line limit */
 #define HTTP_CHUNK_TRAILER_DEFAULT 16384 /* = the default header-section limit */
 
