@@ -3,10 +3,10 @@
  * A second file of the http module, not a second module: its API stays in http_parser.h.
  * The decoder is one of the two framings a request body can have (Content-Length needs no
  * code), the head parser decides which one applies, and every caller of one calls the other:
- * one header then tells the whole story of reading a request, as picohttpparser's does with
- * phr_parse_request() and phr_decode_chunked(). The file is separate because the two share
- * nothing but the character classes (http_chars.h): a reader of the head parser need not page
- * through a state machine, and this one reads on its own.
+ * one header then tells the whole story of reading a request, from the first byte to the
+ * last of its body (the layout is picohttpparser's, whose header carries both). The file is
+ * separate because the two share nothing but the character classes (http_chars.h): a reader
+ * of the head parser need not page through a state machine, and this one reads on its own.
  */
 #include <assert.h>
 #include <stdint.h>

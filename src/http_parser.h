@@ -4,7 +4,8 @@
  * buffer, which must stay put while the result is used.
  *
  * Its names take the prefix http_ (struct http_request, http_parse_request()),
- * which no other module uses: short, as picohttpparser's phr_ is.
+ * which no other module uses; short, as it is written on every line of the
+ * parser (the idea is picohttpparser's phr_).
  *
  * Calling sequence for one request on a connection:
  *
