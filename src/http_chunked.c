@@ -20,8 +20,8 @@
 /*
  * A byte-at-a-time state machine, so a body may be split anywhere between reads; only chunk
  * data is copied in bulk. One step function per state reads one byte (the name of each is
- * the state's, in lower case); the table chunk_states below pairs each state with its step
- * and with the limit its bytes count against.
+ * the state's, in lower case); chunk_step() dispatches on the state, and chunk_limit_of()
+ * says which limit each state's bytes count against.
  *
  *   SIZE -hex-> SIZE_MORE -hex...-> SIZE_MORE
  *   SIZE_MORE -SP/HT-> EXT_BWS -';'-> EXT;  SIZE_MORE -';'-> EXT
@@ -111,9 +111,8 @@ static int chunk_size_more(struct http_chunked_decoder *dec, unsigned char c, ui
     return 0;
 }
 
-static int chunk_ext_bws(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_ext_bws(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c == ';')
         dec->state = CH_EXT;
     else if (!http_is_ows(c))
@@ -121,9 +120,8 @@ static int chunk_ext_bws(struct http_chunked_decoder *dec, unsigned char c, uint
     return 0;
 }
 
-static int chunk_ext(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_ext(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c == '"')
         dec->state = CH_EXT_QUOTED;
     else if (c == '\r')
@@ -140,9 +138,8 @@ static int is_qdtext(unsigned char c)
            (c >= 0x5d && c <= 0x7e) || c >= 0x80;
 }
 
-static int chunk_ext_quoted(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_ext_quoted(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c == '"')
         dec->state = CH_EXT;
     else if (c == '\\')
@@ -153,18 +150,16 @@ static int chunk_ext_quoted(struct http_chunked_decoder *dec, unsigned char c, u
 }
 
 /* RFC 9110 §5.6.4: what may follow a backslash in a quoted-pair. */
-static int chunk_ext_escape(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_ext_escape(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (!http_is_field_vchar(c) && !http_is_ows(c))
         return chunk_error(dec, 400, "invalid chunk extension");
     dec->state = CH_EXT_QUOTED;
     return 0;
 }
 
-static int chunk_size_lf(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_size_lf(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c != '\n')
         return chunk_error(dec, 400, "chunk size line not ended by crlf");
     dec->trailer_bytes = 0;
@@ -172,18 +167,16 @@ static int chunk_size_lf(struct http_chunked_decoder *dec, unsigned char c, uint
     return 0;
 }
 
-static int chunk_data_cr(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_data_cr(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c != '\r')
         return chunk_error(dec, 400, "chunk data not followed by crlf");
     dec->state = CH_DATA_LF;
     return 0;
 }
 
-static int chunk_data_lf(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_data_lf(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c != '\n')
         return chunk_error(dec, 400, "chunk data not followed by crlf");
     dec->size_digits = 0;
@@ -192,9 +185,8 @@ static int chunk_data_lf(struct http_chunked_decoder *dec, unsigned char c, uint
     return 0;
 }
 
-static int chunk_trailer(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_trailer(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c == '\r')
         dec->state = CH_LAST_LF;
     else if (http_is_tchar(c))
@@ -204,9 +196,8 @@ static int chunk_trailer(struct http_chunked_decoder *dec, unsigned char c, uint
     return 0;
 }
 
-static int chunk_trailer_name(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_trailer_name(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c == ':')
         dec->state = CH_TRAILER_VALUE;
     else if (!http_is_tchar(c))
@@ -214,9 +205,8 @@ static int chunk_trailer_name(struct http_chunked_decoder *dec, unsigned char c,
     return 0;
 }
 
-static int chunk_trailer_value(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_trailer_value(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c == '\r')
         dec->state = CH_TRAILER_LF;
     else if (!http_is_field_vchar(c) && !http_is_ows(c))
@@ -224,25 +214,59 @@ static int chunk_trailer_value(struct http_chunked_decoder *dec, unsigned char c
     return 0;
 }
 
-static int chunk_trailer_lf(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_trailer_lf(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c != '\n')
         return chunk_error(dec, 400, "trailer field not ended by crlf");
     dec->state = CH_TRAILER;
     return 0;
 }
 
-static int chunk_last_lf(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+static int chunk_last_lf(struct http_chunked_decoder *dec, unsigned char c)
 {
-    (void)max_body;
     if (c != '\n')
         return chunk_error(dec, 400, "chunked body not ended by crlf");
     dec->state = CH_DONE;
     return 0;
 }
 
-typedef int chunk_step_fn(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body);
+/* Reads one byte of framing in the current state: the chart's dispatch. */
+static int chunk_step(struct http_chunked_decoder *dec, unsigned char c, uint64_t max_body)
+{
+    switch (dec->state) {
+    case CH_SIZE:
+        return chunk_size(dec, c, max_body);
+    case CH_SIZE_MORE:
+        return chunk_size_more(dec, c, max_body);
+    case CH_EXT_BWS:
+        return chunk_ext_bws(dec, c);
+    case CH_EXT:
+        return chunk_ext(dec, c);
+    case CH_EXT_QUOTED:
+        return chunk_ext_quoted(dec, c);
+    case CH_EXT_ESCAPE:
+        return chunk_ext_escape(dec, c);
+    case CH_SIZE_LF:
+        return chunk_size_lf(dec, c);
+    case CH_DATA_CR:
+        return chunk_data_cr(dec, c);
+    case CH_DATA_LF:
+        return chunk_data_lf(dec, c);
+    case CH_TRAILER:
+        return chunk_trailer(dec, c);
+    case CH_TRAILER_NAME:
+        return chunk_trailer_name(dec, c);
+    case CH_TRAILER_VALUE:
+        return chunk_trailer_value(dec, c);
+    case CH_TRAILER_LF:
+        return chunk_trailer_lf(dec, c);
+    case CH_LAST_LF:
+        return chunk_last_lf(dec, c);
+    default:
+        assert(0 && "unreachable chunk state");
+        return chunk_error(dec, 400, "invalid chunked decoder state");
+    }
+}
 
 /* Which limit a state's bytes count against (see struct http_chunked_decoder). */
 enum chunk_limit {
@@ -251,40 +275,36 @@ enum chunk_limit {
     CHUNK_LIMIT_TRAILER, /* the trailer section, its final CRLF included: max_trailer_bytes */
 };
 
-/* The chart as a table: every state that reads framing bytes, its step and its limit. */
-static const struct {
-    chunk_step_fn *step;
-    enum chunk_limit limit;
-} chunk_states[] = {
-    [CH_SIZE] = {chunk_size, CHUNK_LIMIT_NONE},
-    [CH_SIZE_MORE] = {chunk_size_more, CHUNK_LIMIT_NONE},
-    [CH_EXT_BWS] = {chunk_ext_bws, CHUNK_LIMIT_EXT},
-    [CH_EXT] = {chunk_ext, CHUNK_LIMIT_EXT},
-    [CH_EXT_QUOTED] = {chunk_ext_quoted, CHUNK_LIMIT_EXT},
-    [CH_EXT_ESCAPE] = {chunk_ext_escape, CHUNK_LIMIT_EXT},
-    [CH_SIZE_LF] = {chunk_size_lf, CHUNK_LIMIT_NONE},
-    [CH_DATA_CR] = {chunk_data_cr, CHUNK_LIMIT_NONE},
-    [CH_DATA_LF] = {chunk_data_lf, CHUNK_LIMIT_NONE},
-    [CH_TRAILER] = {chunk_trailer, CHUNK_LIMIT_TRAILER},
-    [CH_TRAILER_NAME] = {chunk_trailer_name, CHUNK_LIMIT_TRAILER},
-    [CH_TRAILER_VALUE] = {chunk_trailer_value, CHUNK_LIMIT_TRAILER},
-    [CH_TRAILER_LF] = {chunk_trailer_lf, CHUNK_LIMIT_TRAILER},
-    [CH_LAST_LF] = {chunk_last_lf, CHUNK_LIMIT_TRAILER},
-};
-
-/* Counts one more byte of the current state against its limit. Returns 0, or -1 after
- * chunk_error() when the byte is one too many. */
-static int chunk_count(struct http_chunked_decoder *dec, enum chunk_limit limit)
+static enum chunk_limit chunk_limit_of(int state)
 {
-    size_t max_ext = dec->max_ext_bytes ? dec->max_ext_bytes : HTTP_CHUNK_EXT_DEFAULT;
-    size_t max_trailer =
-        dec->max_trailer_bytes ? dec->max_trailer_bytes : HTTP_CHUNK_TRAILER_DEFAULT;
+    switch (state) {
+    case CH_EXT_BWS:
+    case CH_EXT:
+    case CH_EXT_QUOTED:
+    case CH_EXT_ESCAPE:
+        return CHUNK_LIMIT_EXT;
+    case CH_TRAILER:
+    case CH_TRAILER_NAME:
+    case CH_TRAILER_VALUE:
+    case CH_TRAILER_LF:
+    case CH_LAST_LF:
+        return CHUNK_LIMIT_TRAILER;
+    default:
+        return CHUNK_LIMIT_NONE;
+    }
+}
 
-    if (limit == CHUNK_LIMIT_EXT && ++dec->trailer_bytes > max_ext)
+/* Counts one more byte of the current state against its limit, max[limit]. Returns 0, or
+ * -1 after chunk_error() when the byte is one too many. */
+static int chunk_count(struct http_chunked_decoder *dec, const size_t *max)
+{
+    enum chunk_limit limit = chunk_limit_of(dec->state);
+
+    if (limit == CHUNK_LIMIT_NONE || ++dec->trailer_bytes <= max[limit])
+        return 0;
+    if (limit == CHUNK_LIMIT_EXT)
         return chunk_error(dec, 400, "chunk extension too long");
-    if (limit == CHUNK_LIMIT_TRAILER && ++dec->trailer_bytes > max_trailer)
-        return chunk_error(dec, 400, "chunked trailer section too large");
-    return 0;
+    return chunk_error(dec, 400, "chunked trailer section too large");
 }
 
 /* In state DATA: moves as much of the chunk as buf[r..n) holds down to buf + *w, the end
@@ -311,6 +331,12 @@ long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *le
     size_t n = *len;
     size_t r = 0; /* read position */
     size_t w = 0; /* write position of decoded data, never ahead of r */
+    const size_t max[] = {
+        [CHUNK_LIMIT_NONE] = SIZE_MAX,
+        [CHUNK_LIMIT_EXT] = dec->max_ext_bytes ? dec->max_ext_bytes : HTTP_CHUNK_EXT_DEFAULT,
+        [CHUNK_LIMIT_TRAILER] =
+            dec->max_trailer_bytes ? dec->max_trailer_bytes : HTTP_CHUNK_TRAILER_DEFAULT,
+    };
 
     assert(dec != NULL && len != NULL && (buf != NULL || n == 0));
     if (dec->state == CH_DONE) {
@@ -322,13 +348,7 @@ long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *le
             r += chunk_copy_data(dec, buf, &w, r, n);
             continue;
         }
-        if (dec->state < 0 || dec->state >= CH_DONE) {
-            assert(0 && "unreachable chunk state");
-            chunk_error(dec, 400, "invalid chunked decoder state");
-            break;
-        }
-        if (chunk_count(dec, chunk_states[dec->state].limit) < 0 ||
-            chunk_states[dec->state].step(dec, (unsigned char)buf[r++], max_body) < 0)
+        if (chunk_count(dec, max) < 0 || chunk_step(dec, (unsigned char)buf[r++], max_body) < 0)
             break;
     }
     if (dec->state == CH_ERROR) {
