@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "http_parser.h"
+#include "http_limits.h" /* HTTP_MAX_HEADERS_CAP bounds --max-headers; not the parser */
 #include "version.h"
 
 #define CONFIG_PROG "taskserver"

@@ -134,6 +134,7 @@ int event_loop_del(struct event_loop *loop, int fd)
 int event_loop_poll(struct event_loop *loop, int timeout_ms, const sigset_t *sigmask)
 {
     int n = epoll_pwait(loop->epfd, loop->events, EVENT_LOOP_BATCH, timeout_ms, sigmask);
+    int dispatched = 0;
     if (n < 0)
         return errno == EINTR ? 0 : -1;
     for (int i = 0; i < n; i++) {
@@ -153,6 +154,7 @@ int event_loop_poll(struct event_loop *loop, int timeout_ms, const sigset_t *sig
         if (ev & (EPOLLERR | EPOLLHUP))
             fired |= EVENT_LOOP_ERROR;
         e->fn(loop, fd, e->arg, fired);
+        dispatched++;
     }
-    return n;
+    return dispatched;
 }

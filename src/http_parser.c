@@ -1,10 +1,13 @@
-/* http_parser.c - incremental HTTP/1.1 request-head parser and chunked-body decoder. */
+/* http_parser.c - incremental HTTP/1.1 request-head parser (the chunked-body decoder is in
+ * http_chunked.c). */
 #include "http_parser.h"
 
 #include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "http_chars.h"
 
 /*
  * The request head is parsed in two passes.
@@ -33,57 +36,6 @@
  * (Host count, Content-Length versus Transfer-Encoding). Errors are reported
  * in byte order, then in the order of the final checks.
  */
-
-#define CHUNK_SIZE_DIGITS_MAX 16 /* hex digits: 64 bits, so the size cannot overflow */
-
-/* RFC 9110 §5.6.2: token characters. */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* RFC 9110 §5.5: field-vchar (VCHAR or obs-text), i.e. neither a control nor DEL nor SP. */
-static int is_field_vchar(unsigned char c)
-{
-    return c > 0x20 && c != 0x7f;
-}
-
-static int is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static unsigned char ascii_lower(unsigned char c)
 {
@@ -196,7 +148,7 @@ static size_t find_bad_method(const char *buf, size_t rl, size_t to, size_t *at)
     size_t i = rl;
 
     /* rl may lie past to (empty lines beyond a limit or the head's end). */
-    while (i < to && is_tchar((unsigned char)buf[i]))
+    while (i < to && http_is_tchar((unsigned char)buf[i]))
         i++;
     if (i >= to || (buf[i] == ' ' && i > rl) || (buf[i] == '\r' && i == rl))
         return 0;
@@ -342,9 +294,9 @@ static int list_next(const char **p, const char *end, const char **e, size_t *e_
         const char *comma = memchr(s, ',', (size_t)(end - s));
         t = comma != NULL ? comma : end;
         *p = comma != NULL ? comma + 1 : end;
-        while (s < t && is_ows((unsigned char)*s))
+        while (s < t && http_is_ows((unsigned char)*s))
             s++;
-        while (t > s && is_ows((unsigned char)t[-1]))
+        while (t > s && http_is_ows((unsigned char)t[-1]))
             t--;
         if (t > s) {
             *e = s;
@@ -415,7 +367,7 @@ static int take_transfer_encoding(const struct http_header *h, struct head_meani
     m->has_te = 1;
     while (list_next(&p, end, &e, &e_len)) {
         size_t n = 0;
-        while (n < e_len && is_tchar((unsigned char)e[n]))
+        while (n < e_len && http_is_tchar((unsigned char)e[n]))
             n++;
         if (n == 0)
             return fail(req, 400, "invalid transfer-encoding");
@@ -485,8 +437,8 @@ static int host_valid(const char *h, size_t n)
     } else {
         for (; i < n && h[i] != ':'; i++) {
             if (h[i] == '%') {
-                if (i + 2 >= n || hex_value((unsigned char)h[i + 1]) < 0 ||
-                    hex_value((unsigned char)h[i + 2]) < 0)
+                if (i + 2 >= n || http_hex_value((unsigned char)h[i + 1]) < 0 ||
+                    http_hex_value((unsigned char)h[i + 2]) < 0)
                     return 0;
                 i += 2;
             } else if (!is_unreserved_or_sub_delim((unsigned char)h[i])) {
@@ -573,7 +525,7 @@ static int take_request_line(const char *buf, size_t ls, size_t le, struct http_
     size_t t;
     const char *v;
 
-    while (i < le && is_tchar((unsigned char)buf[i]))
+    while (i < le && http_is_tchar((unsigned char)buf[i]))
         i++;
     if (i == ls || i == le || buf[i] != ' ')
         return fail(req, 400, bad_byte_reason(buf, i, le, "invalid method"));
@@ -608,28 +560,28 @@ static int take_field_line(const char *buf, size_t ls, size_t le, size_t max_hea
     size_t ve;
     struct http_header *h;
 
-    if (is_ows((unsigned char)buf[ls]))
+    if (http_is_ows((unsigned char)buf[ls]))
         return fail(req, 400, "obsolete line folding in request head");
-    while (i < le && is_tchar((unsigned char)buf[i]))
+    while (i < le && http_is_tchar((unsigned char)buf[i]))
         i++;
     if (i < le && buf[i] == ':' && i > ls) {
         /* fine */
-    } else if (i < le && is_ows((unsigned char)buf[i]) && i > ls) {
+    } else if (i < le && http_is_ows((unsigned char)buf[i]) && i > ls) {
         return fail(req, 400, "whitespace before colon in header field");
     } else {
         return fail(req, 400, bad_byte_reason(buf, i, le, "invalid header name"));
     }
 
     v = i + 1;
-    while (v < le && is_ows((unsigned char)buf[v]))
+    while (v < le && http_is_ows((unsigned char)buf[v]))
         v++;
     for (ve = v; ve < le; ve++) {
         unsigned char c = (unsigned char)buf[ve];
-        if (!is_field_vchar(c) && !is_ows(c))
+        if (!http_is_field_vchar(c) && !http_is_ows(c))
             return fail(req, 400,
                         bad_byte_reason(buf, ve, le, "control character in header value"));
     }
-    while (ve > v && is_ows((unsigned char)buf[ve - 1]))
+    while (ve > v && http_is_ows((unsigned char)buf[ve - 1]))
         ve--;
 
     if (req->num_headers >= max_headers)
@@ -751,7 +703,7 @@ static void note_method(const char *buf, const struct framing *fr, struct http_r
 
     if (req->method != NULL)
         return;
-    while (i < fr->proof && is_tchar((unsigned char)buf[i]))
+    while (i < fr->proof && http_is_tchar((unsigned char)buf[i]))
         i++;
     if (i > fr->rl && i < fr->proof && buf[i] == ' ') {
         req->method = buf + fr->rl;
@@ -807,240 +759,6 @@ int http_parse_request(const char *buf, size_t len, size_t prev_len,
     if (parse_head(buf, &fr, max_headers, req) < 0)
         return -1;
     return (int)fr.end;
-}
-
-const struct http_header *http_find_header(const struct http_request *req, const char *name)
-{
-    size_t name_len = strlen(name);
-    size_t i;
-
-    for (i = 0; i < req->num_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        size_t j;
-        if (h->name_len != name_len)
-            continue;
-        for (j = 0; j < name_len; j++) {
-            if (ascii_lower((unsigned char)h->name[j]) != ascii_lower((unsigned char)name[j]))
-                break;
-        }
-        if (j == name_len)
-            return h;
-    }
-    return NULL;
-}
-
-/* ---------------------------------------------------------- chunked body */
-
-/*
- * The chunked decoder (RFC 9112 §7.1) is a byte-at-a-time state machine, so a
- * body may be split anywhere between reads; only chunk data is copied in bulk.
- *
- *   SIZE -hex-> SIZE_MORE -hex...-> SIZE_MORE
- *   SIZE_MORE -SP/HT-> EXT_BWS -';'-> EXT;  SIZE_MORE -';'-> EXT
- *   EXT <-> EXT_QUOTED <-> EXT_ESCAPE        (extensions are skipped)
- *   SIZE_MORE/EXT -CR-> SIZE_LF -LF-> DATA (size > 0) or TRAILER (size 0)
- *   DATA -size bytes-> DATA_CR -CR-> DATA_LF -LF-> SIZE
- *   TRAILER -tchar-> TRAILER_NAME -':'-> TRAILER_VALUE -CR-> TRAILER_LF -LF-> TRAILER
- *   TRAILER -CR-> LAST_LF -LF-> DONE
- *
- * Framing lines must end with CRLF: a bare LF is refused here although the
- * head accepts one. Chunk framing is where lenient parsers disagree and
- * request smuggling lives, and RFC 9112 §2.2 allows bare LF only for the
- * start-line and header fields.
- *
- * The private fields: chunk_left is the size being read and then the data
- * left; size_digits counts hex digits; trailer_bytes counts the extension
- * bytes of the current size line and, after the last chunk, the trailer
- * section (the two uses never overlap).
- */
-enum chunk_state {
-    CH_SIZE = 0, /* zero-initialized decoder starts here */
-    CH_SIZE_MORE,
-    CH_EXT_BWS,
-    CH_EXT,
-    CH_EXT_QUOTED,
-    CH_EXT_ESCAPE,
-    CH_SIZE_LF,
-    CH_DATA,
-    CH_DATA_CR,
-    CH_DATA_LF,
-    CH_TRAILER,
-    CH_TRAILER_NAME,
-    CH_TRAILER_VALUE,
-    CH_TRAILER_LF,
-    CH_LAST_LF,
-    CH_DONE,
-    CH_ERROR,
-};
-
-static long chunk_fail(struct http_chunked_decoder *dec, size_t *len, int status, const char *why)
-{
-    dec->state = CH_ERROR;
-    dec->error_status = status;
-    dec->error = why;
-    *len = 0;
-    return -1;
-}
-
-/* RFC 9110 §5.6.4: qdtext, and what may follow a backslash in a quoted-pair. */
-static int is_qdtext(unsigned char c)
-{
-    return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
-           (c >= 0x5d && c <= 0x7e) || c >= 0x80;
-}
-
-long http_decode_chunked(struct http_chunked_decoder *dec, char *buf, size_t *len,
-                         uint64_t max_body)
-{
-    size_t n = *len;
-    size_t r = 0; /* read position */
-    size_t w = 0; /* write position of decoded data, never ahead of r */
-    size_t max_ext = dec->max_ext_bytes ? dec->max_ext_bytes : HTTP_CHUNK_EXT_DEFAULT;
-    size_t max_trailer =
-        dec->max_trailer_bytes ? dec->max_trailer_bytes : HTTP_CHUNK_TRAILER_DEFAULT;
-
-    assert(dec != NULL && len != NULL && (buf != NULL || n == 0));
-    if (dec->state == CH_ERROR)
-        return chunk_fail(dec, len, dec->error_status, dec->error);
-    if (dec->state == CH_DONE) {
-        *len = 0;
-        return (long)n;
-    }
-
-    while (r < n) {
-        unsigned char c = (unsigned char)buf[r];
-        int d;
-
-        if (dec->state == CH_DATA) {
-            size_t k = n - r;
-            if (k > dec->chunk_left)
-                k = (size_t)dec->chunk_left;
-            memmove(buf + w, buf + r, k);
-            w += k;
-            r += k;
-            dec->chunk_left -= k;
-            dec->decoded += k;
-            if (dec->chunk_left == 0)
-                dec->state = CH_DATA_CR;
-            continue;
-        }
-        r++;
-        if (dec->state == CH_EXT || dec->state == CH_EXT_BWS || dec->state == CH_EXT_QUOTED ||
-            dec->state == CH_EXT_ESCAPE) {
-            if (++dec->trailer_bytes > max_ext)
-                return chunk_fail(dec, len, 400, "chunk extension too long");
-        } else if (dec->state >= CH_TRAILER && dec->state <= CH_LAST_LF) {
-            if (++dec->trailer_bytes > max_trailer)
-                return chunk_fail(dec, len, 400, "chunked trailer section too large");
-        }
-
-        switch (dec->state) {
-        case CH_SIZE:
-        case CH_SIZE_MORE:
-            d = hex_value(c);
-            if (d >= 0) {
-                if (dec->size_digits == CHUNK_SIZE_DIGITS_MAX)
-                    return chunk_fail(dec, len, 400, "chunk size too long");
-                dec->size_digits++;
-                dec->chunk_left = dec->chunk_left * 16 + (unsigned)d;
-                if (dec->chunk_left > max_body - dec->decoded)
-                    return chunk_fail(dec, len, 413, "chunked body too large");
-                dec->state = CH_SIZE_MORE;
-            } else if (dec->state == CH_SIZE) {
-                return chunk_fail(dec, len, 400, "invalid chunk size");
-            } else if (c == ';') {
-                dec->state = CH_EXT;
-            } else if (is_ows(c)) {
-                dec->state = CH_EXT_BWS;
-            } else if (c == '\r') {
-                dec->state = CH_SIZE_LF;
-            } else {
-                return chunk_fail(dec, len, 400, "invalid chunk size line");
-            }
-            break;
-        case CH_EXT_BWS:
-            if (c == ';')
-                dec->state = CH_EXT;
-            else if (!is_ows(c))
-                return chunk_fail(dec, len, 400, "invalid chunk size line");
-            break;
-        case CH_EXT:
-            if (c == '"')
-                dec->state = CH_EXT_QUOTED;
-            else if (c == '\r')
-                dec->state = CH_SIZE_LF;
-            else if (!is_tchar(c) && c != '=' && c != ';' && !is_ows(c))
-                return chunk_fail(dec, len, 400, "invalid chunk extension");
-            break;
-        case CH_EXT_QUOTED:
-            if (c == '"')
-                dec->state = CH_EXT;
-            else if (c == '\\')
-                dec->state = CH_EXT_ESCAPE;
-            else if (!is_qdtext(c))
-                return chunk_fail(dec, len, 400, "invalid chunk extension");
-            break;
-        case CH_EXT_ESCAPE:
-            if (!is_field_vchar(c) && !is_ows(c))
-                return chunk_fail(dec, len, 400, "invalid chunk extension");
-            dec->state = CH_EXT_QUOTED;
-            break;
-        case CH_SIZE_LF:
-            if (c != '\n')
-                return chunk_fail(dec, len, 400, "chunk size line not ended by crlf");
-            dec->trailer_bytes = 0;
-            dec->state = dec->chunk_left == 0 ? CH_TRAILER : CH_DATA;
-            break;
-        case CH_DATA_CR:
-            if (c != '\r')
-                return chunk_fail(dec, len, 400, "chunk data not followed by crlf");
-            dec->state = CH_DATA_LF;
-            break;
-        case CH_DATA_LF:
-            if (c != '\n')
-                return chunk_fail(dec, len, 400, "chunk data not followed by crlf");
-            dec->size_digits = 0;
-            dec->trailer_bytes = 0;
-            dec->state = CH_SIZE;
-            break;
-        case CH_TRAILER:
-            if (c == '\r')
-                dec->state = CH_LAST_LF;
-            else if (is_tchar(c))
-                dec->state = CH_TRAILER_NAME;
-            else
-                return chunk_fail(dec, len, 400, "invalid trailer field");
-            break;
-        case CH_TRAILER_NAME:
-            if (c == ':')
-                dec->state = CH_TRAILER_VALUE;
-            else if (!is_tchar(c))
-                return chunk_fail(dec, len, 400, "invalid trailer field");
-            break;
-        case CH_TRAILER_VALUE:
-            if (c == '\r')
-                dec->state = CH_TRAILER_LF;
-            else if (!is_field_vchar(c) && !is_ows(c))
-                return chunk_fail(dec, len, 400, "invalid trailer field");
-            break;
-        case CH_TRAILER_LF:
-            if (c != '\n')
-                return chunk_fail(dec, len, 400, "trailer field not ended by crlf");
-            dec->state = CH_TRAILER;
-            break;
-        case CH_LAST_LF:
-            if (c != '\n')
-                return chunk_fail(dec, len, 400, "chunked body not ended by crlf");
-            dec->state = CH_DONE;
-            *len = w;
-            return (long)(n - r);
-        default:
-            assert(0 && "unreachable chunk state");
-            return chunk_fail(dec, len, 400, "invalid chunked decoder state");
-        }
-    }
-    *len = w;
-    return -2;
 }
 
 const char *http_status_text(int status)

@@ -4,7 +4,8 @@
  * buffer, which must stay put while the result is used.
  *
  * Its names take the prefix http_ (struct http_request, http_parse_request()),
- * which no other module uses: short, as picohttpparser's phr_ is.
+ * which no other module uses; short, as it is written on every line of the
+ * parser (the idea is picohttpparser's phr_).
  *
  * Calling sequence for one request on a connection:
  *
@@ -49,6 +50,9 @@
  *
  * Limits: request line (414), header section bytes and field count (431);
  * chunk extensions and trailers (400, set in the decoder).
+ *
+ * One header, two files: the head parser is http_parser.c, the chunked
+ * decoder http_chunked.c (its file header says why they share this face).
  */
 #ifndef TASKSERVER_HTTP_PARSER_H
 #define TASKSERVER_HTTP_PARSER_H
@@ -56,14 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_HEADERS_CAP 128 /* array size; the configured limit may be lower */
-
-struct http_limits {
-    size_t max_request_line; /* bytes, default 8192: longer -> 414 */
-    size_t max_header_bytes; /* whole head from buf[0] (request line, fields, final
-                                empty line), default 16384: longer -> 431 */
-    size_t max_headers;      /* fields, default 100 (<= HTTP_MAX_HEADERS_CAP): more -> 431 */
-};
+#include "http_limits.h" /* struct http_limits, HTTP_MAX_HEADERS_CAP */
 
 struct http_header {
     const char *name; /* token, case as sent */
@@ -108,9 +105,6 @@ struct http_request {
  * header section length (>= 0), -2 (need more) or -1 (bad; see error_status). */
 int http_parse_request(const char *buf, size_t len, size_t prev_len,
                        const struct http_limits *limits, struct http_request *req);
-
-/* Finds a header by case-insensitive name; NULL if absent. */
-const struct http_header *http_find_header(const struct http_request *req, const char *name);
 
 #define HTTP_CHUNK_EXT_DEFAULT 8192      /* = the default request-line limit */
 #define HTTP_CHUNK_TRAILER_DEFAULT 16384 /* = the default header-section limit */

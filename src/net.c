@@ -2,7 +2,6 @@
 #include "net.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -103,14 +102,4 @@ int net_accept(int listen_fd)
         fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     } while (fd < 0 && errno == EINTR);
     return fd;
-}
-
-int net_set_nonblock(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0)
-        return -1;
-    if (flags & O_NONBLOCK)
-        return 0;
-    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }

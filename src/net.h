@@ -18,7 +18,4 @@ int net_listen(const char *addr, unsigned port, int backlog, unsigned *bound_por
  * descriptor or -1 with errno (EAGAIN when none is pending). */
 int net_accept(int listen_fd);
 
-/* Sets O_NONBLOCK. Returns 0 or -1. */
-int net_set_nonblock(int fd);
-
 #endif

@@ -21,6 +21,7 @@
 #include "taskctl_verify.h"
 #include "timeline_svg.h"
 #include "timeline_text.h"
+#include "trace_match.h"
 #include "trace_read.h"
 #include "version.h"
 

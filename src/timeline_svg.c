@@ -245,45 +245,11 @@ static const char tl_style[] =
     ".lost .overwrite{fill:none;stroke:#d62728;stroke-width:1.8}"
     ".lost .same-end{fill:none;stroke:#ff7f0e;stroke-width:1.6;stroke-dasharray:4 3}";
 
-static void tl_header(struct tl *tl)
+/* A trace cut short says less than the run did: one line under the legend. */
+static void tl_warnings(struct tl *tl)
 {
     const struct trace_set *set = tl->set;
-    const struct trace_analysis *an = tl->an;
     FILE *out = tl->out;
-    char a[32], b[32];
-
-    fprintf(out,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" width=\"%.0f\" "
-            "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n",
-            tl->width, tl->height, tl->width, tl->height);
-    fprintf(out, "<style>%s</style>\n", tl_style);
-    fputs("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" "
-          "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" "
-          "fill=\"#d62728\"/></marker></defs>\n",
-          out);
-    fprintf(out, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\"/>\n",
-            tl->width, tl->height);
-    fprintf(out,
-            "<text class=\"title\" x=\"12\" y=\"26\">taskserver race timeline: locking %s</text>\n",
-            set->locking == 1   ? "ON"
-            : set->locking == 0 ? "OFF"
-                                : "MIXED (files disagree)");
-    fprintf(out,
-            "<text class=\"summary\" x=\"12\" y=\"48\">%zu worker%s, %zu writes, %zu task%s "
-            "lost, ",
-            set->num_workers, set->num_workers == 1 ? "" : "s", an->num_writes, an->num_lost,
-            an->num_lost == 1 ? "" : "s");
-    if (an->all.holds > 0 || set->locking == 1)
-        fprintf(out, "%zu overlapping holds, lock wait p50 %s, p99 %s", an->num_overlapping_holds,
-                tl_ns(an->all.wait_p50_ns, a, sizeof(a)), tl_ns(an->all.wait_p99_ns, b, sizeof(b)));
-    else
-        fprintf(out,
-                "overlapping holds: none (no locks in this build), %zu overlapping "
-                "read-to-write sections",
-                an->num_overlapping_sections);
-    fputs("</text>\n", out);
-
-    /* A trace cut short says less than the run did: one line under the legend. */
     int warned = 0;
     for (size_t w = 0; w < set->num_workers; w++) {
         const struct trace_worker *tw = &set->workers[w];
@@ -296,8 +262,11 @@ static void tl_header(struct tl *tl)
     }
     if (warned)
         fputs("</text>\n", out);
+}
 
-    /* Legend. */
+/* The key to the marks, in one row under the summary. */
+static void tl_legend(FILE *out)
+{
     double x = 12, y = 70;
     fputs("<g class=\"legend\">\n", out);
     fprintf(out, "<rect fill=\"#f5c58c\" x=\"%.0f\" y=\"%.0f\" width=\"22\" height=\"8\"/>", x,
@@ -342,6 +311,48 @@ static void tl_header(struct tl *tl)
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\">the two tail reads that saw the same end</text>\n",
             x + 32, y);
     fputs("</g>\n", out);
+}
+
+/* The document's start: size, style, arrow head, title, summary, warnings, legend. */
+static void tl_header(struct tl *tl)
+{
+    const struct trace_set *set = tl->set;
+    const struct trace_analysis *an = tl->an;
+    FILE *out = tl->out;
+    char a[32], b[32];
+
+    fprintf(out,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" width=\"%.0f\" "
+            "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n",
+            tl->width, tl->height, tl->width, tl->height);
+    fprintf(out, "<style>%s</style>\n", tl_style);
+    fputs("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" "
+          "markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" "
+          "fill=\"#d62728\"/></marker></defs>\n",
+          out);
+    fprintf(out, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\"/>\n",
+            tl->width, tl->height);
+    fprintf(out,
+            "<text class=\"title\" x=\"12\" y=\"26\">taskserver race timeline: locking %s</text>\n",
+            set->locking == 1   ? "ON"
+            : set->locking == 0 ? "OFF"
+                                : "MIXED (files disagree)");
+    fprintf(out,
+            "<text class=\"summary\" x=\"12\" y=\"48\">%zu worker%s, %zu writes, %zu task%s "
+            "lost, ",
+            set->num_workers, set->num_workers == 1 ? "" : "s", an->num_writes, an->num_lost,
+            an->num_lost == 1 ? "" : "s");
+    if (an->all.holds > 0 || set->locking == 1)
+        fprintf(out, "%zu overlapping holds, lock wait p50 %s, p99 %s", an->num_overlapping_holds,
+                tl_ns(an->all.wait_p50_ns, a, sizeof(a)), tl_ns(an->all.wait_p99_ns, b, sizeof(b)));
+    else
+        fprintf(out,
+                "overlapping holds: none (no locks in this build), %zu overlapping "
+                "read-to-write sections",
+                an->num_overlapping_sections);
+    fputs("</text>\n", out);
+    tl_warnings(tl);
+    tl_legend(out);
 }
 
 /* Nice tick step: 1, 2 or 5 times a power of ten ns, at least 90 px apart. */
@@ -422,114 +433,234 @@ static void tl_lane_label(struct tl *tl, size_t w, double y)
     }
 }
 
+/* One hold: its wait (pale) and, if granted, the hold itself (a bar, red when it overlaps). */
+static void tl_hold(struct tl *tl, const struct trace_hold *h, double yb)
+{
+    const struct trace_analysis *an = tl->an;
+    FILE *out = tl->out;
+    char a[32], b[32];
+
+    /* Outside the span drawn: a list or a count before or after the load. */
+    int64_t last = h->t_end >= 0 ? h->t_end : h->t_inner_end;
+    if (h->t_wait > an->t_last || (last >= 0 && last < an->t_first))
+        return;
+    int64_t wait_end = h->t_grant >= 0 ? h->t_grant : h->t_end;
+    if (h->t_wait >= 0 && wait_end >= 0) {
+        double x0 = tl_x(tl, h->t_wait), x1 = tl_x(tl, wait_end);
+        fprintf(out,
+                "<rect class=\"wait\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"8\">"
+                "<title>waited %s for the %s lock%s, from %s</title></rect>\n",
+                x0, yb + 8, x1 - x0 > 0.5 ? x1 - x0 : 0.5, tl_ns(wait_end - h->t_wait, a, 32),
+                h->lock == 'w' ? "write" : "read",
+                h->timed_out ? " and gave up (timeout: 503)" : "",
+                tl_ns(h->t_wait - tl->origin, b, 32));
+    }
+    if (h->t_grant >= 0) {
+        int64_t end = h->t_end >= 0 ? h->t_end : h->t_inner_end;
+        double x0 = tl_x(tl, h->t_grant), x1 = tl_x(tl, end);
+        fprintf(out,
+                "<rect class=\"hold%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\">"
+                "<title>%s lock held %s from %s%s</title></rect>\n",
+                h->overlaps ? " overlap" : "", x0, h->lock == 'w' ? yb : yb + 4,
+                x1 - x0 > 1 ? x1 - x0 : 1, h->lock == 'w' ? TL_BAR_H : TL_BAR_H - 8,
+                h->lock == 'w' ? "write" : "read (a list or a count)",
+                tl_ns(end - h->t_grant, a, 32), tl_ns(h->t_grant - tl->origin, b, 32),
+                h->overlaps ? ": OVERLAPS another worker's hold" : "");
+    }
+}
+
+/* An append's write: a tick labelled with the task's titulo, red when overwritten. */
+static void tl_write(struct tl *tl, const struct trace_append *ap, const struct trace_event *wr,
+                     double yb)
+{
+    FILE *out = tl->out;
+    char a[32];
+    double x = tl_x(tl, wr->t_ns);
+
+    fprintf(out, "<g class=\"write%s\"><title>write at %s: \"", ap->lost ? " overwritten" : "",
+            tl_ns(wr->t_ns - tl->origin, a, 32));
+    tl_text(out, wr->titulo, 200);
+    fprintf(out, "\"%s", wr->cliente[0] ? " from " : "");
+    tl_text(out, wr->cliente, 200);
+    fprintf(out, " as id %llu, bytes %lld to %lld%s</title>", (unsigned long long)wr->id,
+            (long long)wr->offset, (long long)(wr->offset + wr->length),
+            ap->lost ? ": OVERWRITTEN (lost)" : "");
+    fprintf(out,
+            "<rect x=\"%.2f\" y=\"%.1f\" width=\"3\" height=\"%.0f\"/>"
+            "<text transform=\"translate(%.2f,%.1f) rotate(-90)\">",
+            x - 1.5, yb - 6, TL_BAR_H + 12, x + 3.5, yb - 10);
+    tl_text(out, wr->titulo, TL_LABEL_MAX);
+    fputs("</text></g>\n", out);
+}
+
+/* One append: its unprotected section (no lock), its tail read, its response, its write. */
+static void tl_append(struct tl *tl, const struct trace_append *ap, double yb)
+{
+    const struct trace_set *set = tl->set;
+    FILE *out = tl->out;
+    char a[32];
+    const struct trace_event *r = ap->read_ev != TRACE_NONE ? &set->events[ap->read_ev] : NULL;
+    const struct trace_event *wr = ap->write_ev != TRACE_NONE ? &set->events[ap->write_ev] : NULL;
+
+    if (r != NULL && wr != NULL && ap->hold == TRACE_NONE) {
+        double x0 = tl_x(tl, r->t_ns), x1 = tl_x(tl, wr->t_ns);
+        fprintf(out,
+                "<rect class=\"section%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"16\">"
+                "<title>no lock: %s from reading the end of the list to writing%s</title>"
+                "</rect>\n",
+                ap->section_overlaps ? " race" : "", x0, yb + 4, x1 - x0 > 2 ? x1 - x0 - 1 : 1,
+                tl_ns(wr->t_ns - r->t_ns, a, 32),
+                ap->section_overlaps ? "; another worker did the same meanwhile" : "");
+    }
+    if (r != NULL)
+        fprintf(out,
+                "<path class=\"read\" d=\"M%.2f,%.1f l-5,-8 l10,0 z\"><title>tail read at %s: "
+                "the list ends at byte %lld, last id %llu</title></path>\n",
+                tl_x(tl, r->t_ns), yb - 1, tl_ns(r->t_ns - tl->origin, a, 32), (long long)r->offset,
+                (unsigned long long)r->id);
+    if (ap->response_ev != TRACE_NONE) {
+        const struct trace_event *rs = &set->events[ap->response_ev];
+        fprintf(out,
+                "<circle class=\"response%s\" cx=\"%.2f\" cy=\"%.1f\" r=\"3.5\">"
+                "<title>response %d at %s</title></circle>\n",
+                rs->status >= 500   ? " error"
+                : rs->status >= 300 ? " other"
+                                    : "",
+                tl_x(tl, rs->t_ns), yb + TL_BAR_H + 14, rs->status,
+                tl_ns(rs->t_ns - tl->origin, a, 32));
+    }
+    if (wr != NULL)
+        tl_write(tl, ap, wr, yb);
+}
+
+/* One worker's lane: background, label, its holds, then its appends on top. */
 static void tl_lane(struct tl *tl, size_t w)
 {
     const struct trace_set *set = tl->set;
     const struct trace_analysis *an = tl->an;
     FILE *out = tl->out;
     double y = tl_lane_y(w), yb = y + TL_BAR_Y;
-    char a[32], b[32];
 
     fprintf(out, "<g class=\"lane\" id=\"lane-%zu\" data-pid=\"%ld\" data-worker=\"%u\">\n", w,
             set->workers[w].pid, set->workers[w].index);
     fprintf(out, "<rect class=\"%s\" x=\"0\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\"/>\n",
             w % 2 ? "lane-alt" : "lane-bg", y, tl->width, TL_LANE_H - 4);
     tl_lane_label(tl, w, y);
-
-    for (size_t i = 0; i < an->num_holds; i++) {
-        const struct trace_hold *h = &an->holds[i];
-        if (h->worker != w)
-            continue;
-        /* Outside the span drawn: a list or a count before or after the load. */
-        int64_t last = h->t_end >= 0 ? h->t_end : h->t_inner_end;
-        if (h->t_wait > an->t_last || (last >= 0 && last < an->t_first))
-            continue;
-        int64_t wait_end = h->t_grant >= 0 ? h->t_grant : h->t_end;
-        if (h->t_wait >= 0 && wait_end >= 0) {
-            double x0 = tl_x(tl, h->t_wait), x1 = tl_x(tl, wait_end);
-            fprintf(out,
-                    "<rect class=\"wait\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"8\">"
-                    "<title>waited %s for the %s lock%s, from %s</title></rect>\n",
-                    x0, yb + 8, x1 - x0 > 0.5 ? x1 - x0 : 0.5, tl_ns(wait_end - h->t_wait, a, 32),
-                    h->lock == 'w' ? "write" : "read",
-                    h->timed_out ? " and gave up (timeout: 503)" : "",
-                    tl_ns(h->t_wait - tl->origin, b, 32));
-        }
-        if (h->t_grant >= 0) {
-            int64_t end = h->t_end >= 0 ? h->t_end : h->t_inner_end;
-            double x0 = tl_x(tl, h->t_grant), x1 = tl_x(tl, end);
-            fprintf(out,
-                    "<rect class=\"hold%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.0f\">"
-                    "<title>%s lock held %s from %s%s</title></rect>\n",
-                    h->overlaps ? " overlap" : "", x0, h->lock == 'w' ? yb : yb + 4,
-                    x1 - x0 > 1 ? x1 - x0 : 1, h->lock == 'w' ? TL_BAR_H : TL_BAR_H - 8,
-                    h->lock == 'w' ? "write" : "read (a list or a count)",
-                    tl_ns(end - h->t_grant, a, 32), tl_ns(h->t_grant - tl->origin, b, 32),
-                    h->overlaps ? ": OVERLAPS another worker's hold" : "");
-        }
-    }
-    for (size_t i = 0; i < an->num_appends; i++) {
-        const struct trace_append *ap = &an->appends[i];
-        if (ap->worker != w)
-            continue;
-        const struct trace_event *r = ap->read_ev != TRACE_NONE ? &set->events[ap->read_ev] : NULL;
-        const struct trace_event *wr =
-            ap->write_ev != TRACE_NONE ? &set->events[ap->write_ev] : NULL;
-        if (r != NULL && wr != NULL && ap->hold == TRACE_NONE) {
-            double x0 = tl_x(tl, r->t_ns), x1 = tl_x(tl, wr->t_ns);
-            fprintf(out,
-                    "<rect class=\"section%s\" x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"16\">"
-                    "<title>no lock: %s from reading the end of the list to writing%s</title>"
-                    "</rect>\n",
-                    ap->section_overlaps ? " race" : "", x0, yb + 4, x1 - x0 > 2 ? x1 - x0 - 1 : 1,
-                    tl_ns(wr->t_ns - r->t_ns, a, 32),
-                    ap->section_overlaps ? "; another worker did the same meanwhile" : "");
-        }
-        if (r != NULL) {
-            double x = tl_x(tl, r->t_ns);
-            fprintf(out,
-                    "<path class=\"read\" d=\"M%.2f,%.1f l-5,-8 l10,0 z\"><title>tail read at %s: "
-                    "the list ends at byte %lld, last id %llu</title></path>\n",
-                    x, yb - 1, tl_ns(r->t_ns - tl->origin, a, 32), (long long)r->offset,
-                    (unsigned long long)r->id);
-        }
-        if (ap->response_ev != TRACE_NONE) {
-            const struct trace_event *rs = &set->events[ap->response_ev];
-            fprintf(out,
-                    "<circle class=\"response%s\" cx=\"%.2f\" cy=\"%.1f\" r=\"3.5\">"
-                    "<title>response %d at %s</title></circle>\n",
-                    rs->status >= 500   ? " error"
-                    : rs->status >= 300 ? " other"
-                                        : "",
-                    tl_x(tl, rs->t_ns), yb + TL_BAR_H + 14, rs->status,
-                    tl_ns(rs->t_ns - tl->origin, a, 32));
-        }
-        if (wr != NULL) {
-            double x = tl_x(tl, wr->t_ns);
-            fprintf(out, "<g class=\"write%s\"><title>write at %s: \"",
-                    ap->lost ? " overwritten" : "", tl_ns(wr->t_ns - tl->origin, a, 32));
-            tl_text(out, wr->titulo, 200);
-            fprintf(out, "\"%s", wr->cliente[0] ? " from " : "");
-            tl_text(out, wr->cliente, 200);
-            fprintf(out, " as id %llu, bytes %lld to %lld%s</title>", (unsigned long long)wr->id,
-                    (long long)wr->offset, (long long)(wr->offset + wr->length),
-                    ap->lost ? ": OVERWRITTEN (lost)" : "");
-            fprintf(out,
-                    "<rect x=\"%.2f\" y=\"%.1f\" width=\"3\" height=\"%.0f\"/>"
-                    "<text transform=\"translate(%.2f,%.1f) rotate(-90)\">",
-                    x - 1.5, yb - 6, TL_BAR_H + 12, x + 3.5, yb - 10);
-            tl_text(out, wr->titulo, TL_LABEL_MAX);
-            fputs("</text></g>\n", out);
-        }
-    }
+    for (size_t i = 0; i < an->num_holds; i++)
+        if (an->holds[i].worker == w)
+            tl_hold(tl, &an->holds[i], yb);
+    for (size_t i = 0; i < an->num_appends; i++)
+        if (an->appends[i].worker == w)
+            tl_append(tl, &an->appends[i], yb);
     fputs("</g>\n", out);
 }
 
-/* One group per lost task: a ring on the lost write, an arrow to the write that overwrote
- * it, a dashed line between the two tail reads. */
-static void tl_lost(struct tl *tl)
+/* A lost task and what it met: the events its picture joins. */
+struct tl_loss {
+    const struct trace_event *w;  /* its write */
+    const struct trace_event *r;  /* its tail read, or NULL */
+    const struct trace_event *bw; /* the write that overwrote it, or NULL */
+    const struct trace_event *br; /* that write's tail read, or NULL */
+    const struct trace_event *cr; /* not overwritten: the tail read that found it cut off */
+};
+
+static struct tl_loss tl_loss_of(const struct tl *tl, const struct trace_append *ap)
 {
     const struct trace_set *set = tl->set;
+    const struct trace_analysis *an = tl->an;
+    const struct trace_append *by =
+        ap->overwritten_by != TRACE_NONE ? &an->appends[ap->overwritten_by] : NULL;
+    const struct trace_append *cut =
+        by == NULL && ap->cut_by != TRACE_NONE ? &an->appends[ap->cut_by] : NULL;
+    struct tl_loss l = {
+        .w = &set->events[ap->write_ev],
+        .r = ap->read_ev != TRACE_NONE ? &set->events[ap->read_ev] : NULL,
+        .bw = by != NULL ? &set->events[by->write_ev] : NULL,
+        .br = by != NULL && by->read_ev != TRACE_NONE ? &set->events[by->read_ev] : NULL,
+        .cr = cut != NULL && cut->read_ev != TRACE_NONE ? &set->events[cut->read_ev] : NULL,
+    };
+    return l;
+}
+
+/* The group's <title>: the task, who wrote it where, what destroyed it. */
+static void tl_lost_title(struct tl *tl, const struct tl_loss *l)
+{
+    const struct trace_set *set = tl->set;
+    FILE *out = tl->out;
+
+    tl_text(out, l->w->titulo, 200);
+    fputs("\"", out);
+    if (l->w->cliente[0]) {
+        fputs(" from ", out);
+        tl_text(out, l->w->cliente, 200);
+    }
+    fprintf(out, " (id %llu), written by worker %u at byte %lld", (unsigned long long)l->w->id,
+            set->workers[l->w->worker].index, (long long)l->w->offset);
+    if (l->bw != NULL) {
+        fputs(", overwritten by \"", out);
+        tl_text(out, l->bw->titulo, 200);
+        fprintf(out, "\" (id %llu) of worker %u at byte %lld", (unsigned long long)l->bw->id,
+                set->workers[l->bw->worker].index, (long long)l->bw->offset);
+    }
+    if (l->cr != NULL)
+        fprintf(out,
+                ", cut off: worker %u then found the end of the list at byte %lld "
+                "(the file had been truncated by a repair of what looked like a torn write)",
+                set->workers[l->cr->worker].index, (long long)l->cr->offset);
+    if (l->r != NULL && l->br != NULL) {
+        if (l->r->offset == l->br->offset)
+            fprintf(out, "; both read the end of the list at byte %lld", (long long)l->r->offset);
+        else
+            fprintf(out, "; they read the end of the list at bytes %lld and %lld",
+                    (long long)l->r->offset, (long long)l->br->offset);
+    }
+    fputs("</title>\n", out);
+}
+
+/* The marks: a ring on the write, an arrow to its overwriter (or, dotted, to the tail read
+ * that found it cut off), a dashed line between the two tail reads. */
+static void tl_lost_marks(struct tl *tl, const struct tl_loss *l)
+{
+    FILE *out = tl->out;
+    double xa = tl_x(tl, l->w->t_ns), ya = tl_lane_y(l->w->worker) + TL_BAR_Y + TL_BAR_H / 2;
+
+    fprintf(out, "<circle cx=\"%.2f\" cy=\"%.1f\" r=\"8\"/>\n", xa, ya);
+    if (l->bw != NULL) {
+        double xb = tl_x(tl, l->bw->t_ns), yb = tl_lane_y(l->bw->worker) + TL_BAR_Y + TL_BAR_H / 2;
+        if (l->bw->worker == l->w->worker)
+            fprintf(out,
+                    "<path class=\"overwrite\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\" "
+                    "marker-end=\"url(#arrow)\"/>\n",
+                    xa, ya + 10, (xa + xb) / 2, ya + 50, xb, yb + 6);
+        else
+            fprintf(out,
+                    "<path class=\"overwrite\" d=\"M%.2f,%.1f C%.2f,%.1f %.2f,%.1f %.2f,%.1f\" "
+                    "marker-end=\"url(#arrow)\"/>\n",
+                    xa, ya + (yb > ya ? 10 : -10), xa, (ya + yb) / 2, xb, (ya + yb) / 2, xb,
+                    yb + (yb > ya ? -6 : 6));
+    }
+    if (l->cr != NULL) {
+        double xb = tl_x(tl, l->cr->t_ns), yb = tl_lane_y(l->cr->worker) + TL_BAR_Y - 5;
+        fprintf(out,
+                "<path class=\"overwrite\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\" "
+                "stroke-dasharray=\"2 2\" marker-end=\"url(#arrow)\"/>\n",
+                xa, ya - 10, (xa + xb) / 2, (ya < yb ? ya : yb) - 40, xb, yb - 4);
+    }
+    if (l->r != NULL && l->br != NULL) {
+        double x1 = tl_x(tl, l->r->t_ns), y1 = tl_lane_y(l->r->worker) + TL_BAR_Y - 5;
+        double x2 = tl_x(tl, l->br->t_ns), y2 = tl_lane_y(l->br->worker) + TL_BAR_Y - 5;
+        if (l->r->worker == l->br->worker)
+            fprintf(out, "<path class=\"same-end\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\"/>\n", x1,
+                    y1, (x1 + x2) / 2, y1 - 30, x2, y2);
+        else
+            fprintf(out, "<path class=\"same-end\" d=\"M%.2f,%.1f L%.2f,%.1f\"/>\n", x1, y1, x2,
+                    y2);
+    }
+}
+
+/* One group per lost task: its title, then its marks. */
+static void tl_lost(struct tl *tl)
+{
     const struct trace_analysis *an = tl->an;
     FILE *out = tl->out;
     size_t n = 0;
@@ -539,80 +670,10 @@ static void tl_lost(struct tl *tl)
         const struct trace_append *ap = &an->appends[i];
         if (!ap->lost || ap->write_ev == TRACE_NONE)
             continue;
-        const struct trace_append *by =
-            ap->overwritten_by != TRACE_NONE ? &an->appends[ap->overwritten_by] : NULL;
-        const struct trace_event *w = &set->events[ap->write_ev];
-        const struct trace_event *bw = by != NULL ? &set->events[by->write_ev] : NULL;
-        const struct trace_event *r = ap->read_ev != TRACE_NONE ? &set->events[ap->read_ev] : NULL;
-        const struct trace_event *br =
-            by != NULL && by->read_ev != TRACE_NONE ? &set->events[by->read_ev] : NULL;
-
+        struct tl_loss l = tl_loss_of(tl, ap);
         fprintf(out, "<g class=\"lost\" id=\"lost-%zu\"><title>lost task \"", ++n);
-        tl_text(out, w->titulo, 200);
-        fputs("\"", out);
-        if (w->cliente[0]) {
-            fputs(" from ", out);
-            tl_text(out, w->cliente, 200);
-        }
-        fprintf(out, " (id %llu), written by worker %u at byte %lld", (unsigned long long)w->id,
-                set->workers[w->worker].index, (long long)w->offset);
-        if (bw != NULL) {
-            fputs(", overwritten by \"", out);
-            tl_text(out, bw->titulo, 200);
-            fprintf(out, "\" (id %llu) of worker %u at byte %lld", (unsigned long long)bw->id,
-                    set->workers[bw->worker].index, (long long)bw->offset);
-        }
-        const struct trace_append *cut =
-            by == NULL && ap->cut_by != TRACE_NONE ? &an->appends[ap->cut_by] : NULL;
-        const struct trace_event *cr =
-            cut != NULL && cut->read_ev != TRACE_NONE ? &set->events[cut->read_ev] : NULL;
-        if (cr != NULL)
-            fprintf(out,
-                    ", cut off: worker %u then found the end of the list at byte %lld "
-                    "(the file had been truncated by a repair of what looked like a torn write)",
-                    set->workers[cr->worker].index, (long long)cr->offset);
-        if (r != NULL && br != NULL) {
-            if (r->offset == br->offset)
-                fprintf(out, "; both read the end of the list at byte %lld", (long long)r->offset);
-            else
-                fprintf(out, "; they read the end of the list at bytes %lld and %lld",
-                        (long long)r->offset, (long long)br->offset);
-        }
-        fputs("</title>\n", out);
-
-        double xa = tl_x(tl, w->t_ns), ya = tl_lane_y(w->worker) + TL_BAR_Y + TL_BAR_H / 2;
-        fprintf(out, "<circle cx=\"%.2f\" cy=\"%.1f\" r=\"8\"/>\n", xa, ya);
-        if (bw != NULL) {
-            double xb = tl_x(tl, bw->t_ns), yb = tl_lane_y(bw->worker) + TL_BAR_Y + TL_BAR_H / 2;
-            if (bw->worker == w->worker)
-                fprintf(out,
-                        "<path class=\"overwrite\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\" "
-                        "marker-end=\"url(#arrow)\"/>\n",
-                        xa, ya + 10, (xa + xb) / 2, ya + 50, xb, yb + 6);
-            else
-                fprintf(out,
-                        "<path class=\"overwrite\" d=\"M%.2f,%.1f C%.2f,%.1f %.2f,%.1f %.2f,%.1f\" "
-                        "marker-end=\"url(#arrow)\"/>\n",
-                        xa, ya + (yb > ya ? 10 : -10), xa, (ya + yb) / 2, xb, (ya + yb) / 2, xb,
-                        yb + (yb > ya ? -6 : 6));
-        }
-        if (cr != NULL) {
-            double xb = tl_x(tl, cr->t_ns), yb = tl_lane_y(cr->worker) + TL_BAR_Y - 5;
-            fprintf(out,
-                    "<path class=\"overwrite\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\" "
-                    "stroke-dasharray=\"2 2\" marker-end=\"url(#arrow)\"/>\n",
-                    xa, ya - 10, (xa + xb) / 2, (ya < yb ? ya : yb) - 40, xb, yb - 4);
-        }
-        if (r != NULL && br != NULL) {
-            double x1 = tl_x(tl, r->t_ns), y1 = tl_lane_y(r->worker) + TL_BAR_Y - 5;
-            double x2 = tl_x(tl, br->t_ns), y2 = tl_lane_y(br->worker) + TL_BAR_Y - 5;
-            if (r->worker == br->worker)
-                fprintf(out, "<path class=\"same-end\" d=\"M%.2f,%.1f Q%.2f,%.1f %.2f,%.1f\"/>\n",
-                        x1, y1, (x1 + x2) / 2, y1 - 30, x2, y2);
-            else
-                fprintf(out, "<path class=\"same-end\" d=\"M%.2f,%.1f L%.2f,%.1f\"/>\n", x1, y1, x2,
-                        y2);
-        }
+        tl_lost_title(tl, &l);
+        tl_lost_marks(tl, &l);
         fputs("</g>\n", out);
     }
     fputs("</g>\n", out);
@@ -651,9 +712,9 @@ static void tl_swatch(FILE *out, const char *shape, const char *text)
             shape, text);
 }
 
-int timeline_html_write(FILE *out, const struct trace_set *set, const struct trace_analysis *an)
+/* The page up to the picture: title, style, the summary line. */
+static void tl_html_head(FILE *out, const struct trace_set *set, const struct trace_analysis *an)
 {
-    char a[32], b[32], c[32], d[32];
     const char *locking = set->locking == 1 ? "ON" : set->locking == 0 ? "OFF" : "MIXED";
     fprintf(out,
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -675,6 +736,11 @@ int timeline_html_write(FILE *out, const struct trace_set *set, const struct tra
                 "overlapping holds: none (no locks in this build); %zu overlapping "
                 "read-to-write sections.</p>\n",
                 an->num_overlapping_sections);
+}
+
+/* How to read the picture: one swatch per kind of mark. */
+static void tl_html_legend(FILE *out)
+{
     fputs("<p>One lane per worker process; time runs to the right. Hover a mark for its "
           "details; zoom with the browser (Ctrl and + or -) and scroll sideways.</p>\n"
           "<ul class=\"legend\">\n",
@@ -709,10 +775,14 @@ int timeline_html_write(FILE *out, const struct trace_set *set, const struct tra
               "<path d=\"M2,9 l30,0\" stroke=\"#ff7f0e\" stroke-width=\"1.6\" "
               "stroke-dasharray=\"4 3\"/>",
               "the two <b>tail reads that saw the same end</b> of the list: the cause");
-    fputs("</ul>\n<div class=\"scroll\">\n", out);
-    if (tl_draw(out, set, an) < 0)
-        return -1;
-    fputs("</div>\n<table>\n<tr><th>worker</th><th>pid</th><th>holds</th><th>timeouts</th>"
+    fputs("</ul>\n", out);
+}
+
+/* The figures per worker and in all, as the text report has them. */
+static void tl_html_table(FILE *out, const struct trace_set *set, const struct trace_analysis *an)
+{
+    char a[32], b[32], c[32], d[32];
+    fputs("<table>\n<tr><th>worker</th><th>pid</th><th>holds</th><th>timeouts</th>"
           "<th>wait total</th><th>hold total</th><th>wait p50</th><th>wait p99</th>"
           "<th>writes</th><th>lost</th></tr>\n",
           out);
@@ -729,6 +799,18 @@ int timeline_html_write(FILE *out, const struct trace_set *set, const struct tra
                 tl_ns(st->hold_total_ns, b, 32), tl_ns(st->wait_p50_ns, c, 32),
                 tl_ns(st->wait_p99_ns, d, 32), st->writes, st->lost);
     }
-    fputs("</table>\n</body>\n</html>\n", out);
+    fputs("</table>\n", out);
+}
+
+int timeline_html_write(FILE *out, const struct trace_set *set, const struct trace_analysis *an)
+{
+    tl_html_head(out, set, an);
+    tl_html_legend(out);
+    fputs("<div class=\"scroll\">\n", out);
+    if (tl_draw(out, set, an) < 0)
+        return -1;
+    fputs("</div>\n", out);
+    tl_html_table(out, set, an);
+    fputs("</body>\n</html>\n", out);
     return ferror(out) ? -1 : 0;
 }

@@ -1,6 +1,6 @@
 /* timeline_svg.h - draws a trace as a timeline: one lane per worker, time on the x axis.
  *
- * Calling sequence (after trace_read.h's trace_set_merge() and trace_analyze()):
+ * Calling sequence (after trace_set_merge() and trace_analyze(): trace_read.h, trace_match.h):
  *
  *     timeline_svg_write(out, &set, &an);    a standalone SVG document
  *     timeline_html_write(out, &set, &an);   an HTML page: the same SVG, a legend, the figures
@@ -25,7 +25,7 @@
 
 #include <stdio.h>
 
-#include "trace_read.h"
+#include "trace_match.h"
 
 int timeline_svg_write(FILE *out, const struct trace_set *set, const struct trace_analysis *an);
 int timeline_html_write(FILE *out, const struct trace_set *set, const struct trace_analysis *an);

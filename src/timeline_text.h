@@ -1,6 +1,6 @@
 /* timeline_text.h - a trace's figures as text: per worker lock waits and holds, lost tasks.
  *
- * Calling sequence (after trace_read.h's trace_set_merge() and trace_analyze()):
+ * Calling sequence (after trace_set_merge() and trace_analyze(): trace_read.h, trace_match.h):
  *
  *     timeline_text_write(stdout, &set, &an);
  *
@@ -15,7 +15,7 @@
 
 #include <stdio.h>
 
-#include "trace_read.h"
+#include "trace_match.h"
 
 int timeline_text_write(FILE *out, const struct trace_set *set, const struct trace_analysis *an);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_trace.sh - taskserver --trace and taskctl timeline on a real race (issue 13).
+# e2e_trace.sh - taskserver --trace and taskctl timeline on a real race.
 #
 # The server under test (4 workers, a 500 us race window, --trace DIR) takes 2 clients x 100
 # tasks at once; then it is stopped and its traces drawn with taskctl timeline (SVG, HTML and

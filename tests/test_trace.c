@@ -11,6 +11,7 @@
 #include "task_store.h"
 #include "timeline_svg.h"
 #include "trace.h"
+#include "trace_match.h"
 #include "trace_read.h"
 
 #define HDR(pid, w, lk)                                                                            \
