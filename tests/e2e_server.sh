@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # e2e_server.sh - end-to-end tests of taskserver (issue 3 section 6) against the real binary on 127.0.0.1.
 #
-#     e2e_server.sh api|http|signals|all
+#     e2e_server.sh api|http|limits|signals|all
 #
 #   api      the real curl CLI: POST, GET list and one, HEAD, 404, 405, 400s, 411, 413,
 #            /health, connection reuse, Expect: 100-continue on a 2 KB body
 #   http     raw sockets (raw_http): pipelining, byte-at-a-time, keep-alive and close,
 #            chunked, Expect, a table of malformed requests, timeouts, slow, stalled
 #            and idle clients
+#   limits   every limit through the server: a request exactly at it and one byte past it
+#            (request line, header fields, header bytes, body by length and chunked, task
+#            fields), from the table of tests/limit_requests.py
 #   signals  SIGTERM under load and with a request in flight (new connections
 #            refused at once), SIGKILL to a worker, SIGQUIT, a crash loop
 #            (throttled), --quiet (only per-task lines silenced, a torn-tail
@@ -635,6 +638,40 @@ section_http() {
     check_eq "timeouts server: SIGTERM exit status" 0 "$SERVER_STATUS"
 }
 
+# ---------------------------------------------------------------- limits
+
+# Every limit through the public server (README, Limits): one request exactly at it
+# (accepted) and one a byte past it (the documented status), from the table that
+# tests/limit_requests.py writes. Small limits by flag keep the requests small; the task
+# fields' limits are fixed (task_json.h).
+section_limits() {
+    note "== limits: at and one past every limit"
+    local d="$E2E_DIR/limits" f base table file want sub desc accepted=0 n
+    local max_rl=64 max_hb=512 max_h=8 max_body=5000
+    mkdir -p "$d/req"
+    f="$d/tasks.json"
+    if ! table=$(python3 "$(dirname "${BASH_SOURCE[0]}")/limit_requests.py" "$d/req" \
+        "$max_rl" "$max_hb" "$max_h" "$max_body" 2>&1); then
+        fail "limit_requests.py: $table"
+        return
+    fi
+    start_server "$f" --max-request-line "$max_rl" --max-header-bytes "$max_hb" \
+        --max-headers "$max_h" --max-body "$max_body" || return
+    base="http://127.0.0.1:$PORT"
+    while IFS="$(printf '\t')" read -r file want sub desc; do
+        [ -n "$file" ] || continue
+        raw "limit: $desc -> $want" -t 5000 "file:$d/req/$file" "status:$want" "body:$sub"
+        [ "$want" = 201 ] && accepted=$((accepted + 1))
+    done <<<"$table"
+    check_eq "limit table: 26 requests" 26 "$(printf '%s\n' "$table" | grep -c .)"
+    stop_server TERM 15
+    check_eq "limits server: SIGTERM exit status" 0 "$SERVER_STATUS"
+    # Each accepted POST stored once, the refused ones not at all.
+    n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$f" 2>&1)
+    check_eq "limits: the $accepted accepted POSTs stored, nothing else" "$accepted" "$n"
+    check_match "limits: taskctl check $f" "canonical" "$("$TASKCTL" -f "$f" check 2>&1)"
+}
+
 # ---------------------------------------------------------------- signals
 
 section_signals() {
@@ -949,14 +986,16 @@ with open(sys.argv[1], "r+b") as f:
 case "$SECTION" in
 api) section_api ;;
 http) section_http ;;
+limits) section_limits ;;
 signals) section_signals ;;
 all)
     section_api
     section_http
+    section_limits
     section_signals
     ;;
 *)
-    echo "usage: $0 api|http|signals|all" >&2
+    echo "usage: $0 api|http|limits|signals|all" >&2
     exit 2
     ;;
 esac
