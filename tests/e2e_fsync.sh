@@ -7,13 +7,12 @@
 #
 #   order        every 201 is sent after an fdatasync of tasks.json that followed the pwrite
 #                of that record, in that worker; one sync per 201
-#   eio          the 3rd sync of tasks.json fails with EIO: that POST gets 500, its record
+#   eio          the sync of the third POST fails with EIO: that POST gets 500, its record
 #                is not in the file, the server keeps serving
-#   dir_create   pending on the lead (issue 11): the directory is fsync'ed after tasks.json
-#                is created, before the first 201
-#   dir_copies   pending on the lead (issue 11): the directory is fsync'ed after the .orig
-#                copy (start-up canonicalization) and the .torn copy (a torn tail cut by an
-#                append) are written, before tasks.json is written again
+#   dir_create   the directory is fsync'ed after tasks.json is created, before the first 201
+#   dir_copies   the directory is fsync'ed after the .orig copy (start-up canonicalization)
+#                and the .torn copy (a torn tail cut by an append) are written, before
+#                tasks.json is written again
 #   eio_refused  pending on the lead (issue 15): after a failed sync, further appends are
 #                refused until a restart
 #
@@ -96,17 +95,18 @@ check_taskctl_verify_count() {
     check_cmd "taskctl verify --expect $2" "$TASKCTL" -f "$1" verify --expect "$2"
 }
 
-# eio_server DIR: a server (1 worker, --fsync) whose 3rd sync of tasks.json fails; two
-# POSTs stored, the third answered. Sets BASE; the third POST's status in EIO_STATUS.
+# eio_server DIR: a server (1 worker, --fsync) under the shim; two POSTs stored, then the
+# sync of the third fails with EIO. Sets BASE; the third POST's status in EIO_STATUS.
 eio_server() {
     local d=$1 i code
-    shimmed "$d/shim.log" SHIM_FSYNC_FAIL_AT=3
+    shimmed "$d/shim.log" SHIM_FSYNC_FAIL_NEXT="$d/fail-next-sync"
     TASKSERVER=$SHIMMED start_server "$d/tasks.json" --workers 1 --fsync --quiet || return 1
     BASE="http://127.0.0.1:$PORT"
     for i in 1 2; do
         code=$(post "$BASE" eio "$i")
         check_eq "POST $i before the failing sync" 201 "$code"
     done
+    : >"$d/fail-next-sync"
     EIO_STATUS=$(curl -s -o "$d/eio.body" -w '%{http_code}' --max-time 10 \
         -H 'Content-Type: application/json' \
         --data-binary '{"titulo":"sync eio 3","cliente":"eio","seq":3}' "$BASE/tareas")

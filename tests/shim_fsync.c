@@ -1,7 +1,8 @@
 /* shim_fsync.c - an LD_PRELOAD shim for the fsync tests: logs syncs, writes and responses in
  * the order they happen, and makes a chosen sync fail.
  *
- *     SHIM_FSYNC_LOG=FILE [SHIM_FSYNC_FAIL_AT=N] LD_PRELOAD=.../shim_fsync.so taskserver ...
+ *     SHIM_FSYNC_LOG=FILE [SHIM_FSYNC_FAIL_NEXT=TRIGGER] LD_PRELOAD=.../shim_fsync.so taskserver
+ * ...
  *
  * Appends one line per event to FILE, fields separated by tabs:
  *
@@ -11,7 +12,7 @@
  *           in a MAP_SHARED page set up before main), so lines order events across the
  *           master and its workers; each line is one write(2) to an O_APPEND file
  *   EVENT   fdatasync, fsync (RESULT: 0, or the errno name), logged when the call returns;
- *           pwrite (a regular file; RESULT: bytes written), logged when it returns;
+ *           pwrite (a regular file; RESULT: BYTES@OFFSET written), logged when it returns;
  *           create (open or openat with O_CREAT of a file that did not exist; RESULT: fd);
  *           send (write, writev, send, sendto or sendmsg on a socket; RESULT: -), logged
  *           BEFORE the call: a response logged here has not reached the client yet
@@ -19,9 +20,11 @@
  *   DATA    the first bytes written (at most 400; pwrite and send), non-printable
  *           bytes as \xHH
  *
- * SHIM_FSYNC_FAIL_AT=N: the Nth fdatasync or fsync (counted over all processes, from 1)
+ * SHIM_FSYNC_FAIL_NEXT=TRIGGER: while the file TRIGGER exists, the next fdatasync or fsync
  * of a path ending in SHIM_FSYNC_FAIL_SUFFIX (default "tasks.json") is not done and fails
- * with EIO; it is logged with RESULT EIO.
+ * with EIO (logged with RESULT EIO), and TRIGGER is removed: one failure per trigger, in
+ * whichever process gets to it first (unlink decides). A test creates TRIGGER right
+ * before the request whose sync must fail, however many syncs the start-up made.
  *
  * For tests only (tests/meson.build builds it as a shared module; nothing installs it).
  * The shim's own writes go through syscall(2), never through the functions it wraps.
@@ -46,13 +49,12 @@
 #define SHIM_DATA_MAX 400
 
 struct shim_shared {
-    unsigned long seq;   /* events logged */
-    unsigned long syncs; /* syncs of the fail suffix, for SHIM_FSYNC_FAIL_AT */
+    unsigned long seq; /* events logged */
 };
 
 static struct shim_shared *shim_shared;
 static int shim_log_fd = -1;
-static long shim_fail_at;
+static const char *shim_fail_next;
 static const char *shim_fail_suffix = "tasks.json";
 
 static int (*real_fdatasync)(int);
@@ -110,9 +112,7 @@ __attribute__((constructor)) static void shim_init(void)
         fprintf(stderr, "shim_fsync: %s: %s\n", log, strerror(errno));
         _exit(99);
     }
-    const char *at = getenv("SHIM_FSYNC_FAIL_AT");
-    if (at != NULL)
-        shim_fail_at = strtol(at, NULL, 10);
+    shim_fail_next = getenv("SHIM_FSYNC_FAIL_NEXT");
     const char *suffix = getenv("SHIM_FSYNC_FAIL_SUFFIX");
     if (suffix != NULL && suffix[0] != '\0')
         shim_fail_suffix = suffix;
@@ -165,8 +165,9 @@ static int shim_sync(int (*real)(int), const char *event, int fd)
         return real(fd);
     shim_path(fd, path, sizeof(path));
     size_t plen = strlen(path), slen = strlen(shim_fail_suffix);
-    if (shim_fail_at > 0 && plen >= slen && strcmp(path + plen - slen, shim_fail_suffix) == 0 &&
-        (long)__atomic_add_fetch(&shim_shared->syncs, 1, __ATOMIC_SEQ_CST) == shim_fail_at) {
+    if (shim_fail_next != NULL && plen >= slen &&
+        strcmp(path + plen - slen, shim_fail_suffix) == 0 &&
+        syscall(SYS_unlinkat, AT_FDCWD, shim_fail_next, 0) == 0) {
         shim_log(event, "EIO", path, NULL, 0);
         errno = EIO;
         return -1;
@@ -196,7 +197,7 @@ static ssize_t shim_pwrite(ssize_t (*real)(int, const void *, size_t, off_t), in
         int e = errno;
         char path[4096], result[32];
         shim_path(fd, path, sizeof(path));
-        snprintf(result, sizeof(result), "%zd", n);
+        snprintf(result, sizeof(result), "%zd@%lld", n, (long long)off);
         shim_log("pwrite", result, path, buf, (size_t)n);
         errno = e;
     }
