@@ -739,6 +739,10 @@ section_signals() {
             tail -5 "$SERVER_LOG" | sed 's/^/    /' >&2
         fi
     fi
+    # The load goes on across the kill: 10 more acknowledged after it.
+    n=$(acked_count "$d/kill")
+    wait_until 20 acked_at_least "$d/kill" $((n + 10)) ||
+        fail "SIGKILL under load: fewer than 10 more tasks acknowledged within 20 s of the kill"
     wait_until 5 health_says_workers "$base" 4
     code=$(curl -s --max-time 5 "$base/health")
     check_match "after the SIGKILL: GET /health answers with 4 workers" '"workers": *4[,}]' "$code"
