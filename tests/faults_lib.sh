@@ -24,8 +24,10 @@ faults_init() {
     trap fl_cleanup EXIT
 }
 
+# fl_cleanup [STATUS]: the EXIT trap (STATUS: the exit status, when a wrapping trap ran
+# commands first).
 fl_cleanup() {
-    local rc=$? m
+    local rc=${1:-$?} m
     # Lazy: a server still holding the file open must not keep the mount
     # alive, and lib.sh's rm -rf must never walk into a mounted file system.
     for m in $FL_MOUNTS; do

@@ -152,7 +152,7 @@ e2e_cleanup() {
         fails=$(e2e_failures)
         # A check failed in a subshell only: the test fails all the same.
         [ "$fails" -gt 0 ] && [ "$rc" -eq 0 ] && rc=1
-        [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && e2e_dump_logs
+        [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ -z "${E2E_LOGS_SHOWN:-}" ] && e2e_dump_logs
         if [ -n "${E2E_KEEP:-}" ] && [ -n "${BUILD_ROOT:-}" ] &&
             mkdir -p "$BUILD_ROOT/test-kept" && mv "$E2E_DIR" "$BUILD_ROOT/test-kept/"; then
             echo "# test files kept in $BUILD_ROOT/test-kept/$(basename "$E2E_DIR")" >&2
