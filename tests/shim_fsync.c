@@ -11,7 +11,9 @@
  *   SEQ     a sequence number shared by the process and every child it forks (a counter
  *           in a MAP_SHARED page set up before main), so lines order events across the
  *           master and its workers; each line is one write(2) to an O_APPEND file
- *   EVENT   fdatasync, fsync (RESULT: 0, or the errno name), logged when the call returns;
+ *   EVENT   fdatasync, fsync (RESULT: 0, or the errno name), logged when the call returns,
+ *           and fdatasync-call, fsync-call (RESULT: -) logged before it is made (with group
+ *           commit a sync covers the writes that completed before its call);
  *           pwrite (a regular file; RESULT: BYTES@OFFSET written), logged when it returns;
  *           create (open or openat with O_CREAT of a file that did not exist; RESULT: fd);
  *           send (write, writev, send, sendto or sendmsg on a socket; RESULT: -), logged
@@ -164,6 +166,9 @@ static int shim_sync(int (*real)(int), const char *event, int fd)
     if (shim_log_fd < 0)
         return real(fd);
     shim_path(fd, path, sizeof(path));
+    char call[32];
+    snprintf(call, sizeof(call), "%s-call", event);
+    shim_log(call, "-", path, NULL, 0);
     size_t plen = strlen(path), slen = strlen(shim_fail_suffix);
     if (shim_fail_next != NULL && plen >= slen &&
         strcmp(path + plen - slen, shim_fail_suffix) == 0 &&
