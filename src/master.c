@@ -33,6 +33,10 @@
 #ifdef MASTER_LEAK_CHECK
 #include <sanitizer/lsan_interface.h>
 #endif
+/* ... and skips gcov's write-out of the counters: a coverage build writes them itself. */
+#ifdef TASKSERVER_COVERAGE
+void __gcov_dump(void);
+#endif
 
 /* Signals and races.
  *
@@ -156,6 +160,9 @@ static void master_become_worker(struct master *m, size_t slot)
 #ifdef MASTER_LEAK_CHECK
     /* Reports on stderr and ends the process with an error if anything leaked. */
     __lsan_do_leak_check();
+#endif
+#ifdef TASKSERVER_COVERAGE
+    __gcov_dump();
 #endif
     _exit(status);
 }

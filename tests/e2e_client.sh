@@ -5,6 +5,12 @@
 #
 # Environment (from meson's test_env): TASKSERVER TASKCTL CLIENTEMULATOR LOCKING SOURCE_ROOT
 # BUILD_ROOT. Exit 0 pass, 1 fail, 77 skip (with the reason on stderr).
+#
+# fail() ends the test, also when it runs in a $(...) subshell, where its exit ends only
+# the subshell: it leaves $TMP/.failed behind, and the EXIT trap turns any exit status
+# into 1 when that file is there. Helpers whose result a check needs set a variable
+# (json_get, wait_listening) instead of printing it into a $(...). The scratch dir is
+# under the build dir and removed on every exit (a failure, meson's SIGTERM included).
 set -u
 CASE=${1:?case}
 FAKE=${2:?fake_http_server path}
@@ -12,39 +18,74 @@ FAKE=${2:?fake_http_server path}
 # clientemulator reads these; the cases set them where they test them.
 unset SERVER_URL TASKS CONCURRENCY CLIENT_ID
 
-TMP=$(mktemp -d /tmp/e2e_client.XXXXXX)
+SCRATCH=${TMPDIR:-/tmp}
+[ -n "${BUILD_ROOT:-}" ] && mkdir -p "$BUILD_ROOT/test-tmp" 2>/dev/null && SCRATCH=$BUILD_ROOT/test-tmp
+TMP=$(mktemp -d "$SCRATCH/e2e_client.XXXXXX") || exit 1
 PIDS=()
+GROUPS_RUN=() # process groups of bg_run, outside meson's: ended here, by SIGTERM
+SIGNALLED=0
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    local rc=$? p c
+    [ -e "$TMP/.failed" ] && [ "$rc" -eq 0 ] && rc=1
+    # A tools/demo still running cleans up after itself on SIGTERM (in about 2 s; its
+    # group is not meson's, so no SIGKILL cuts that short).
+    for p in "${GROUPS_RUN[@]}"; do kill -TERM -- "-$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do
+        if [ "$SIGNALLED" = 1 ]; then
+            # meson's SIGKILL follows its SIGTERM within 0.5 s: no waiting for graceful exits.
+            for c in $(pgrep -P "$p" 2>/dev/null); do kill -KILL "$c" 2>/dev/null; done
+            kill -KILL "$p" 2>/dev/null
+        else
+            kill -TERM "$p" 2>/dev/null
+        fi
+    done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf "$TMP"
+    exit "$rc"
 }
 trap cleanup EXIT
+trap 'SIGNALLED=1; echo "[$CASE] interrupted by a signal: cleaning up" >&2; exit 130' INT TERM
 
 fail() {
     echo "FAIL [$CASE]: $*" >&2
+    : >>"$TMP/.failed"
     for f in "$TMP"/*.err "$TMP"/*.out; do
         [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
     done
     exit 1
 }
 
-# json FILE EXPR: prints EXPR evaluated on the JSON object in FILE (bound to j).
+# json FILE EXPR: prints EXPR evaluated on the JSON object in FILE (bound to j). Inside
+# "$(...)" a failure ends only the subshell (the test still fails, see fail): where the
+# value decides what is checked next, use json_get.
 json() {
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" ||
         fail "$1 is not the JSON expected: $(head -c 300 "$1")"
 }
 
+# json_get VAR FILE EXPR [int]: sets VAR to json's value, in this shell (a failure
+# ends the test here); with "int", the value must be a non-negative integer.
+json_get() {
+    local v
+    v=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+        "$2" "$3") || fail "$2 is not the JSON expected: $(head -c 300 "$2")"
+    if [ "${4:-}" = int ] && ! [[ "$v" =~ ^[0-9]+$ ]]; then
+        fail "$2: $3 is '$v', not a count"
+    fi
+    printf -v "$1" '%s' "$v"
+}
+# Variables set only through json_get (for shellcheck).
+quick="" elapsed="" sent="" missing=""
+
 # expect WHAT GOT WANT
 expect() { [ "$2" = "$3" ] || fail "$1: expected $3, got $2"; }
 
-# wait_listening ERRFILE: prints the port from "listening on 127.0.0.1:PORT" (10 s at most).
+# wait_listening ERRFILE: sets LISTEN_PORT from "listening on 127.0.0.1:PORT" (10 s at most).
 wait_listening() {
     local i port
     for i in $(seq 1 100); do
         port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$1" | head -n 1)
-        [ -n "$port" ] && { echo "$port"; return 0; }
+        [ -n "$port" ] && { LISTEN_PORT=$port; return 0; }
         sleep 0.1
     done
     fail "no 'listening on' line in $1 after 10 s"
@@ -55,7 +96,8 @@ start_fake() {
     "$FAKE" --mode "$@" --max-seconds 120 2>"$TMP/fake.err" &
     FAKE_PID=$!
     PIDS+=("$FAKE_PID")
-    URL="http://127.0.0.1:$(wait_listening "$TMP/fake.err")"
+    wait_listening "$TMP/fake.err"
+    URL="http://127.0.0.1:$LISTEN_PORT"
 }
 
 # stop_fake: stops the fake and sets POSTS to how many complete POSTs it received (its last
@@ -73,7 +115,8 @@ start_server() {
         2>"$TMP/server.err" &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
-    URL="http://127.0.0.1:$(wait_listening "$TMP/server.err")"
+    wait_listening "$TMP/server.err"
+    URL="http://127.0.0.1:$LISTEN_PORT"
 }
 
 stop_server() {
@@ -85,6 +128,37 @@ stop_server() {
     done
     kill -0 "$SERVER_PID" 2>/dev/null && fail "taskserver $SERVER_PID still running 10 s after SIGTERM"
     wait "$SERVER_PID" 2>/dev/null
+}
+
+# bg_run SECONDS OUT ERR COMMAND...: runs COMMAND in its own process group (as a
+# terminal would), stdout to OUT and stderr to ERR, and waits at most SECONDS for it; its
+# exit status in RC ("timeout" after SIGTERM and, 2 s later, SIGKILL to its group). In the
+# background, so that meson's SIGTERM on a timeout reaches our trap at once instead of
+# after the command (a shell runs traps only between foreground commands).
+bg_run() {
+    local secs=$1 out=$2 err=$3 pid i
+    shift 3
+    set -m
+    "$@" >"$out" 2>"$err" &
+    pid=$!
+    set +m
+    GROUPS_RUN+=("$pid")
+    for ((i = 0; i < secs * 10; i++)); do
+        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ "$i" -ge $((secs * 10)) ]; then
+        kill -TERM -- "-$pid" 2>/dev/null
+        sleep 2
+        kill -KILL -- "-$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        RC=timeout
+    else
+        wait "$pid"
+        RC=$?
+    fi
+    unset 'GROUPS_RUN[-1]'
 }
 
 # ce NAME ARGS...: runs clientemulator, stdout to NAME.out, stderr to NAME.err; sets RC.
@@ -148,8 +222,8 @@ tty_run() {
     local out=$1 cmd="" a
     shift
     for a in "$@"; do cmd="$cmd $(printf '%q' "$a")"; done
-    SHELL=/bin/bash timeout 60 script -qec "$cmd" /dev/null </dev/null >"$out" 2>&1
-    RC=$?
+    SHELL=/bin/bash bg_run 60 "$out" "$out.stderr" script -qec "$cmd" /dev/null </dev/null
+    cat "$out.stderr" >>"$out"
 }
 
 case "$CASE" in
@@ -198,8 +272,9 @@ fake_timeout)
     # A server that reads every POST and never answers: 4 in flight, each times out.
     fake_case hang 4 0 0 0 4 --timeout 0.5
     # fake_case passes --timeout 10 first: sending done in under 5 s proves 0.5 was applied.
-    [ "$(json "$TMP/c.out" 'int(j["elapsed_s"] < 5)')" = 1 ] ||
-        fail "--timeout 0.5: 4 requests in flight took $(json "$TMP/c.out" 'j["elapsed_s"]') s"
+    json_get quick "$TMP/c.out" 'int(j["elapsed_s"] < 5)'
+    json_get elapsed "$TMP/c.out" 'j["elapsed_s"]'
+    [ "$quick" = 1 ] || fail "--timeout 0.5: 4 requests in flight took $elapsed s"
     ;;
 fake_refused)
     # /health answers, then the port is closed: every POST is refused, none reaches it.
@@ -215,12 +290,12 @@ fake_close_second)
         ce c --url "$URL" --id fk --tasks 20 --concurrency "$conc" --wait 5 --timeout 10 --json
         stop_fake
         expect "exit code against a close-second server (concurrency $conc)" "$RC" 1
-        sent=$(json "$TMP/c.out" 'j["sent"]')
+        json_get sent "$TMP/c.out" 'j["sent"]' int
         expect "sent (concurrency $conc)" "$sent" 20
         expect "POSTs the fake received = sent (concurrency $conc): no request sent twice" \
             "$POSTS" "$sent"
-        acked=$(json "$TMP/c.out" 'j["acknowledged"]')
-        reset=$(json "$TMP/c.out" 'j["errors"]["reset"]')
+        json_get acked "$TMP/c.out" 'j["acknowledged"]' int
+        json_get reset "$TMP/c.out" 'j["errors"]["reset"]' int
         expect "failed = reset (concurrency $conc)" "$(json "$TMP/c.out" 'j["failed"]')" "$reset"
         expect "acknowledged + reset (concurrency $conc)" $((acked + reset)) 20
         [ "$reset" -ge 1 ] || fail "concurrency $conc: no connection was reused, nothing tested"
@@ -343,17 +418,32 @@ LIST
     ;;
 load_8x500)
     # LOCKING=1: all exit 0 and the file verifies with 4000 tasks. LOCKING=0: a race
-    # window makes the unlocked store lose tasks, and the checks must see it.
+    # window makes the unlocked store lose tasks, and the checks must see it. There, once
+    # the race has damaged the file, GET /health answers 503 ("damaged"): a client that
+    # starts its health wait after that gives up (exit 3, "not ready ... 503") and has no
+    # result, which is counted as such, never read as a result.
     if [ "$LOCKING" = 1 ]; then start_server; else start_server --race-window-us 1000; fi
     run_clients load 8 500 50
-    acked=0
+    acked=0 not_ready=0
+    # not_ready_client FILE: the client gave up on a 503 from /health (unlocked build only).
+    not_ready_client() {
+        [ "$LOCKING" = 0 ] && grep -q 'not ready after .* answered HTTP 503' "$1"
+    }
     for i in 1 2 3 4 5 6 7 8; do
-        acked=$((acked + $(json "$TMP/c$i.out" 'j["acknowledged"]')))
+        if not_ready_client "$TMP/c$i.err"; then
+            not_ready=$((not_ready + 1))
+            continue
+        fi
+        json_get n "$TMP/c$i.out" 'j["acknowledged"]' int
+        acked=$((acked + n))
     done
-    lost=0
+    lost=0 verified=0
     for i in 1 2 3 4 5 6 7 8; do
         ce v$i --url "$URL" --id "load$i" --tasks 500 --verify-only --json
-        lost=$((lost + $(json "$TMP/v$i.out" 'j["verify"]["missing"]')))
+        not_ready_client "$TMP/v$i.err" && continue
+        json_get n "$TMP/v$i.out" 'j["verify"]["missing"]' int
+        lost=$((lost + n))
+        verified=$((verified + 1))
     done
     stop_server
     "$TASKCTL" -f "$FILE" verify --expect 4000 >"$TMP/verify.out" 2>"$TMP/verify.err"
@@ -364,9 +454,12 @@ load_8x500)
         expect "lost (clientemulator --verify-only)" "$lost" 0
         expect "taskctl verify --expect 4000 exit code" "$vrc" 0
     else
+        [ "$not_ready" -lt 8 ] || fail "unlocked: no client got past /health"
+        [ "$verified" -gt 0 ] || fail "unlocked: no --verify-only run got past /health"
         [ "$lost" -gt 0 ] || fail "unlocked build with a race window: no loss detected"
         expect "taskctl verify --expect 4000 exit code (unlocked)" "$vrc" 1
-        echo "unlocked: $acked acknowledged, $lost lost" >&2
+        echo "unlocked: $acked acknowledged, $lost lost ($verified clients verified;" \
+            "$not_ready clients found the file damaged before they started)" >&2
     fi
     ;;
 race)
@@ -379,16 +472,29 @@ race)
         "$CLIENTEMULATOR" --url "$URL" --id "race$i" --tasks 200 --concurrency 25 --wait 10 \
             --timeout 60 --verify --json >"$TMP/c$i.out" 2>"$TMP/c$i.err" &
         pids+=($!)
+        PIDS+=($!)
     done
     detected=0
     for i in 1 2 3 4; do
         wait "${pids[$((i - 1))]}"
         rc=$?
-        missing=$(json "$TMP/c$i.out" 'j["verify"]["missing"]')
         if [ "$LOCKING" = 1 ]; then
+            json_get missing "$TMP/c$i.out" 'j["verify"]["missing"]' int
             expect "client $i exit code (locked, race window)" "$rc" 0
             expect "client $i acknowledged (locked)" "$(json "$TMP/c$i.out" 'j["acknowledged"]')" 200
             expect "client $i missing (locked)" "$missing" 0
+            continue
+        fi
+        # Unlocked: the list may change while it is streamed (other clients still append),
+        # and then the server cuts it short: no verdict ("verify": null), which the client
+        # must report as a failure too.
+        json_get missing "$TMP/c$i.out" '"none" if j["verify"] is None else j["verify"]["missing"]'
+        if [ "$missing" = none ]; then
+            expect "client $i exit code when its list could not be read whole" "$rc" 1
+            grep -q "error: verify" "$TMP/c$i.err" ||
+                fail "client $i: no verify error on stderr: $(cat "$TMP/c$i.err")"
+        elif ! [[ "$missing" =~ ^[0-9]+$ ]]; then
+            fail "client $i: verify.missing is '$missing', not a count"
         elif [ "$missing" -gt 0 ]; then
             expect "client $i exit code with $missing lost" "$rc" 1
             grep -q "lost" "$TMP/c$i.err" || fail "client $i: no 'lost' message on stderr"
@@ -416,8 +522,7 @@ demo)
         done
     done
     DEMO_LOCKED_DIR=$locked DEMO_UNLOCKED_DIR=$unlocked \
-        timeout 500 "$SOURCE_ROOT/tools/demo" --rounds 3 >"$TMP/demo.out" 2>"$TMP/demo.err"
-    RC=$?
+        bg_run 500 "$TMP/demo.out" "$TMP/demo.err" "$SOURCE_ROOT/tools/demo" --rounds 3
     cat "$TMP/demo.out"
     expect "tools/demo exit code" "$RC" 0
     summary=$(grep '^summary:' "$TMP/demo.out") || fail "no summary line in the demo's output"
@@ -463,9 +568,8 @@ demo_refusing)
         chmod +x "$dir/src/taskserver"
         ln -s "$CLIENTEMULATOR" "$dir/src/clientemulator"
         DEMO_LOCKED_DIR=$dir DEMO_UNLOCKED_DIR=$dir \
-            timeout 60 "$SOURCE_ROOT/tools/demo" --rounds 1 --tasks 10 >"$TMP/demo.out" \
-            2>"$TMP/demo.err"
-        RC=$?
+            bg_run 60 "$TMP/demo.out" "$TMP/demo.err" "$SOURCE_ROOT/tools/demo" --rounds 1 \
+            --tasks 10
         cat "$TMP/demo.out"
         expect "tools/demo exit code with a server that refuses every task ($kind file)" "$RC" 1
         if [ "$kind" = empty ]; then
@@ -510,7 +614,10 @@ demo_interrupt)
     set +m
     for i in $(seq 1 200); do grep -q '^round 1, locked' "$TMP/demo.out" && break; sleep 0.1; done
     grep -q '^round 1, locked' "$TMP/demo.out" || fail "the demo did not start its first round"
-    sleep 0.5
+    # Ctrl-C once the round is under way: its clients are running (not after a guessed sleep).
+    for i in $(seq 1 100); do pgrep -x -P "$demo" clientemulator >/dev/null && break; sleep 0.1; done
+    pgrep -x -P "$demo" clientemulator >/dev/null ||
+        fail "the demo started no client within 10 s of its first round"
     stubborn=$(cat "$TMP/stubborn.pid" 2>/dev/null)
     [ -n "$stubborn" ] || fail "the stand-in server wrote no pid: nothing to check after Ctrl-C"
     start=$(date +%s%N)
@@ -547,7 +654,10 @@ taskctl_concurrent)
         exit 77
     }
     # A race window of 1 ms keeps each append's locked section long enough for the clients'
-    # 1000 tasks to take a second or more: plenty of time for taskctl to cut in.
+    # 1000 tasks to take a second or more: plenty of time for taskctl to cut in. Two
+    # requests in flight per client: the server commits the POSTs of one event-loop turn
+    # together, and large batches would leave taskctl few gaps to land in (7 of 200 adds
+    # landed among the clients' tasks with 20 in flight, about 58 with 2).
     start_server --race-window-us 1000
     (
         k=0
@@ -562,7 +672,8 @@ taskctl_concurrent)
     adder=$!
     PIDS+=("$adder")
     for i in $(seq 1 100); do [ -s "$TMP/adds.out" ] && break; sleep 0.1; done
-    run_clients tc 2 500 20
+    [ -s "$TMP/adds.out" ] || fail "no taskctl add done within 10 s: $(head -n 5 "$TMP/adds.err")"
+    run_clients tc 2 500 2
     touch "$TMP/clients.done"
     wait "$adder"
     stop_server

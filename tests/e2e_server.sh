@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # e2e_server.sh - end-to-end tests of taskserver (issue 3 section 6) against the real binary on 127.0.0.1.
 #
-#     e2e_server.sh api|http|signals|all
+#     e2e_server.sh api|http|limits|signals|all
 #
 #   api      the real curl CLI: POST, GET list and one, HEAD, 404, 405, 400s, 411, 413,
 #            /health, connection reuse, Expect: 100-continue on a 2 KB body
 #   http     raw sockets (raw_http): pipelining, byte-at-a-time, keep-alive and close,
 #            chunked, Expect, a table of malformed requests, timeouts, slow, stalled
 #            and idle clients
+#   limits   every limit through the server: a request exactly at it and one byte past it
+#            (request line, header fields, header bytes, body by length and chunked, task
+#            fields), from the table of tests/limit_requests.py
 #   signals  SIGTERM under load and with a request in flight (new connections
 #            refused at once), SIGKILL to a worker, SIGQUIT, a crash loop
 #            (throttled), --quiet (only per-task lines silenced, a torn-tail
@@ -144,6 +147,16 @@ num_children_is() {
 # acked_count DIR: how many 201s the loops got.
 acked_count() {
     cat "$1"/ack.* 2>/dev/null | grep -c .
+}
+
+# health_says_workers BASE N: GET /health reports N workers (for wait_until).
+health_says_workers() {
+    curl -s --max-time 2 "$1/health" | grep -Eq "\"workers\": *$2[,}]"
+}
+
+# acked_at_least DIR N: succeeds once the loops got N 201s (for wait_until).
+acked_at_least() {
+    [ "$(acked_count "$1")" -ge "$2" ]
 }
 
 # raw DESC ARGS...: raw_http on the current PORT; a check.
@@ -506,16 +519,20 @@ section_http() {
 
     # Slow clients: stalled connections (half a header section, half a body)
     # must not delay other clients. 16 of each, so every worker likely has some.
+    # The checks start once the server has accepted all 32 (not after a guessed sleep).
+    local conns0
+    conns0=$(server_conns)
     "$RAW_HTTP" hold -p "$PORT" -n 16 -d 5000 -s 'POST /tareas HTTP/1.1\r\nHost: e2e\r\nCont' \
-        >"$d/stall1.out" 2>&1 &
+        >"$d/stall1.out" 2>"$d/stall1.err" &
     local h1=$!
     track_pid $h1
     "$RAW_HTTP" hold -p "$PORT" -n 16 -d 5000 \
         -s 'POST /tareas HTTP/1.1\r\nHost: e2e\r\nContent-Length: 100\r\n\r\n{"tit' \
-        >"$d/stall2.out" 2>&1 &
+        >"$d/stall2.out" 2>"$d/stall2.err" &
     local h2=$!
     track_pid $h2
-    sleep 0.5
+    wait_held "16 stalled half headers" "$d/stall1.err" "$conns0" 0
+    wait_held "32 stalled connections" "$d/stall2.err" "$conns0" 32
     t0=$(now_ms)
     code=$(post_task "$base" '{"titulo":"durante el bloqueo"}' "$d/slow")
     t1=$(now_ms)
@@ -532,15 +549,16 @@ section_http() {
     wait_exit $h2 20 || fail "raw_http hold did not end within 20 s"
     # 5 s is under the 10 s header and body timeouts: nobody was cut off.
     check_eq "stalled half headers: all kept open for 5 s" \
-        "connected=16 failed=0 closed=0 answered=0 statuses=" "$(cat "$d/stall1.out")"
+        "connected=16 failed=0 closed=0 answered=0 statuses= close_ms=" "$(cat "$d/stall1.out")"
     check_eq "stalled half body: all kept open for 5 s" \
-        "connected=16 failed=0 closed=0 answered=0 statuses=" "$(cat "$d/stall2.out")"
+        "connected=16 failed=0 closed=0 answered=0 statuses= close_ms=" "$(cat "$d/stall2.out")"
 
     # Many idle connections: still serving.
-    "$RAW_HTTP" hold -p "$PORT" -n 400 -d 3000 >"$d/idle.out" 2>&1 &
+    conns0=$(server_conns)
+    "$RAW_HTTP" hold -p "$PORT" -n 400 -d 3000 >"$d/idle.out" 2>"$d/idle.err" &
     local h3=$!
     track_pid $h3
-    sleep 1
+    wait_held "400 idle connections" "$d/idle.err" "$conns0" 400
     t0=$(now_ms)
     code=$(http_status "$base/health")
     t1=$(now_ms)
@@ -559,11 +577,12 @@ section_http() {
     # One worker: a stalled client in the same worker must not block it.
     start_server "$d/one.json" --workers 1 || return
     base="http://127.0.0.1:$PORT"
+    conns0=$(server_conns)
     "$RAW_HTTP" hold -p "$PORT" -n 4 -d 5000 -s 'GET /health HTTP/1.1\r\nHo' \
-        >"$d/stall3.out" 2>&1 &
+        >"$d/stall3.out" 2>"$d/stall3.err" &
     local h4=$!
     track_pid $h4
-    sleep 0.5
+    wait_held "1 worker, 4 stalled connections" "$d/stall3.err" "$conns0" 4
     t0=$(now_ms)
     code=$(post_task "$base" '{"titulo":"un solo worker"}' "$d/one")
     t1=$(now_ms)
@@ -571,15 +590,19 @@ section_http() {
     check_eq "1 worker, 4 stalled connections: POST done within 2000 ms" yes \
         "$([ $((t1 - t0)) -lt 2000 ] && echo yes || echo "no ($((t1 - t0)) ms)")"
     wait_exit $h4 20 || fail "raw_http hold did not end within 20 s"
+    check_eq "1 worker: the 4 stalled connections were held open throughout" \
+        "connected=4 failed=0 closed=0 answered=0 statuses= close_ms=" "$(cat "$d/stall3.out")"
     stop_server TERM 15
     check_eq "1 worker: SIGTERM exit status" 0 "$SERVER_STATUS"
 
-    # Timeouts: header 2 s -> 408 or close; idle keep-alive 1 s -> close.
+    # Timeouts: header 2 s -> 408, then close; idle keep-alive 1 s -> close (no answer:
+    # there is no request to answer).
     start_server "$d/timeouts.json" --header-timeout 2 --keepalive-timeout 1 || return
     base="http://127.0.0.1:$PORT"
     t0=$(now_ms)
-    raw "header timeout: a half-sent request gets 408 or is closed" -t 6000 \
-        'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' status-or-close:408 close
+    raw "header timeout: a half-sent request gets 408, then the connection is closed" -t 6000 \
+        'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' status:408 std-headers \
+        header:Connection:close 'body:"error"' close
     t1=$(now_ms)
     check_eq "header timeout 2 s: closed after 1.5 to 6 s" yes \
         "$([ $((t1 - t0)) -ge 1500 ] && [ $((t1 - t0)) -lt 6000 ] && echo yes ||
@@ -591,21 +614,62 @@ section_http() {
         "$([ $((t1 - t0)) -ge 500 ] && [ $((t1 - t0)) -lt 5000 ] && echo yes ||
             echo "no ($((t1 - t0)) ms)")"
     # Slowloris: one header byte per second on 20 connections, all cut at the
-    # header timeout, while a normal client is served.
+    # header timeout with a 408, while a normal client is served.
+    conns0=$(server_conns)
     "$RAW_HTTP" hold -p "$PORT" -n 20 -d 6000 -i 1000 \
         -s 'GET /health HTTP/1.1\r\nHost: e2e\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n' \
-        >"$d/loris.out" 2>&1 &
+        >"$d/loris.out" 2>"$d/loris.err" &
     local h5=$!
     track_pid $h5
-    sleep 0.5
+    wait_held "20 slowloris connections" "$d/loris.err" "$conns0" 20
     code=$(http_status --max-time 2 "$base/health")
     check_eq "GET /health during 20 slowloris connections: status within 2 s" 200 "$code"
     wait_exit $h5 20 || fail "raw_http hold (slowloris) did not end within 20 s"
-    check_match "slowloris: all 20 cut at the header timeout (408 or close)" \
-        '^connected=20 failed=0 closed=20 answered=[0-9]+ statuses=(408:[0-9]+)?$' \
-        "$(cat "$d/loris.out")"
+    out=$(cat "$d/loris.out")
+    check_match "slowloris: all 20 answered 408 and closed" \
+        '^connected=20 failed=0 closed=20 answered=20 statuses=408:20 close_ms=' "$out"
+    # Timed by raw_http on each socket: its first byte to the server's close.
+    local cms lo hi
+    cms=$(printf '%s\n' "$out" | sed -n 's/.* close_ms=\([0-9]*\)\.\.\([0-9]*\)$/\1 \2/p')
+    read -r lo hi <<<"$cms"
+    check_eq "slowloris: each closed 1.9 to 4.5 s after its first byte (--header-timeout 2)" yes \
+        "$([ -n "$lo" ] && [ "$lo" -ge 1900 ] && [ "$hi" -le 4500 ] && echo yes || echo "no (close_ms=$cms)")"
     stop_server TERM 15
     check_eq "timeouts server: SIGTERM exit status" 0 "$SERVER_STATUS"
+}
+
+# ---------------------------------------------------------------- limits
+
+# Every limit through the public server (README, Limits): one request exactly at it
+# (accepted) and one a byte past it (the documented status), from the table that
+# tests/limit_requests.py writes. Small limits by flag keep the requests small; the task
+# fields' limits are fixed (task_json.h).
+section_limits() {
+    note "== limits: at and one past every limit"
+    local d="$E2E_DIR/limits" f base table file want sub desc accepted=0 n
+    local max_rl=64 max_hb=512 max_h=8 max_body=5000
+    mkdir -p "$d/req"
+    f="$d/tasks.json"
+    if ! table=$(python3 "$(dirname "${BASH_SOURCE[0]}")/limit_requests.py" "$d/req" \
+        "$max_rl" "$max_hb" "$max_h" "$max_body" 2>&1); then
+        fail "limit_requests.py: $table"
+        return
+    fi
+    start_server "$f" --max-request-line "$max_rl" --max-header-bytes "$max_hb" \
+        --max-headers "$max_h" --max-body "$max_body" || return
+    base="http://127.0.0.1:$PORT"
+    while IFS="$(printf '\t')" read -r file want sub desc; do
+        [ -n "$file" ] || continue
+        raw "limit: $desc -> $want" -t 5000 "file:$d/req/$file" "status:$want" "body:$sub"
+        [ "$want" = 201 ] && accepted=$((accepted + 1))
+    done <<<"$table"
+    check_eq "limit table: 26 requests" 26 "$(printf '%s\n' "$table" | grep -c .)"
+    stop_server TERM 15
+    check_eq "limits server: SIGTERM exit status" 0 "$SERVER_STATUS"
+    # Each accepted POST stored once, the refused ones not at all.
+    n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$f" 2>&1)
+    check_eq "limits: the $accepted accepted POSTs stored, nothing else" "$accepted" "$n"
+    check_match "limits: taskctl check $f" "canonical" "$("$TASKCTL" -f "$f" check 2>&1)"
 }
 
 # ---------------------------------------------------------------- signals
@@ -620,7 +684,8 @@ section_signals() {
     start_server "$f" --grace 5 --quiet || return
     base="http://127.0.0.1:$PORT"
     start_load "$base" "$d/term" "$LOAD_CLIENTS" 2000
-    sleep 2
+    wait_until 20 acked_at_least "$d/term" 20 ||
+        fail "SIGTERM under load: fewer than 20 tasks acknowledged within 20 s"
     n=$(acked_count "$d/term")
     note "SIGTERM after $n acknowledged tasks"
     local term_port=$PORT t0 t1
@@ -647,7 +712,8 @@ section_signals() {
     workers=$(children_of "$SERVER_PID" | sort | tr '\n' ' ')
     check_eq "4 workers are children of the master" 4 "$(echo "$workers" | wc -w)"
     start_load "$base" "$d/kill" "$LOAD_CLIENTS" 2000
-    sleep 1
+    wait_until 20 acked_at_least "$d/kill" 10 ||
+        fail "SIGKILL under load: fewer than 10 tasks acknowledged within 20 s"
     victim=$(echo "$workers" | awk '{print $1}')
     if [ -n "$victim" ]; then
         kill -KILL "$victim"
@@ -673,7 +739,11 @@ section_signals() {
             tail -5 "$SERVER_LOG" | sed 's/^/    /' >&2
         fi
     fi
-    sleep 1
+    # The load goes on across the kill: 10 more acknowledged after it.
+    n=$(acked_count "$d/kill")
+    wait_until 20 acked_at_least "$d/kill" $((n + 10)) ||
+        fail "SIGKILL under load: fewer than 10 more tasks acknowledged within 20 s of the kill"
+    wait_until 5 health_says_workers "$base" 4
     code=$(curl -s --max-time 5 "$base/health")
     check_match "after the SIGKILL: GET /health answers with 4 workers" '"workers": *4[,}]' "$code"
     code=$(post_task "$base" '{"titulo":"despues del kill"}' "$d/kill/after")
@@ -693,11 +763,20 @@ section_signals() {
     mkdir -p "$d/grace"
     start_server "$d/grace/tasks.json" --grace 10 --quiet || return
     base="http://127.0.0.1:$PORT"
-    "$RAW_HTTP" -q -p "$PORT" -t 10000 'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' sleep:4000 \
-        'send:\r\n' status:200 header:Connection:close close:1500 >"$d/grace/inflight.out" 2>&1 &
-    local inflight=$! rc
+    local conns0 rc
+    conns0=$(server_conns)
+    "$RAW_HTTP" -q -p "$PORT" -t 10000 'send:GET /health HTTP/1.1\r\nHost: e2e\r\n' \
+        mark:sent sleep:4000 'send:\r\n' status:200 header:Connection:close close:1500 \
+        >"$d/grace/inflight.out" 2>&1 &
+    local inflight=$!
     track_pid $inflight
-    sleep 0.5
+    # SIGTERM once a worker has accepted the connection and read the half request.
+    wait_until 10 grep -q '^raw_http: mark: sent' "$d/grace/inflight.out" ||
+        fail "the request in flight: raw_http did not send its first half within 10 s"
+    wait_until 10 server_conns_ge $((conns0 + 1)) ||
+        fail "the request in flight: no worker accepted its connection within 10 s"
+    wait_until 10 port_all_read "$PORT" ||
+        fail "the request in flight: its bytes still unread by the server after 10 s"
     kill -TERM "$SERVER_PID"
     # The 3 idle workers are gone at once; the 4th finishes its request.
     wait_until 2 num_children_is "$SERVER_PID" 1 ||
@@ -738,11 +817,12 @@ section_signals() {
     mkdir -p "$d/quit"
     start_server "$d/quit/tasks.json" --grace 10 --quiet || return
     workers=$(children_of "$SERVER_PID" | tr '\n' ' ')
+    conns0=$(server_conns)
     "$RAW_HTTP" hold -p "$PORT" -n 1 -d 8000 -s 'GET /health HTTP/1.1\r\nHo' \
-        >"$d/quit/hold.out" 2>&1 &
+        >"$d/quit/hold.out" 2>"$d/quit/hold.err" &
     local hq=$! alive=""
     track_pid $hq
-    sleep 0.5
+    wait_held "SIGQUIT with a request in flight" "$d/quit/hold.err" "$conns0" 1
     local quit_log=$SERVER_LOG
     t0=$(now_ms)
     stop_server QUIT 10
@@ -910,14 +990,16 @@ with open(sys.argv[1], "r+b") as f:
 case "$SECTION" in
 api) section_api ;;
 http) section_http ;;
+limits) section_limits ;;
 signals) section_signals ;;
 all)
     section_api
     section_http
+    section_limits
     section_signals
     ;;
 *)
-    echo "usage: $0 api|http|signals|all" >&2
+    echo "usage: $0 api|http|limits|signals|all" >&2
     exit 2
     ;;
 esac

@@ -11,8 +11,12 @@ LOCKING=${LOCKING:-1}
 SOURCE_ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 unset TASKS_FILE COLUMNS
 
-TMP=$(mktemp -d /tmp/e2e_taskctl.XXXXXX) || exit 1
+# Scratch files under the build dir, removed on every exit (meson's SIGTERM included).
+SCRATCH=${TMPDIR:-/tmp}
+[ -n "${BUILD_ROOT:-}" ] && mkdir -p "$BUILD_ROOT/test-tmp" 2>/dev/null && SCRATCH=$BUILD_ROOT/test-tmp
+TMP=$(mktemp -d "$SCRATCH/e2e_taskctl.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT
+trap 'echo "interrupted by a signal: cleaning up" >&2; exit 130' INT TERM
 cd "$TMP" || exit 1
 
 failures=0

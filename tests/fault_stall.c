@@ -7,6 +7,8 @@
  * first READ_BYTES (default 65536) of the response, then reads nothing for
  * STALL_MS (default 6000): the server's send buffer fills and its write would
  * block. The test watches the server's side of the connection meanwhile.
+ * When the stall begins it says so on stderr ("fault_stall: stalled after N
+ * bytes"), for the test to wait on.
  * Then it drains for at most DRAIN_MS (default 10000) to learn how the
  * response ended, and prints one line:
  *     status=200 content_length=N received=M end=eof|reset|timeout|complete
@@ -117,6 +119,8 @@ int main(int argc, char **argv)
         if (phase == 0 && total >= read_bytes) {
             phase = 1;
             phase_end = now + stall_ms;
+            fprintf(stderr, "fault_stall: stalled after %lld bytes\n", total);
+            fflush(stderr);
         }
         if (phase == 1 && now >= phase_end) {
             phase = 2;

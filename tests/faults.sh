@@ -101,21 +101,23 @@ fault_kill_workers() {
     echo 1 >"$d/load/ack.after"
 
     # A worker killed right after each start (every 2 ms for 3 s, faster than
-    # a worker starts): SIGKILL escapes the crash back-off, but the global cap
-    # on respawns holds (a burst of 20, then 20 per second): no fork storm.
-    local s0 s1 forks kout
+    # a worker starts). The respawn rule (master.c): a worker killed from
+    # outside is replaced at once, a death replaced once: never more forks than
+    # deaths (no fork storm of the master's own making), and every slot kept
+    # filled. Counted once the 4 workers are back, so every respawn is in.
+    local s0 s1 forks kout d0 d1 deaths
     s0=$(grep -c 'started worker' "$SERVER_LOG")
+    d0=$(grep -c 'killed by signal 9 ' "$SERVER_LOG")
     kout=$("$FAULT_KILL" "$SERVER_PID" 2 3000)
-    s1=$(grep -c 'started worker' "$SERVER_LOG")
-    forks=$((s1 - s0))
-    note "killed every 2 ms for 3 s: $kout; $forks respawns"
-    check_eq "killed every 2 ms for 3 s: at most 90 respawns (20 at once, then 20 per second)" yes \
-        "$([ "$forks" -le 90 ] && echo yes || echo "no ($forks)")"
-    check_eq "killed every 2 ms for 3 s: at least 30 respawns (the cap delays, never stops)" yes \
-        "$([ "$forks" -ge 30 ] && echo yes || echo "no ($forks)")"
-    check_match "the respawn cap is logged" 'workers die faster than 20 respawns per second' \
-        "$(cat "$SERVER_LOG")"
     now=$(fl_workers_back 4)
+    s1=$(grep -c 'started worker' "$SERVER_LOG")
+    d1=$(grep -c 'killed by signal 9 ' "$SERVER_LOG")
+    forks=$((s1 - s0))
+    deaths=$((d1 - d0))
+    note "killed every 2 ms for 3 s: $kout; $deaths deaths, $forks respawns"
+    check_eq "killed every 2 ms for 3 s: one respawn per death, no more" "$deaths" "$forks"
+    check_eq "killed every 2 ms for 3 s: at least 30 respawns (each kill replaced at once)" yes \
+        "$([ "$forks" -ge 30 ] && echo yes || echo "no ($forks)")"
     check_eq "4 workers again within 5 s of the last kill" 4 "$(echo "$now" | wc -w)"
     check_eq "GET /health after the fast kills" 200 \
         "$(http_status --max-time 5 "http://127.0.0.1:$PORT/health")"
@@ -230,7 +232,9 @@ fault_term_master() {
     fl_load "$d/load" -c "$clients" -d 6000 -t 8000 &
     local load_pid=$!
     track_pid $load_pid
-    sleep 2
+    # SIGTERM in the middle of the load: once 50 tasks are acknowledged (not after a guess).
+    wait_until 5 fl_acked_ge "$d/load" 50 ||
+        fail "fewer than 50 tasks acknowledged within 5 s of the load's start"
     note "SIGTERM to master $SERVER_PID after $(fl_acked "$d/load") acknowledged tasks"
     stop_server TERM 12
     check_eq "SIGTERM under load: master exit status" 0 "$SERVER_STATUS"
@@ -393,7 +397,7 @@ fault_bad_file() {
         check_eq "unreadable file: nothing else created beside it" "tasks.json" \
             "$(ls -A "$d/private" | tr '\n' ' ' | sed 's/ $//')"
     fi
-    if [ -n "$skipped" ] && [ "$E2E_FAILS" -eq 0 ]; then
+    if [ -n "$skipped" ] && [ "$(e2e_failures)" -eq 0 ]; then
         echo "# $E2E_PASSES passed, 0 failed" >&2
         skip "unreadable-file case: $skipped"
     fi
@@ -450,10 +454,13 @@ fault_idle_5000() {
         "$s503 $closed"
     check_eq "over the limit: no other status" "503:$s503" "$(fl_field "$out" statuses)"
     # The held connections stay open; new clients: 200, or 503 at the limit.
-    "$RAW_HTTP" hold -p "$PORT" -n 1000 -d 8000 >/dev/null 2>&1 &
+    "$RAW_HTTP" hold -p "$PORT" -n 1000 -d 8000 >"$d/hold2.out" 2>"$d/hold2.err" &
     hold_pid=$!
     track_pid $hold_pid
-    sleep 2
+    wait_until 20 hold_ready "$d/hold2.err" ||
+        fail "at the limit: the 1,000 held connections were not made within 20 s"
+    wait_until 20 fl_established_ge "$PORT" 1000 ||
+        fail "at the limit: only $(fl_established "$PORT") connections established within 20 s"
     for i in 1 2 3; do
         fl_time_ms curl -s -D "$d/new$i.head" -o /dev/null -w '%{http_code}' --max-time 5 \
             "http://127.0.0.1:$PORT/health"
@@ -484,18 +491,19 @@ fault_idle_5000() {
 # ------------------------------------------------------------ slow_headers
 
 fault_slow_headers() {
-    local d="$E2E_DIR/slow" f="$E2E_DIR/slow/tasks.json" workers hold_pid i t0 ms out slow=0
+    local d="$E2E_DIR/slow" f="$E2E_DIR/slow/tasks.json" workers hold_pid i out slow=0 conns0
     mkdir -p "$d"
     # One worker: the slow clients and the normal one share its loop.
     start_server "$f" --workers 1 --quiet --header-timeout 3 || return
     workers=$(fl_workers)
-    t0=$(now_ms)
+    conns0=$(server_conns)
     "$RAW_HTTP" hold -p "$PORT" -n 300 -d 15000 -i 1000 \
         -s 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow-client-sending-one-byte-per-second\r\n\r\n' \
         >"$d/hold.out" 2>"$d/hold.err" &
     hold_pid=$!
     track_pid $hold_pid
-    sleep 0.5
+    # The normal requests start once the worker holds all 300 slow clients.
+    wait_held "300 slow clients" "$d/hold.err" "$conns0" 300
     for i in 1 2 3 4 5 6; do
         fl_time_ms http_status --max-time 5 "http://127.0.0.1:$PORT/health"
         [ "$FL_OUT" = 200 ] && [ "$FL_MS" -le 2000 ] || {
@@ -508,21 +516,25 @@ fault_slow_headers() {
             slow=$((slow + 1))
             note "normal POST $i: $FL_OUT after $FL_MS ms"
         }
-        sleep 0.4
+        # The last ones while the slow clients are still held (closed at 3 s).
+        [ "$i" -lt 3 ] && sleep 0.4
     done
     check_eq "12 normal requests among 300 slow clients: all answered in under 2 s" 0 "$slow"
     wait_exit $hold_pid 20 || fail "raw_http hold did not finish within 20 s"
-    ms=$(($(now_ms) - t0))
     out=$(cat "$d/hold.out")
-    note "slow clients: $out after $ms ms"
+    note "slow clients: $out"
     check_eq "300 slow clients connected" 300 "$(fl_field "$out" connected)"
     check_eq "every slow client closed by the server" 300 "$(fl_field "$out" closed)"
-    local st
-    st=$(fl_field "$out" statuses)
-    check_eq "slow clients got only 408 (or nothing)" yes \
-        "$([ -z "$st" ] || printf '%s' "$st" | grep -Eq '^408:[0-9]+$' && echo yes || echo "no ($st)")"
-    check_eq "slow clients closed at --header-timeout 3 (between 2.5 and 7 s)" yes \
-        "$([ "$ms" -ge 2500 ] && [ "$ms" -le 7000 ] && echo yes || echo "no ($ms ms)")"
+    check_eq "every slow client answered 408" "300 408:300" \
+        "$(fl_field "$out" answered) $(fl_field "$out" statuses)"
+    # Timed by raw_http on each socket, from its first byte to the server's close: the
+    # server's timing, whatever the load on this machine did to the test's own loop.
+    local cms lo hi
+    cms=$(fl_field "$out" close_ms)
+    lo=${cms%..*}
+    hi=${cms#*..}
+    check_eq "slow clients closed 2.9 to 5 s after their first byte (--header-timeout 3)" yes \
+        "$([ -n "$cms" ] && [ "$lo" -ge 2900 ] && [ "$hi" -le 5000 ] && echo yes || echo "no (close_ms=$cms)")"
     check_eq "workers unchanged" "$workers" "$(fl_workers)"
     stop_server TERM 12
     check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
@@ -546,7 +558,14 @@ fault_fd_exhaustion() {
     "$RAW_HTTP" hold -p "$PORT" -n 300 -d 8000 >"$d/hold.out" 2>"$d/hold.err" &
     hold_pid=$!
     track_pid $hold_pid
-    sleep 2
+    # Measured once every worker is out of descriptors (not after a guessed sleep).
+    wait_until 20 hold_ready "$d/hold.err" ||
+        fail "out of descriptors: the 300 connections were not made within 20 s"
+    local w
+    for w in $workers; do
+        wait_until 10 fl_fds_ge "$w" 60 ||
+            fail "out of descriptors: worker $w holds $(fl_fds "$w") descriptors, not 60, after 10 s"
+    done
     t0=$(fl_cpu_sum $workers)
     m0=$(fl_cpu_ticks "$master")
     sleep 2
@@ -580,8 +599,8 @@ fault_fd_exhaustion() {
 # ------------------------------------------------------------ stalled_reader
 
 fault_stalled_reader() {
-    local d="$E2E_DIR/stall" f="$E2E_DIR/stall/tasks.json" n=200000 stall_pid t0 t_closed="" i
-    local out ms slow=0 est
+    local d="$E2E_DIR/stall" f="$E2E_DIR/stall/tasks.json" n=200000 stall_pid t_closed="" i
+    local out ms slow=0
     mkdir -p "$d"
     # Canonical lines written directly: much faster than 200,000 POSTs.
     awk -v n=$n 'BEGIN {
@@ -597,13 +616,19 @@ fault_stalled_reader() {
     start_server "$f" --workers 1 --quiet --send-timeout 2 || return
     local workers
     workers=$(fl_workers)
-    t0=$(now_ms)
     "$FAULT_STALL" -p "$PORT" -r 65536 -s 8000 -w 10000 >"$d/stall.out" 2>"$d/stall.err" &
     stall_pid=$!
     track_pid $stall_pid
-    # Watch the server's side of the stalled connection until it goes.
-    wait_until 5 fl_established_ge "$PORT" 1 || fail "the stalled GET never connected"
-    sleep 0.5
+    # The POSTs start once the reader has stopped and the server has bytes it cannot send.
+    wait_until 10 grep -q '^fault_stall: stalled' "$d/stall.err" ||
+        fail "the GET reader did not stall within 10 s: $(head -c 300 "$d/stall.err")"
+    wait_until 5 fl_unsent_ge "$PORT" 1 ||
+        fail "no unsent bytes on the server's side 5 s into the stall: $(tcp_port_stats "$PORT")"
+    # Watch the server's side of the stalled connection until it goes, from now on
+    # (the stall's start), in the background: the POSTs below do not delay the watch.
+    fl_watch_close "$PORT" 15 >"$d/closed.ms" &
+    local watch_pid=$!
+    track_pid $watch_pid
     for i in 1 2 3 4 5; do
         fl_time_ms http_status --max-time 5 -H 'Content-Type: application/json' \
             --data-binary "{\"titulo\":\"durante $i\",\"cliente\":\"w\",\"seq\":$i}" \
@@ -614,21 +639,14 @@ fault_stalled_reader() {
         }
     done
     check_eq "5 POSTs while a reader is stalled: all 201 in under 2 s" 0 "$slow"
-    # The POSTs used their own connections, closed by now; only the stalled one is left.
-    for i in $(seq 1 100); do
-        est=$(fl_established "$PORT")
-        if [ "$est" -eq 0 ]; then
-            t_closed=$(($(now_ms) - t0))
-            break
-        fi
-        sleep 0.1
-    done
+    wait_exit $watch_pid 20 || fail "the close watch did not end within 20 s"
+    t_closed=$(cat "$d/closed.ms")
     if [ -n "$t_closed" ]; then
-        note "the server closed the stalled connection $t_closed ms after the GET"
-        check_eq "the stalled connection closed by the server at --send-timeout 2 (1.5-8 s)" yes \
-            "$([ "$t_closed" -ge 1500 ] && [ "$t_closed" -le 8000 ] && echo yes || echo "no ($t_closed ms)")"
+        note "the server closed the stalled connection $t_closed ms after the stall began"
+        check_eq "the stalled connection closed by the server at --send-timeout 2 (1.5-5 s into the stall)" yes \
+            "$([ "$t_closed" -ge 1500 ] && [ "$t_closed" -le 5000 ] && echo yes || echo "no ($t_closed ms)")"
     else
-        fail "the stalled connection still established 10 s after the GET (--send-timeout 2)"
+        fail "the stalled connection still established 15 s into the stall (--send-timeout 2)"
         fl_dump_log
     fi
     wait_exit $stall_pid 25 || fail "fault_stall did not finish within 25 s"

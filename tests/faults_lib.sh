@@ -24,14 +24,16 @@ faults_init() {
     trap fl_cleanup EXIT
 }
 
+# fl_cleanup [STATUS]: the EXIT trap (STATUS: the exit status, when a wrapping trap ran
+# commands first).
 fl_cleanup() {
-    local m
+    local rc=${1:-$?} m
     # Lazy: a server still holding the file open must not keep the mount
     # alive, and lib.sh's rm -rf must never walk into a mounted file system.
     for m in $FL_MOUNTS; do
         umount -l "$m" 2>/dev/null
     done
-    e2e_cleanup
+    e2e_cleanup "$rc"
 }
 
 # fl_mount_tmpfs DIR SIZE: a tmpfs of SIZE on DIR; returns 1 if mount fails.
@@ -89,6 +91,42 @@ fl_established() {
 # (a command for wait_until, which must re-evaluate it on every poll).
 fl_established_ge() {
     [ "$(fl_established "$1")" -ge "$2" ]
+}
+
+# fl_unsent_ge PORT N: succeeds once the server's side of its connections on PORT holds
+# at least N bytes the client has not taken (a stalled reader; for wait_until).
+fl_unsent_ge() {
+    local unsent
+    read -r _ _ unsent <<<"$(tcp_port_stats "$1")"
+    [ "$unsent" -ge "$2" ]
+}
+
+# fl_watch_close PORT SECONDS: prints the ms from now until the server has no
+# ESTABLISHED connection left on PORT (polled every 20 ms), or nothing after SECONDS.
+fl_watch_close() {
+    local t0 end
+    t0=$(now_ms)
+    end=$((t0 + $2 * 1000))
+    while [ "$(now_ms)" -lt "$end" ]; do
+        if [ "$(fl_established "$1")" -eq 0 ]; then
+            echo $(($(now_ms) - t0))
+            return 0
+        fi
+        sleep 0.02
+    done
+}
+
+# fl_fds PID: open descriptors of PID; fl_fds_ge PID N: at least N (for wait_until).
+fl_fds() {
+    find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+fl_fds_ge() {
+    [ "$(fl_fds "$1")" -ge "$2" ]
+}
+
+# fl_acked_ge DIR N: the load in DIR has N 201s (for wait_until).
+fl_acked_ge() {
+    [ "$(fl_acked "$1")" -ge "$2" ]
 }
 
 # fl_answers STATUS CURL-ARGS...: succeeds if the request gets STATUS.

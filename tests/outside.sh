@@ -54,19 +54,19 @@ fi
 # ---------------------------------------------------------------- helpers
 
 # The EXIT trap: after a failure, what matters goes to the log (the servers' messages,
-# without the line per stored task) and the temp dir is removed all the same, unless
-# E2E_KEEP=1.
+# without the line per stored task, instead of lib.sh's plain tails); lib.sh removes the
+# temp dir all the same and keeps the exit status (77 for a skip, 1 for a failure).
 ow_cleanup() {
-    local l
-    if [ "$E2E_FAILS" -gt 0 ] && [ -z "$E2E_KEEP" ] && [ -n "$E2E_DIR" ]; then
+    local rc=$? l
+    if [ "$(e2e_failures)" -gt 0 ] && [ -n "$E2E_DIR" ]; then
         for l in "$E2E_DIR"/server.*.log; do
             [ -f "$l" ] || continue
             echo "# $(basename "$l"), without the stored-task lines (last 40):" >&2
             grep -v ': stored task ' "$l" | tail -40 | sed 's/^/    /' >&2
         done
-        E2E_FAILS=0 # the exit status is already set; this only lets lib.sh remove the dir
+        E2E_LOGS_SHOWN=1
     fi
-    fl_cleanup
+    fl_cleanup "$rc"
 }
 
 ow() {

@@ -12,6 +12,8 @@
  *     drip:TEXT        write TEXT one byte per write(2)
  *     file:PATH        write the file's bytes
  *     sleep:MS         pause
+ *     mark:TEXT        print "raw_http: mark: TEXT" on stderr at once, for a test to
+ *                      wait on (the actions before it are done)
  *     shut             shutdown(SHUT_WR): no more request bytes
  *     status:NNN       read the next response; its status must be NNN
  *     status:NNN:head  the same for a response without body (HEAD)
@@ -32,8 +34,15 @@
  * opens COUNT connections, sends PREFIX on each (whole, or one byte every
  * DRIP_MS on every connection), then waits HOLD_MS (or until every connection
  * is closed), reading whatever arrives unless -R (never read: a client that
- * stops reading). Prints one line:
- *     connected=C failed=F closed=K answered=A statuses=408:3,400:1
+ * stops reading). Once every connection is made and has been sent its prefix
+ * (its first byte, when dripping), it says so on stderr, for tests to wait on:
+ *     raw_http: hold: ready, C connected
+ * At the end it prints one line:
+ *     connected=C failed=F closed=K answered=A statuses=408:3,400:1 close_ms=MIN..MAX
+ * close_ms: over the connections the server closed, the time from the first
+ * byte sent (from the connect without a prefix) to the end of file seen on
+ * the socket, so a test times the server rather than its own loop (empty if
+ * none was closed). The wait between two looks at the sockets is at most 10 ms.
  *
  * Exit status: 0 every check passed, 1 a check failed (with expected and got
  * on stderr), 2 usage error, 3 connect or system error.
@@ -472,6 +481,11 @@ static int run_action(int fd, int step, const char *a)
         read_available(fd);
         return 0;
     }
+    if (strncmp(a, "mark:", 5) == 0) {
+        fprintf(stderr, "raw_http: mark: %s\n", a + 5);
+        fflush(stderr);
+        return 0;
+    }
     if (strcmp(a, "shut") == 0) {
         shutdown(fd, SHUT_WR);
         return 0;
@@ -581,7 +595,7 @@ static void usage(void)
 {
     fputs("usage: raw_http -p PORT [-h ADDR] [-t TIMEOUT_MS] [-q] ACTION...\n"
           "       raw_http hold -p PORT -n COUNT -d HOLD_MS [-s PREFIX] [-i DRIP_MS] [-R]\n"
-          "actions: send:TEXT drip:TEXT file:PATH sleep:MS shut status:NNN[:head]\n"
+          "actions: send:TEXT drip:TEXT file:PATH sleep:MS mark:TEXT shut status:NNN[:head]\n"
           "         status-or-close:NNN close[:MS] open:MS header:NAME[:SUB] std-headers\n"
           "         body:SUB\n",
           stderr);
@@ -591,10 +605,12 @@ static void usage(void)
 /* One connection of hold mode. */
 struct hold_conn {
     int fd;
-    size_t sent;   /* prefix bytes written */
-    int closed;    /* EOF or reset seen */
-    int status;    /* status of the first response, 0 if none */
-    char head[16]; /* first bytes received, for the status */
+    size_t sent;          /* prefix bytes written */
+    long long started_ms; /* first byte written (or connected, without a prefix) */
+    long long closed_ms;  /* EOF or reset seen */
+    int closed;           /* EOF or reset seen */
+    int status;           /* status of the first response, 0 if none */
+    char head[16];        /* first bytes received, for the status */
     size_t head_len;
 };
 
@@ -615,6 +631,7 @@ static void hold_poll_conn(struct hold_conn *c, int no_read)
                 c->status = atoi(c->head + 9);
         } else if (r == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
             c->closed = 1;
+            c->closed_ms = now_ms();
         } else if (errno != EINTR) {
             break;
         }
@@ -680,35 +697,103 @@ static int hold_main(int argc, char **argv)
             setsockopt(conns[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
         }
     }
+    /* One poll() over the open connections between rounds: a close is seen
+     * when it happens (not at the next round), and idle connections cost
+     * nothing. */
+    struct pollfd *pfds = calloc((size_t)count, sizeof(*pfds));
+    long *pconn = calloc((size_t)count, sizeof(*pconn));
+    if (pfds == NULL || pconn == NULL) {
+        perror("raw_http: calloc");
+        return 3;
+    }
     long long start = now_ms();
     long long next_drip = start;
+    int ready = 0;
+    int first = 1;
+    long num_pfds = 0;
     for (;;) {
         long long now = now_ms();
-        int all_closed = 1;
         int drip_now = now >= next_drip;
+        int sending = first || (drip_ms != 0 && drip_now);
+        /* Reads: the connections poll() found readable (all of them the first time). */
+        for (long k = 0; k < num_pfds; k++)
+            if (pfds[k].revents != 0)
+                hold_poll_conn(&conns[pconn[k]], no_read);
+        int all_closed = 1;
         for (long i = 0; i < count; i++) {
             struct hold_conn *c = &conns[i];
             if (c->closed)
                 continue;
-            if (c->sent < prefix_len && (drip_ms == 0 || drip_now)) {
+            if (c->started_ms == 0 && prefix_len == 0)
+                c->started_ms = now;
+            if (sending && c->sent < prefix_len) {
                 size_t n = drip_ms ? 1 : prefix_len - c->sent;
                 ssize_t w = send(c->fd, pre + c->sent, n, MSG_NOSIGNAL);
-                if (w > 0)
+                if (w > 0) {
+                    if (c->sent == 0)
+                        c->started_ms = now_ms();
                     c->sent += (size_t)w;
-                else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                     c->closed = 1;
+                    c->closed_ms = now_ms();
+                }
             }
-            hold_poll_conn(c, no_read);
+            if (first)
+                hold_poll_conn(c, no_read);
             if (!c->closed)
                 all_closed = 0;
         }
+        first = 0;
         if (drip_now && drip_ms)
             next_drip = now + drip_ms;
+        if (!ready) {
+            /* Every connection has its prefix (or first byte): the stall is in place.
+             * A prefix stuck behind a full socket is sent again at the next round. */
+            long pending = 0;
+            for (long i = 0; i < count; i++)
+                pending += !conns[i].closed && conns[i].sent < (drip_ms ? 1 : prefix_len) &&
+                           prefix_len > 0;
+            if (pending == 0) {
+                fprintf(stderr, "raw_http: hold: ready, %ld connected\n", connected);
+                fflush(stderr);
+                ready = 1;
+            } else {
+                first = drip_ms == 0; /* a whole prefix still to send: again soon */
+            }
+        }
+        now = now_ms();
         if (all_closed || now - start >= hold_ms)
             break;
-        sleep_ms(drip_ms && drip_ms < 50 ? drip_ms : 50);
+        long long until = start + hold_ms;
+        if (drip_ms != 0 && next_drip < until)
+            until = next_drip;
+        long wait = (long)(until - now);
+        if (first && wait > 10)
+            wait = 10;
+        if (wait < 0)
+            wait = 0;
+        num_pfds = 0;
+        for (long i = 0; i < count && !no_read; i++) {
+            if (conns[i].closed)
+                continue;
+            pfds[num_pfds].fd = conns[i].fd;
+            pfds[num_pfds].events = POLLIN;
+            pfds[num_pfds].revents = 0;
+            pconn[num_pfds++] = i;
+        }
+        if (num_pfds == 0) {
+            sleep_ms(wait < 50 ? wait : 50);
+            continue;
+        }
+        if (poll(pfds, (nfds_t)num_pfds, (int)wait) < 0 && errno != EINTR) {
+            fprintf(stderr, "raw_http: poll: %s\n", strerror(errno));
+            return 3;
+        }
     }
+    free(pfds);
+    free(pconn);
     long closed = 0, answered = 0;
+    long long close_min = -1, close_max = -1;
     char statuses[512] = "";
     int codes[RAW_HTTP_MAX_STATUSES], code_counts[RAW_HTTP_MAX_STATUSES];
     int num_codes = 0;
@@ -717,8 +802,18 @@ static int hold_main(int argc, char **argv)
         if (c->fd < 0)
             continue;
         /* A reader that stopped: did the server give up on it? Drain to find out. */
+        int was_closed = c->closed;
         hold_poll_conn(c, 0);
         closed += c->closed;
+        if (was_closed && c->started_ms > 0) {
+            /* Closed while held: timed. (One found closed only by this last
+             * drain closed at some unknown moment: not timed.) */
+            long long ms = c->closed_ms - c->started_ms;
+            if (close_min < 0 || ms < close_min)
+                close_min = ms;
+            if (ms > close_max)
+                close_max = ms;
+        }
         if (c->status != 0) {
             answered++;
             int k;
@@ -738,8 +833,11 @@ static int hold_main(int argc, char **argv)
         snprintf(statuses + used, sizeof(statuses) - used, "%s%d:%d", k ? "," : "", codes[k],
                  code_counts[k]);
     }
-    printf("connected=%ld failed=%ld closed=%ld answered=%ld statuses=%s\n", connected, failed,
-           closed, answered, statuses);
+    char close_ms[64] = "";
+    if (close_min >= 0)
+        snprintf(close_ms, sizeof(close_ms), "%lld..%lld", close_min, close_max);
+    printf("connected=%ld failed=%ld closed=%ld answered=%ld statuses=%s close_ms=%s\n", connected,
+           failed, closed, answered, statuses, close_ms);
     free(conns);
     free(pre);
     return failed ? 3 : 0;

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# e2e_fsync.sh - --fsync, counted and ordered: the server runs under tests/shim_fsync.c
+# (LD_PRELOAD), which logs every sync, file write and response write in order, and can make
+# a sync fail. tests/check_fsync_log.py judges the log.
+#
+#     e2e_fsync.sh CASE
+#
+#   order        every 201 is sent after an fdatasync of tasks.json called after the pwrite
+#                of that record (the worker's own, or another's that covered it: group
+#                commit) and done before the answer
+#   eio          the sync of the third POST fails with EIO: that POST gets 500, the two
+#                acknowledged tasks are in the file
+#   dir_create   the directory is fsync'ed after tasks.json is created, before the first 201
+#   dir_copies   the directory is fsync'ed after the .orig copy (start-up canonicalization)
+#                and the .torn copy (a torn tail cut by an append) are written, before
+#                tasks.json is written again
+#   eio_refused  after a failed sync, further appends are refused and /health says so,
+#                until a restart (a failed fdatasync is final: task_store_sync.c)
+#
+# Environment (set by meson test): TASKSERVER, TASKCTL, SHIM_FSYNC (the shim's path),
+# LOCKING. Exit 0 pass, 1 fail, 77 skip.
+
+. "$(dirname "$0")/lib.sh"
+
+CASE=${1:-}
+e2e_init
+[ -n "${SHIM_FSYNC:-}" ] && [ -f "$SHIM_FSYNC" ] || skip "SHIM_FSYNC is not set (run through meson test)"
+CHECK="python3 $(dirname "$0")/check_fsync_log.py"
+
+# shimmed LOG [VAR=VALUE...]: a wrapper in $E2E_DIR that runs taskserver under the shim,
+# logging to LOG (exec: the server keeps the wrapper's pid); its path in SHIMMED. In a
+# sanitizer build the sanitizer runtime must come first in LD_PRELOAD.
+shimmed() {
+    local log=$1 pre="$SHIM_FSYNC" asan
+    shift
+    asan=$(ldd "$TASKSERVER" 2>/dev/null | awk '/libasan\.so/ {print $3; exit}')
+    [ -n "$asan" ] && pre="$asan $pre"
+    E2E_NSHIM=$((${E2E_NSHIM:-0} + 1))
+    SHIMMED="$E2E_DIR/shimmed.$E2E_NSHIM.sh"
+    {
+        echo '#!/bin/sh'
+        printf 'exec env LD_PRELOAD=%q SHIM_FSYNC_LOG=%q' "$pre" "$log"
+        local v
+        for v in "$@"; do printf ' %q' "$v"; done
+        printf ' %q "$@"\n' "$TASKSERVER"
+    } >"$SHIMMED"
+    chmod +x "$SHIMMED"
+}
+
+# post BASE CLIENTE SEQ: prints the status of one POST.
+post() {
+    http_status -H 'Content-Type: application/json' \
+        --data-binary "{\"titulo\":\"sync $2 $3\",\"cliente\":\"$2\",\"seq\":$3}" "$1/tareas"
+}
+
+# judge DESC CHECK-ARGS...: runs check_fsync_log.py; a check.
+judge() {
+    local desc=$1 out
+    shift
+    if out=$($CHECK "$@" 2>&1); then
+        pass "$desc: $out"
+    else
+        fail "$desc: $(printf '%s' "$out" | head -20)"
+    fi
+}
+
+case_order() {
+    local d="$E2E_DIR/order" f base i j code bad=0 par=8 pids
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    shimmed "$d/shim.log"
+    TASKSERVER=$SHIMMED start_server "$f" --workers 4 --fsync --quiet || return
+    base="http://127.0.0.1:$PORT"
+    # 10 one after the other, then 5 rounds of 8 at once: the workers append side by side
+    # and one sync may cover another worker's record (group commit). One at a time in the
+    # unlocked build, whose concurrent appends race on purpose.
+    [ "$LOCKING" = 1 ] || par=1
+    for i in $(seq 1 10); do
+        code=$(post "$base" seq "$i")
+        [ "$code" = 201 ] || bad=$((bad + 1))
+    done
+    for i in $(seq 1 5); do
+        pids=()
+        for j in $(seq 1 8); do
+            { post "$base" "par$j" "$i"; echo; } >"$d/p$j.$i" &
+            pids+=($!)
+            [ "${#pids[@]}" -lt "$par" ] && continue
+            wait "${pids[@]}"
+            pids=()
+        done
+    done
+    check_eq "50 POSTs with --fsync under the shim: all 201" "0 40" \
+        "$bad $(cat "$d"/p*.* | grep -c '^201$')"
+    stop_server TERM 15
+    check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
+    check_eq "the shim logged (it was loaded)" yes \
+        "$([ -s "$d/shim.log" ] && echo yes || echo no)"
+    judge "every 201 after an fdatasync of its own record" order "$d/shim.log" "$f" 50
+    check_taskctl_verify_count "$f" 50
+}
+
+# check_taskctl_verify_count FILE N: taskctl verify --expect N.
+check_taskctl_verify_count() {
+    check_cmd "taskctl verify --expect $2" "$TASKCTL" -f "$1" verify --expect "$2"
+}
+
+# eio_server DIR: a server (1 worker, --fsync) under the shim; two POSTs stored, then the
+# sync of the third fails with EIO. Sets BASE; the third POST's status in EIO_STATUS.
+eio_server() {
+    local d=$1 i code
+    shimmed "$d/shim.log" SHIM_FSYNC_FAIL_NEXT="$d/fail-next-sync"
+    TASKSERVER=$SHIMMED start_server "$d/tasks.json" --workers 1 --fsync --quiet || return 1
+    BASE="http://127.0.0.1:$PORT"
+    for i in 1 2; do
+        code=$(post "$BASE" eio "$i")
+        check_eq "POST $i before the failing sync" 201 "$code"
+    done
+    : >"$d/fail-next-sync"
+    EIO_STATUS=$(curl -s -o "$d/eio.body" -w '%{http_code}' --max-time 10 \
+        -H 'Content-Type: application/json' \
+        --data-binary '{"titulo":"sync eio 3","cliente":"eio","seq":3}' "$BASE/tareas")
+}
+
+case_eio() {
+    local d="$E2E_DIR/eio" code
+    mkdir -p "$d/acks"
+    eio_server "$d" || return
+    check_eq "POST whose fdatasync fails with EIO: status" 500 "$EIO_STATUS"
+    judge "the failed sync: after the record's pwrite, before the 500" eio "$d/shim.log" \
+        "$d/tasks.json"
+    check_match "POST whose fdatasync fails: a JSON error saying so" \
+        '^\{"error":"[^"]*could not be made durable' "$(cat "$d/eio.body")"
+    check_match "the failed sync is logged, naming the file" "$d/tasks.json: fdatasync: " \
+        "$(cat "$SERVER_LOG")"
+    code=$(curl -s -o "$d/list.json" -w '%{http_code}' --max-time 10 "$BASE/tareas")
+    check_eq "GET /tareas after the failed sync: status" 200 "$code"
+    stop_server TERM 15
+    check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
+    # The two acknowledged tasks stored once; the third may be in the file or not (its
+    # bytes were written, their durability unknown): it was never acknowledged.
+    printf '1\n2\n' >"$d/acks/ack.eio"
+    check_cmd "the 2 acknowledged tasks stored, each once" python3 \
+        "$(dirname "$0")/check_store.py" "$d/tasks.json" "$d/acks"
+}
+
+case_eio_refused() {
+    local d="$E2E_DIR/eio" code
+    mkdir -p "$d"
+    eio_server "$d" || return
+    check_eq "POST whose fdatasync fails with EIO: status" 500 "$EIO_STATUS"
+    code=$(post "$BASE" eio 4)
+    check_eq "POST after a failed sync: refused until a restart (not 201)" yes \
+        "$([ "$code" != 201 ] && echo yes || echo "no ($code)")"
+    code=$(curl -s -o "$d/health.json" -w '%{http_code}' --max-time 10 "$BASE/health")
+    check_eq "GET /health after a failed sync: 503 with status failed" '503 "failed"' \
+        "$code $(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])).get("status")))' "$d/health.json" 2>&1)"
+    stop_server TERM 15
+    check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
+    start_server "$d/tasks.json" --workers 1 --fsync --quiet || return
+    check_eq "POST after a restart: 201" 201 "$(post "http://127.0.0.1:$PORT" eio 4)"
+    stop_server TERM 15
+}
+
+case_dir_create() {
+    local d="$E2E_DIR/create" f
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    shimmed "$d/shim.log"
+    TASKSERVER=$SHIMMED start_server "$f" --workers 1 --fsync --quiet || return
+    check_eq "POST on a new file" 201 "$(post "http://127.0.0.1:$PORT" new 1)"
+    stop_server TERM 15
+    judge "tasks.json created: its directory synced before the first 201" dir-create \
+        "$d/shim.log" "$f"
+}
+
+case_dir_copies() {
+    local d="$E2E_DIR/copies" f
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    # Not the canonical layout (one line): start-up rewrites it, the original saved as .orig.
+    printf '[{"id":1,"titulo":"una linea","cliente":"orig","seq":1}]\n' >"$f"
+    shimmed "$d/shim.log"
+    TASKSERVER=$SHIMMED start_server "$f" --workers 1 --fsync || return
+    check_eq "the start-up saved an .orig copy" 1 "$(find "$d" -name 'tasks.json.orig-*' | wc -l)"
+    # A torn tail (a writer killed mid-append): the next append saves it as .torn and cuts it.
+    python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    data = f.read()
+    assert data.endswith(b"\n]\n"), data[-20:]
+    f.seek(len(data) - 3)
+    f.write(b",\n{\"id\":2,\"titulo\":\"rota")
+    f.truncate()' "$f" || fail "could not tear the tail of $f"
+    check_eq "POST after a torn tail" 201 "$(post "http://127.0.0.1:$PORT" torn 1)"
+    check_eq "the append saved a .torn copy" 1 "$(find "$d" -name 'tasks.json.torn-*' | wc -l)"
+    stop_server TERM 15
+    judge "the .orig and .torn copies: the directory synced before tasks.json is written" \
+        dir-copies "$d/shim.log" "$f" orig torn
+}
+
+case "$CASE" in
+order | eio | eio_refused | dir_create | dir_copies)
+    note "== fsync: $CASE (LOCKING=$LOCKING)"
+    "case_$CASE"
+    ;;
+*)
+    echo "usage: $0 order|eio|eio_refused|dir_create|dir_copies" >&2
+    exit 2
+    ;;
+esac
+e2e_finish
