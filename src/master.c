@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proctitle.h"
 #include "worker.h"
 
 /* A worker ends with _exit(), which skips LeakSanitizer's check at exit:
@@ -160,6 +162,10 @@ static void master_become_worker(struct master *m, size_t slot)
     sigset_t none;
 
     log_init("taskserver");
+    /* ps shows "taskserver: worker N", N = slot + 1: a replacement keeps its slot's N. */
+    char comm[32]; /* the kernel keeps 15 bytes: "taskserver-w999" */
+    snprintf(comm, sizeof(comm), "taskserver-w%zu", slot + 1);
+    proctitle_set(comm, "taskserver: worker %zu", slot + 1);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
@@ -434,6 +440,7 @@ int master_run(const struct config *cfg, int listen_fd)
     for (size_t i = 0; i < MASTER_NUM_SIGNALS; i++)
         sigdelset(&wait_mask, master_signals[i]);
 
+    proctitle_set("taskserver", "taskserver: master");
     master_fill_slots(&m);
 
     for (;;) {

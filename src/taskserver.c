@@ -12,6 +12,7 @@
 #include "log.h"
 #include "master.h"
 #include "net.h"
+#include "proctitle.h"
 #include "task_store.h"
 #include "version.h"
 
@@ -72,6 +73,8 @@ int main(int argc, char **argv)
     char line[PATH_MAX + 256];
     unsigned port = 0;
 
+    /* First: it moves the environment, so nothing may point into it yet. */
+    proctitle_init(argc, argv);
     log_init("taskserver");
     version_warn_if_unlocked("taskserver");
 
