@@ -124,6 +124,14 @@ static void client_load_progress(const struct client_load_config *cfg,
     fflush(stderr);
 }
 
+/* When task seq is due, in microseconds after the start: bursts of cfg->burst tasks, one
+ * burst every cfg->interval_us. */
+static uint64_t client_load_tick(const struct client_load_config *cfg, uint64_t seq)
+{
+    uint64_t burst = cfg->burst ? cfg->burst : 1;
+    return (seq - 1) / burst * cfg->interval_us;
+}
+
 /* Puts task seq into a free slot and hands it to the multi handle. */
 static int client_load_start(CURLM *multi, struct client_load_slot *slot, const char *esc_id,
                              uint64_t seq)
@@ -209,7 +217,7 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
                 continue;
             /* Paced: task seq goes at start + (seq - 1) * interval, on a schedule, not
              * after the previous one, so that clients started together stay in step. */
-            if (cfg->interval_us && now_us < start + (next_seq - 1) * cfg->interval_us)
+            if (cfg->interval_us && now_us < start + client_load_tick(cfg, next_seq))
                 break;
             if (client_load_start(multi, &slots[i], esc_id, next_seq) < 0) {
                 log_error("POST %s: could not start the request for seq %llu", cfg->url,
@@ -264,7 +272,7 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
             continue;
         int wait_ms = 100;
         if (cfg->interval_us && next_seq <= cfg->num_tasks && num_busy < c) {
-            uint64_t due = start + (next_seq - 1) * cfg->interval_us, now = client_http_now_us();
+            uint64_t due = start + client_load_tick(cfg, next_seq), now = client_http_now_us();
             uint64_t ms = due > now ? (due - now + 999) / 1000 : 0;
             wait_ms = ms < 100 ? (int)ms : 100;
         }

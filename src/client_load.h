@@ -38,7 +38,8 @@ struct client_load_config {
     unsigned concurrency; /* transfers in flight and connections, >= 1 */
     long timeout_ms;      /* per request */
     uint64_t interval_us; /* 0: as fast as the concurrency allows; else task seq is sent at
-                             start + (seq - 1) * interval_us (start: after cfg->ready) */
+                             start + (seq - 1) / burst * interval_us (start: after cfg->ready) */
+    unsigned burst;       /* tasks sent together at each tick (0 counts as 1) */
     int progress;         /* draw a progress bar on stderr (the caller checks it is wanted) */
     client_load_ready_fn *ready; /* may be NULL */
     void *ready_arg;

@@ -50,13 +50,14 @@ struct client_options {
     unsigned clients;    /* --clients: how many meet at the barrier */
     double barrier_timeout_s;
     double interval_ms; /* --interval-ms: 0 as fast as the concurrency allows */
+    unsigned burst;     /* --burst: tasks per tick of --interval-ms */
 };
 
 static void client_usage(FILE *out)
 {
     fputs(
         "usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--interval-ms T]\n"
-        "                      [--id NAME]\n"
+        "                      [--burst B] [--id NAME]\n"
         "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
         "                      [--barrier DIR --clients K [--barrier-timeout S]]\n"
         "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
@@ -70,9 +71,11 @@ static void client_usage(FILE *out)
         "  --url URL          server (default http://localhost:9000; env SERVER_URL)\n"
         "  --tasks N          tasks to send (default 100; env TASKS)\n"
         "  --concurrency C    requests in flight and connections (default 100; env CONCURRENCY)\n"
-        "  --interval-ms T    send task n at start + (n-1) x T ms, on a schedule (default 0: as\n"
-        "                     fast as C allows; env INTERVAL_MS); clients started together by\n"
-        "                     --barrier then send their n-th tasks at the same moment\n"
+        "  --interval-ms T    send B tasks every T ms, on a schedule from the start (default 0:\n"
+        "                     as fast as C allows; env INTERVAL_MS); clients started together\n"
+        "                     by --barrier then send their n-th tasks at the same moment\n"
+        "  --burst B          tasks sent at once at each tick of --interval-ms (default 1; env\n"
+        "                     BURST), over up to B connections, which land on different workers\n"
         "  --id NAME          client id (default: the host name; env CLIENT_ID)\n"
         "  --verify           then GET /tareas and check each acknowledged task is stored once\n"
         "  --verify-only      only the check, counting seq 1..N as acknowledged\n"
@@ -162,7 +165,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
 {
     uint64_t n;
     struct client_setting url = {0}, tasks = {0}, concurrency = {0}, id = {0}, clients = {0},
-                          interval = {0};
+                          interval = {0}, burst = {0};
 
     memset(o, 0, sizeof(*o));
     snprintf(o->url, sizeof(o->url), "http://localhost:9000");
@@ -183,6 +186,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     client_setting_env(&id, "CLIENT_ID", "environment CLIENT_ID");
     client_setting_env(&clients, "CLIENTS", "environment CLIENTS");
     client_setting_env(&interval, "INTERVAL_MS", "environment INTERVAL_MS");
+    client_setting_env(&burst, "BURST", "environment BURST");
 
     enum {
         OPT_VERIFY_ONLY = 256,
@@ -191,7 +195,8 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         OPT_BARRIER,
         OPT_CLIENTS,
         OPT_BARRIER_TIMEOUT,
-        OPT_INTERVAL
+        OPT_INTERVAL,
+        OPT_BURST
     };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
@@ -209,6 +214,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         {"clients", required_argument, NULL, OPT_CLIENTS},
         {"barrier-timeout", required_argument, NULL, OPT_BARRIER_TIMEOUT},
         {"interval-ms", required_argument, NULL, OPT_INTERVAL},
+        {"burst", required_argument, NULL, OPT_BURST},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -254,6 +260,9 @@ static int client_parse(struct client_options *o, int argc, char **argv)
             break;
         case OPT_BARRIER:
             o->barrier = optarg;
+            break;
+        case OPT_BURST:
+            burst = (struct client_setting){optarg, "--burst"};
             break;
         case OPT_INTERVAL:
             interval = (struct client_setting){optarg, "--interval-ms"};
@@ -302,6 +311,12 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     if (interval.text && client_parse_real(interval.from, interval.text, 0, 60000, "milliseconds",
                                            &o->interval_ms) < 0)
         return -1;
+    o->burst = 1;
+    if (burst.text) {
+        if (client_parse_u64(burst.from, burst.text, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+            return -1;
+        o->burst = (unsigned)n;
+    }
     if (o->barrier) {
         if (!clients.text) {
             log_error("--barrier %s: needs --clients K (or CLIENTS), how many meet there",
@@ -523,6 +538,7 @@ int main(int argc, char **argv)
              * its carriage-return frames would only litter what is read later. */
             .progress = !o.quiet && !o.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO),
             .interval_us = (uint64_t)llround(o.interval_ms * 1000),
+            .burst = o.burst,
             .ready = o.barrier ? client_barrier_ready : NULL,
             .ready_arg = &call,
         };
@@ -606,7 +622,7 @@ report:
             printf("client \"%s\": %llu tasks to %s, concurrency %u", o.id,
                    (unsigned long long)o.num_tasks, tareas_url, o.concurrency);
             if (o.interval_ms > 0)
-                printf(", one every %g ms", o.interval_ms);
+                printf(", %u every %g ms", o.burst, o.interval_ms);
             putchar('\n');
             printf("server: GET /health says locking=%s, %lld workers, %lld tasks in the file\n",
                    client_locking_word(health.locking), health.workers, health.tasks);
