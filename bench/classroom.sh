@@ -4,8 +4,9 @@
 #   bench/classroom.sh [--runs N] [--compose v1|v2] [SETTING...]
 #
 # SETTING: locked (compose.yaml), unlocked (compose.nolock.yaml, its default race window),
-# unlocked0 (the same with RACE_WINDOW_US=0: the bare race). Default: all three, 20 runs
-# each. Each run is a whole classroom round from compose/: `up -d`, the verifier's verdict,
+# unlocked0 (the same with RACE_WINDOW_US=0: the bare race), unlocked-all (the default
+# window, INTERVAL_MS=0: each client sends all its tasks at once, the earlier classroom).
+# Default: the first three, 20 runs each. Each run is a whole classroom round from compose/: `up -d`, the verifier's verdict,
 # then the file itself read on the host (python3): records readable line by line, ids seen
 # twice, whether json.load reads it. For the unlocked settings the server is started anew
 # each run (`down` then `up -d`): its list is emptied at start (FRESH_START).
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --runs) RUNS=${2:?}; shift 2 ;;
     --compose) IMPL=${2:?}; shift 2 ;;
     -h | --help) sed -n '2,/^set -u$/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    locked | unlocked | unlocked0) SETTINGS+=("$1"); shift ;;
+    locked | unlocked | unlocked0 | unlocked-all) SETTINGS+=("$1"); shift ;;
     *) echo "classroom.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -80,13 +81,14 @@ echo "classroom measurement: ${compose[*]} ($("${compose[@]}" version --short)),
 for setting in "${SETTINGS[@]}"; do
     files=(-f compose.yaml)
     path=tasks.json
-    unset RACE_WINDOW_US
+    unset RACE_WINDOW_US INTERVAL_MS
     case "$setting" in
     unlocked) files+=(-f compose.nolock.yaml); path=unlocked/tasks.json ;;
     unlocked0) files+=(-f compose.nolock.yaml); path=unlocked/tasks.json; export RACE_WINDOW_US=0 ;;
+    unlocked-all) files+=(-f compose.nolock.yaml); path=unlocked/tasks.json; export INTERVAL_MS=0 ;;
     esac
     dc "${files[@]}" down -v -t 2 >/dev/null 2>&1
-    echo "== $setting: ${files[*]}${RACE_WINDOW_US+ RACE_WINDOW_US=$RACE_WINDOW_US}"
+    echo "== $setting: ${files[*]}${RACE_WINDOW_US+ RACE_WINDOW_US=$RACE_WINDOW_US}${INTERVAL_MS+ INTERVAL_MS=$INTERVAL_MS}"
     printf '%-4s %-5s %5s %5s %6s %5s %5s %6s %8s\n' run exit sent acked stored lost dups valid switches
     rows=()
     for run in $(seq 1 "$RUNS"); do

@@ -223,9 +223,10 @@ role_verifier() {
             "nothing was promised for them (each client's log above says which and why)"
     fi
     if ! taskctl -f "$file" check >/dev/null 2>&1; then
-        say "the file is not valid JSON in the canonical layout ($(taskctl -f "$file" check 2>&1 |
-            tail -n 1)): stored counts the records readable line by line; a JSON parser" \
-            "(python3 -m json.tool) reads none"
+        say "the file is not in the store's layout ($(taskctl -f "$file" check 2>&1 | tail -n 1))."
+        say "stored counts the records readable line by line; where the file is damaged (not" \
+            "merely in another layout), a JSON parser such as python3 -m json.tool refuses the" \
+            "whole file and reads no task at all"
     fi
     note="server locking=$locking"
     if [ "$vrc" -eq 0 ] && [ "$failed" -eq 0 ]; then
@@ -233,8 +234,14 @@ role_verifier() {
         : >"$runs/$run/verdict"
         exit 0
     fi
+    # Lost, counted in the file: acknowledged but not there. "At least": a task whose request
+    # failed may still have been written, and then it hides one that was lost.
+    lost=$((acked > stored ? acked - stored : 0))
+    [ "$missing" -eq "$lost" ] ||
+        say "the clients' own checks (over GET /tareas, which serves the file up to the" \
+            "damage the server can see) found $missing of their acknowledged tasks missing"
     say "verdict: FAIL, $stored of $expect tasks of run $run stored; $acked acknowledged," \
-        "$missing of them lost ($note)"
+        "at least $lost of them lost ($note)"
     : >"$runs/$run/verdict"
     exit 1
 }

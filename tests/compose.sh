@@ -164,7 +164,8 @@ dc() {
         files_of[$p]=$(printf '%s\n' "${files[@]/#-f/}" | sed '/^$/d')
         [ ${#files[@]} -gt 0 ] || files_of[$p]=compose.yaml
     fi
-    (cd "$ROOT/compose" && "${compose[@]}" -p "$p" "${files[@]}" "$@")
+    # exec: the subshell becomes compose, so that a signal to its pid reaches compose.
+    (cd "$ROOT/compose" && exec "${compose[@]}" -p "$p" "${files[@]}" "$@")
 }
 
 show_log() {
@@ -179,14 +180,21 @@ container_of() {
     dc "$p" "$@" -- ps -a -q "$s" 2>/dev/null | head -n 1
 }
 
-# last_verdict TEXT: the verifier's last "verdict:" line, without compose's prefix.
-last_verdict() {
-    grep -a 'verifier: verdict:' <<<"$1" | tail -n 1 | sed 's/^.*verifier: verdict:/verdict:/'
+# last_run TEXT: the verifier's lines from its last "verifier: run N:" on (a restarted
+# verifier's log holds every run it made).
+last_run() {
+    awk '/verifier: run [0-9]+:/ { b = "" } { b = b $0 "\n" } END { printf "%s", b }' <<<"$1"
 }
 
-# switches_of TEXT: the last "verifier: interleaving: N switches" figure.
+# last_verdict TEXT: the last run's "verdict:" line, without compose's prefix.
+last_verdict() {
+    last_run "$1" | grep -a 'verifier: verdict:' | tail -n 1 | sed 's/^.*verifier: verdict:/verdict:/'
+}
+
+# switches_of TEXT: the last run's "verifier: interleaving: N switches" figure.
 switches_of() {
-    grep -a 'verifier: interleaving:' <<<"$1" | tail -n 1 | sed -n 's/.*interleaving: \([0-9]*\) switches.*/\1/p'
+    last_run "$1" | grep -a 'verifier: interleaving:' | tail -n 1 |
+        sed -n 's/.*interleaving: \([0-9]*\) switches.*/\1/p'
 }
 
 # verifier_log PROJECT FILE...: the verifier's log (every run it made), without colours.
@@ -315,10 +323,14 @@ check_round "round 2 (after echo \"[]\" > tasks.json)" 2 "$rc" "$(verifier_log "
 n=$(count_records "$C")
 [ "$n" = 200 ] && pass "round 2: the file holds exactly run 2's 200 tasks" ||
     fail "round 2: expected 200 records after the reset and run 2, got '$n'"
-# Ctrl-C of the attached `up` of round 1: compose stops the containers.
-kill -INT "$attached_pid" 2>/dev/null
+# Stop the attached `up` of round 1 as Ctrl-C would: compose stops the containers. (SIGTERM,
+# which compose treats the same: a background job of a script ignores SIGINT.)
+kill -TERM "$attached_pid" 2>/dev/null
 for _ in $(seq 1 600); do kill -0 "$attached_pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$attached_pid" 2>/dev/null && fail "the attached up did not end within 60 s of SIGINT"
+if kill -0 "$attached_pid" 2>/dev/null; then
+    fail "the attached up did not end within 60 s of SIGTERM"
+    kill -KILL "$attached_pid" 2>/dev/null
+fi
 wait "$attached_pid" 2>/dev/null
 attached_pid=""
 
@@ -356,12 +368,12 @@ rc=$?
 nolock_s=$(($(now_s) - t0))
 v=$(last_verdict "$(cat "$work/nolock.log")")
 if [ "$rc" -ne 0 ] &&
-    [[ "$v" =~ ^verdict:\ FAIL,\ ([0-9]+)\ of\ 200\ tasks\ of\ run\ 1\ stored\;\ ([0-9]+)\ acknowledged,\ ([0-9]+)\ of\ them\ lost\ \(server\ locking=false\)$ ]] &&
+    [[ "$v" =~ ^verdict:\ FAIL,\ ([0-9]+)\ of\ 200\ tasks\ of\ run\ 1\ stored\;\ ([0-9]+)\ acknowledged,\ at\ least\ ([0-9]+)\ of\ them\ lost\ \(server\ locking=false\)$ ]] &&
     [ "${BASH_REMATCH[3]}" -gt 0 ]; then
     pass "unlocked run: exit $rc, '$v'"
 else
     show_log "$work/nolock.log"
-    fail "unlocked run: expected a non-zero exit and 'FAIL, ... N of them lost (server locking=false)' with N > 0, got exit $rc and '$v'"
+    fail "unlocked run: expected a non-zero exit and 'FAIL, ... at least N of them lost (server locking=false)' with N > 0, got exit $rc and '$v'"
 fi
 label=$(docker image inspect -f '{{index .Config.Labels "io.taskserver.locking"}}' "$TASKSERVER_IMAGE:unlocked" 2>&1)
 [ "$label" = false ] && pass "image $TASKSERVER_IMAGE:unlocked is the unlocked build" ||
