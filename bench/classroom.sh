@@ -45,6 +45,10 @@ dc() { (cd "$ROOT/compose" && "${compose[@]}" -p "$P" "$@"); }
 cleanup() {
     dc -f compose.yaml -f compose.nolock.yaml down -v -t 2 >/dev/null 2>&1
     docker rmi -f "$P:locked" "$P:unlocked" >/dev/null 2>&1
+    # compose v2 builds one image per service, labelled with the project: all but the last
+    # lose the tag.
+    docker images -q --filter dangling=true --filter "label=com.docker.compose.project=$P" |
+        xargs -r docker rmi >/dev/null 2>&1
     rm -rf "$OUT"
 }
 trap cleanup EXIT

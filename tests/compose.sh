@@ -13,9 +13,10 @@
 # of its own: -p PROJECT (wins over .env), SERVER_CONTAINER and TASKSERVER_IMAGE (the only
 # two variables the files read for that). On exit (also on Ctrl-C or a failure) it takes
 # each project down with the files it ran with (`down -v`: containers, networks, volumes),
-# removes the images it tagged, and the build-stage images the classic builder left
-# untagged, found by the label our Dockerfile puts on them (io.taskserver.stage=build);
-# nothing unlabelled, which on a shared daemon may be another build's. The base image stays.
+# removes the images it tagged, and the images it left untagged (build stages of the
+# classic builder, runtime images that lost their tag), found by the labels our Dockerfile
+# puts on them and not there before the suite started; nothing unlabelled, which on a
+# shared daemon may be another build's. The base image stays.
 #
 # Checks, each with its exact expectation:
 #   round 1  `up --build` from compose/ with no -f, attached, as a student types it: the
@@ -101,9 +102,15 @@ declare -A files_of # project -> its compose files (-f arguments), one per line
 failures=0
 attached_pid=""
 
-# The classic builder's build-stage images: untagged, labelled by our Dockerfile.
+# Images our Dockerfile labelled that no tag holds: the classic builder's build stages
+# (io.taskserver.stage=build), and runtime images (io.taskserver.locking) left untagged when
+# a tag moved: compose v2 builds one image per service (it labels each with the service),
+# so all but the last lose the shared tag; the stale-image check moves :locked too.
 build_stage_images() {
-    docker images -a -q --no-trunc --filter label=io.taskserver.stage=build | sort -u
+    {
+        docker images -a -q --no-trunc --filter label=io.taskserver.stage=build
+        docker images -q --no-trunc --filter dangling=true --filter label=io.taskserver.locking
+    } | sort -u
 }
 images_before=$(build_stage_images)
 
@@ -128,7 +135,8 @@ cleanup() {
         fi
     done
     for id in $(comm -13 <(echo "$images_before") <(build_stage_images)); do
-        docker rmi "$id" >>"$work/down.log" 2>&1 || left="$left $id"
+        docker rmi "$id" >>"$work/down.log" 2>&1 ||
+            { docker image inspect "$id" >/dev/null 2>&1 && left="$left $id"; }
     done
     [ -z "$left" ] || echo "compose: could not remove images:$left" >&2
     rm -rf "$work"
