@@ -1,8 +1,12 @@
 # Dockerfile - one small, unprivileged image for every role of the distributed run.
 #
-#   docker build -t taskserver .                         locked build (default)
-#   docker build --build-arg LOCKING=false -t taskserver:nolock .
-#   docker run --rm -v tasks:/data -p 127.0.0.1:9000:9000 taskserver
+#   docker build -t taskserver:locked .                  locked build (default)
+#   docker build --build-arg LOCKING=false -t taskserver:unlocked .
+#   docker run --rm -v tasks:/data -p 127.0.0.1:9000:9000 taskserver:locked
+#
+# Tag each build by its variant (compose/ does: taskserver:locked, taskserver:unlocked), so
+# that an old unlocked image never passes for the locked one; the label io.taskserver.locking
+# and `taskserver --version` say which build an image holds.
 #
 # By default the container runs taskserver on port 9000 with its file in /data (the only
 # place it writes: mount a named volume there). compose/ overrides the command for the
@@ -36,11 +40,12 @@ RUN case "$LOCKING" in true|false) ;; \
 # Marks the (untagged) build-stage image, so the compose test can remove what it built.
 LABEL io.taskserver.stage=build
 
-# ---- runtime: the binaries, their runtime libraries, and nothing else ----
+# ---- runtime: the binaries, their runtime libraries, and ps ----
 FROM ${BASE}
+# procps: `docker exec taskserver ps aux` shows the master and its workers by title.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libcjson1 libcurl4 \
+        libcjson1 libcurl4 procps \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --system --gid 10001 taskserver \
  && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \
@@ -55,6 +60,7 @@ LABEL org.opencontainers.image.title="taskserver" \
       io.taskserver.locking="${LOCKING}"
 # A new named volume is initialised from this directory, owner included: so the
 # unprivileged user can write it without a chown at start (which would need root).
+# `docker exec -it taskserver bash` starts here: `cat tasks.json` shows the list.
 VOLUME /data
 WORKDIR /data
 USER 10001:10001

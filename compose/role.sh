@@ -1,26 +1,45 @@
 #!/bin/sh
-# compose/role.sh - what each container of the distributed run does (installed in the image
-# as /usr/local/bin/taskserver-role).
+# compose/role.sh - what each container of the classroom run does (installed in the image as
+# /usr/local/bin/taskserver-role).
 #
-#   taskserver-role server    start a fresh run: empty /data, then exec taskserver
-#   taskserver-role client    clientemulator --verify, record its exit status, then wait
-#   taskserver-role verifier  wait for every client's record, then judge /data/tasks.json
+#   taskserver-role server    check the image is the build the compose file asks for, then
+#                             exec taskserver on /data/tasks.json (kept across down/up)
+#   taskserver-role verifier  open a new run (run N), wait for every client of it, judge it
+#   taskserver-role client    join run N: start together with the other clients (barrier),
+#                             send, check its own tasks, then wait for the verdict and exit
 #
-# Why the clients wait instead of exiting: compose's --abort-on-container-exit (implied by
-# --exit-code-from) stops everything when the FIRST container exits, in compose v2 and in
-# docker-compose 1.29 alike. So a client must not end the run: it writes its exit status
-# to /data/clients/ID and sleeps; the verifier is the only container that ends, and its
-# exit status is the verdict. (depends_on: service_completed_successfully would look
-# cleaner but dies on the same rule.)
+# Runs. The data stays across `up`s (only `down -v` deletes the volume), so each `up` adds
+# a run to the same list, and the verdict must judge this run's tasks only. The verifier
+# opens run N (/data/runs/N, N = the last run + 1) and only then turns healthy; the clients
+# start once it is (depends_on: service_healthy), read N from /data/runs/current, and send
+# as "<client id>@runN". The verifier judges the records whose cliente matches "*@runN"
+# (taskctl verify --cliente). The health check reads a file in the verifier's /tmp, a tmpfs
+# that starts empty with every start of the container: a run opened by an earlier start
+# cannot make it healthy.
 #
-# Environment: CLIENT_ID, SERVER_URL, TASKS, CONCURRENCY (the clients, read by
-# clientemulator itself); CLIENTS and TASKS (the verifier expects CLIENTS x TASKS tasks);
+# The barrier: clientemulator --barrier /data/runs/N --clients CLIENTS (src/client_barrier.h):
+# every client writes a ready file there, waits until CLIENTS are ready, and all start at
+# one instant on the kernel's clock, which all containers on a host share. Each then sends
+# BURST tasks (default 1) every INTERVAL_MS ms (default 5) on a common schedule, so that
+# their appends meet.
+#
+# Why the clients wait for the verdict instead of exiting: `up --exit-code-from verifier`
+# (for scripts) implies --abort-on-container-exit, which stops everything when the FIRST
+# container exits. So a client waits until the verifier has written its verdict, then 2 s
+# more (by then compose has seen the verifier exit), then exits. With a plain `up` that
+# leaves the server running alone, as in the original. A second `up` within those 2 s finds
+# the clients running and does not start them again: they join the new run themselves.
+#
+# Environment: CLIENT_ID, SERVER_URL, TASKS, CONCURRENCY, INTERVAL_MS, CLIENTS (clients and
+# verifier); TASKS_FILE (default /data/tasks.json); EXPECT_LOCKING (true|false: the build
+# the server must be, else it refuses to start, and the verdict fails); FRESH_START=1 (the
+# server empties TASKS_FILE first: the unlocked run, whose file is damaged by design);
 # VERIFY_TIMEOUT_S (how long the verifier waits for the clients, default 600).
 set -u
 
 data=/data
-file=$data/tasks.json
-done_dir=$data/clients
+file=${TASKS_FILE:-$data/tasks.json}
+runs=$data/runs
 
 log() {
     echo "taskserver-role: $*" >&2
@@ -38,29 +57,78 @@ number() {
     echo "$2"
 }
 
+# Started as root (only compose.hostdata.yaml does that, with CHOWN, SETUID and SETGID):
+# run as the owner of the host folder mounted on /data, so that the files are the host
+# user's; a folder Docker created (owned by root) is given to the image's user instead.
+# Then /data/runs is made writable for the other containers, which run as the image's user.
+drop_privileges() {
+    [ "$(id -u)" = 0 ] || return 0
+    owner=$(stat -c %u:%g "$data") || exit 1
+    case "$owner" in
+    0:*)
+        log "$data belongs to root (Docker created the host folder): giving it to uid 10001;" \
+            "create the folder yourself before 'up' to keep it yours"
+        chown 10001:10001 "$data" || exit 1
+        owner=10001:10001
+        ;;
+    esac
+    log "running as uid:gid $owner, the owner of $data"
+    exec setpriv --reuid="${owner%:*}" --regid="${owner#*:}" --clear-groups -- "$0" "$@"
+}
+
+# locking_of TEXT: true, false or unknown, from taskserver --version or a /health body.
+locking_of() {
+    case "$1" in
+    *"locking on"* | *'"locking":true'*) echo true ;;
+    *"locking OFF"* | *'"locking":false'*) echo false ;;
+    *) echo unknown ;;
+    esac
+}
+
 role_server() {
-    # Each `up` is a fresh run: the verdict is about this run's tasks, even when the volume
-    # survived an earlier run (up without down -v). The clients and the verifier start
-    # only once the server is healthy, so nobody reads /data while it is emptied here.
-    rm -rf "$file" "$done_dir" || exit 1
-    mkdir -p "$done_dir" || exit 1
+    drop_privileges server "$@"
+    # A stale image (built before, or tagged by hand) must not pass for the build the
+    # compose file asks for: the unlocked build would damage the list.
+    want=${EXPECT_LOCKING:-}
+    if [ -n "$want" ]; then
+        have=$(locking_of "$(taskserver --version 2>&1)")
+        if [ "$have" != "$want" ]; then
+            log "refusing to start: this image's taskserver has locking=$have, the compose file" \
+                "asks for locking=$want: a stale or wrong image (rebuild: docker-compose up --build)"
+            exit 1
+        fi
+    fi
+    mkdir -p "$runs" "$(dirname "$file")" || exit 1
+    # The other containers run as the image's user: when /data is someone else's (a host
+    # folder), they still need to write their barrier files.
+    if [ "$(stat -c %u "$data")" != 10001 ]; then
+        chmod 1777 "$runs" || exit 1
+    fi
+    if [ "${FRESH_START:-0}" = 1 ]; then
+        log "FRESH_START=1: $file emptied (the unlocked run starts from an empty list)"
+        rm -f "$file" || exit 1
+    fi
+    log "the list is $file: kept across down/up (down -v deletes it)"
     exec taskserver --file "$file" "$@"
 }
 
-role_client() {
-    # clientemulator's own default id is the host name: unique per container.
-    id=${CLIENT_ID:-$(cat /proc/sys/kernel/hostname)}
-    export CLIENT_ID="$id"
-    clientemulator --verify "$@"
-    rc=$?
-    # Written then renamed, so the verifier never reads a half-written record.
-    name=$(printf '%s' "$id" | tr -c 'A-Za-z0-9._-' '_')
-    if ! { echo "$rc" >"$done_dir/.$name.tmp" && mv "$done_dir/.$name.tmp" "$done_dir/$name"; }; then
-        log "cannot record client $id's exit status in $done_dir"
-    fi
-    log "client $id finished with exit status $rc; waiting for the verifier"
-    # Bounded: longer than the verifier waits; compose stops us with SIGKILL anyway.
-    exec sleep "${CLIENT_LINGER_S:-900}"
+# wait_files DIR COUNT SECONDS: until DIR holds COUNT files (not dot files); 1 on timeout.
+wait_files() {
+    waited=0
+    while [ "$(find "$1" -maxdepth 1 -type f ! -name '.*' 2>/dev/null | wc -l)" -lt "$2" ]; do
+        [ "$waited" -lt $(($3 * 10)) ] || return 1
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+# field KEY FILE: the value of KEY=VALUE in FILE, empty when absent.
+field() {
+    sed -n "s/^$1=//p" "$2" 2>/dev/null | head -n 1
+}
+
+say() {
+    echo "verifier: $*"
 }
 
 role_verifier() {
@@ -68,55 +136,173 @@ role_verifier() {
     tasks=$(number TASKS "${TASKS:-100}") || exit 2
     timeout=$(number VERIFY_TIMEOUT_S "${VERIFY_TIMEOUT_S:-600}") || exit 2
     expect=$((clients * tasks))
-    log "waiting for $clients clients to finish (at most $timeout s)"
-    waited=0
-    while :; do
-        finished=$(find "$done_dir" -maxdepth 1 -type f ! -name '.*' 2>/dev/null | wc -l)
-        [ "$finished" -ge "$clients" ] && break
-        if [ "$waited" -ge "$timeout" ]; then
-            log "verdict: FAIL, only $finished of $clients clients finished within $timeout s"
+    url=${SERVER_URL:-http://server:9000}
+
+    # A new run. mkdir is atomic: two verifiers never get the same number.
+    mkdir -p "$runs" || exit 1
+    last=$(find "$runs" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*' -printf '%f\n' |
+        grep -E '^[0-9]+$' | sort -n | tail -n 1)
+    run=$((${last:-0} + 1))
+    while ! mkdir "$runs/$run" 2>/dev/null; do
+        [ -d "$runs/$run" ] || {
+            log "cannot create $runs/$run"
             exit 1
-        fi
-        sleep 1
-        waited=$((waited + 1))
+        }
+        run=$((run + 1))
     done
+    { echo "$run" >"$runs/.current.$$" && mv "$runs/.current.$$" "$runs/current"; } || exit 1
+    # Healthy from now on: the clients start.
+    : >/tmp/run-ready || exit 1
+    say "run $run: $clients clients x $tasks tasks, waiting for them (at most $timeout s)"
+
+    if ! wait_files "$runs/$run/result" "$clients" "$timeout"; then
+        n=$(find "$runs/$run/result" -maxdepth 1 -type f ! -name '.*' 2>/dev/null | wc -l)
+        say "verdict: FAIL, run $run: only $n of $clients clients finished within $timeout s"
+        : >"$runs/$run/verdict"
+        exit 1
+    fi
 
     failed=0
-    for f in "$done_dir"/*; do
-        rc=$(cat "$f")
+    health=$(clientemulator --health --url "$url" --wait 5 2>&1)
+    locking=$(locking_of "$health")
+    say "server: $health"
+    if [ -n "${EXPECT_LOCKING:-}" ] && [ "$locking" != "$EXPECT_LOCKING" ]; then
+        say "the server reports locking=$locking but this run expects locking=$EXPECT_LOCKING:" \
+            "a stale or wrong image (rebuild: docker-compose up --build)"
+        failed=1
+    fi
+
+    # The clients' own reports: exit status, sent, acknowledged, and what each found missing.
+    sent=0 acked=0 missing=0 finished=0
+    for f in "$runs/$run/result"/*; do
+        finished=$((finished + 1))
+        rc=$(field exit "$f")
+        s=$(field sent "$f") a=$(field acked "$f") m=$(field missing "$f")
+        sent=$((sent + ${s:-0})) acked=$((acked + ${a:-0})) missing=$((missing + ${m:-0}))
         if [ "$rc" != 0 ]; then
-            log "client ${f##*/} exited with status $rc (1: tasks lost, doubled or refused)"
+            say "client $(field id "$f") exited with status $rc (1: tasks lost, doubled or" \
+                "refused; 3: no server; 4: the other clients never came)"
             failed=1
         fi
     done
     if [ "$finished" -ne "$clients" ]; then
-        log "$finished clients finished but CLIENTS=$clients: set CLIENTS to the number of clients"
+        say "$finished clients reported but CLIENTS=$clients: set CLIENTS to the number of clients"
         failed=1
     fi
 
-    out=$(taskctl -f "$file" verify --expect "$expect" 2>&1)
+    out=$(taskctl -f "$file" verify --cliente "*@run$run" --expect "$expect" 2>&1)
     vrc=$?
     printf '%s\n' "$out"
-    # Stored = the records taskctl could read ("count: expected N, found M"); what sits in
-    # damaged lines of an unlocked run is not stored. Should that line ever change, count
-    # the "id" keys instead (a quote inside a string is escaped, so only keys match).
+    # Stored = this run's records readable in the file ("count: expected N, found M").
     stored=$(printf '%s\n' "$out" | sed -n 's/^count: expected [0-9]*, found \([0-9]*\).*/\1/p')
-    case "$stored" in
-    '' | *[!0-9]*) stored=$(grep -o '"id":' "$file" 2>/dev/null | wc -l) ;;
-    esac
+    case "$stored" in '' | *[!0-9]*) stored=0 ;; esac
+    switches=$(printf '%s\n' "$out" | sed -n 's/^interleaving: \([0-9]*\) switches.*/\1/p')
+
+    # How long the clients overlapped, from the spans they published after sending.
+    overlap=$(cat "$runs/$run/done"/* 2>/dev/null | awk -F= '
+        BEGIN { n = 0 }
+        $1 == "start_ns" { s[n] = $2 } $1 == "end_ns" { e[n++] = $2 }
+        END {
+            if (n < 2) { print "fewer than 2 clients reported their span"; exit }
+            lo = s[0]; hi = e[0]; from = s[0]; to = e[0]
+            for (i = 1; i < n; i++) {
+                if (s[i] < lo) lo = s[i]; if (e[i] > hi) hi = e[i]
+                if (s[i] > from) from = s[i]; if (e[i] < to) to = e[i]
+            }
+            all = to > from ? (to - from) / 1e6 : 0; span = (hi - lo) / 1e6
+            pct = span > 0 ? 100 * all / span : 0
+            printf "all %d clients were sending at once for %.1f ms of %.1f ms (%.0f%%)",
+                n, all, span, pct
+        }')
+    say "overlap: $overlap"
+    [ -n "$switches" ] &&
+        say "interleaving: $switches switches between clients in file order (at most $((expect - 1)))"
+    say "sent $sent, acknowledged (201) $acked, stored $stored: the records of run $run readable in $file"
+    if [ "$acked" -lt "$sent" ]; then
+        say "acknowledged < sent: $((sent - acked)) requests got an error or no answer, so" \
+            "nothing was promised for them (each client's log above says which and why)"
+    fi
+    if ! taskctl -f "$file" check >/dev/null 2>&1; then
+        say "the file is not in the store's layout ($(taskctl -f "$file" check 2>&1 | tail -n 1))."
+        say "stored counts the records readable line by line; where the file is damaged (not" \
+            "merely in another layout), a JSON parser such as python3 -m json.tool refuses the" \
+            "whole file and reads no task at all"
+    fi
+    note="server locking=$locking"
     if [ "$vrc" -eq 0 ] && [ "$failed" -eq 0 ]; then
-        log "verdict: PASS, $stored of $expect tasks stored, each exactly once"
+        say "verdict: PASS, $stored of $expect tasks of run $run stored, each exactly once ($note)"
+        : >"$runs/$run/verdict"
         exit 0
     fi
-    log "verdict: FAIL, $stored of $expect tasks stored ($((expect - stored)) lost), taskctl verify exit $vrc"
+    # Lost, counted in the file: acknowledged but not there. "At least": a task whose request
+    # failed may still have been written, and then it hides one that was lost.
+    lost=$((acked > stored ? acked - stored : 0))
+    [ "$missing" -eq "$lost" ] ||
+        say "the clients' own checks (over GET /tareas, which serves the file up to the" \
+            "damage the server can see) found $missing of their acknowledged tasks missing"
+    say "verdict: FAIL, $stored of $expect tasks of run $run stored; $acked acknowledged," \
+        "at least $lost of them lost ($note)"
+    : >"$runs/$run/verdict"
     exit 1
+}
+
+# client_run RUN: one run of this client; its exit status.
+client_run() {
+    # clientemulator's own default id is the host name: unique per container.
+    id="${CLIENT_ID:-$(cat /proc/sys/kernel/hostname)}@run$1"
+    clientemulator --verify --id "$id" --barrier "$runs/$1" --clients "${CLIENTS:-2}"
+    rc=$?
+    # clientemulator wrote its result file, unless it failed before it could.
+    name=$(printf '%s' "$id" | tr -c 'A-Za-z0-9._@-' '_')
+    if [ ! -f "$runs/$1/result/$name" ]; then
+        { mkdir -p "$runs/$1/result" &&
+            printf 'id=%s\nexit=%s\n' "$id" "$rc" >"$runs/$1/result/.$name" &&
+            mv "$runs/$1/result/.$name" "$runs/$1/result/$name"; } ||
+            log "cannot record client $id's exit status in $runs/$1/result"
+    fi
+    log "client $id finished with exit status $rc; waiting for the verdict"
+    return "$rc"
+}
+
+role_client() {
+    linger=$(number CLIENT_LINGER_S "${CLIENT_LINGER_S:-900}") || exit 2
+    # The verifier opened the run before it turned healthy, and we started after that.
+    run=$(cat "$runs/current" 2>/dev/null)
+    while :; do
+        case "$run" in
+        '' | *[!0-9]*)
+            log "no run in $runs/current: the verifier must start first (depends_on)"
+            exit 1
+            ;;
+        esac
+        client_run "$run"
+        rc=$?
+        # Wait for the verdict (bounded), then 2 s more: by then compose has seen the
+        # verifier exit. A new run opened meanwhile (a second `up` while we were still
+        # here: compose finds us running and does not start us again) is joined.
+        i=0
+        while [ ! -e "$runs/$run/verdict" ] && [ "$i" -lt $((linger * 10)) ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        i=0
+        next=$run
+        while [ "$next" = "$run" ] && [ "$i" -lt 20 ]; do
+            sleep 0.1
+            i=$((i + 1))
+            next=$(cat "$runs/current" 2>/dev/null)
+        done
+        [ "$next" != "$run" ] || exit "$rc"
+        log "a new run opened while this client waited: joining run $next"
+        run=$next
+    done
 }
 
 role=${1:-}
 [ $# -gt 0 ] && shift
 case "$role" in
 server) role_server "$@" ;;
-client) role_client "$@" ;;
+client) role_client ;;
 verifier) role_verifier "$@" ;;
 *)
     log "usage: taskserver-role server|client|verifier [ARGS...]"

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -148,4 +149,57 @@ int client_http_wait_ok(const char *url, long wait_ms, long timeout_ms, char *er
             ;
         pause_ms = pause_ms * 2 > 1000 ? 1000 : pause_ms * 2;
     }
+}
+
+struct client_http_body_buf {
+    char *buf;
+    size_t len, cap; /* cap includes the NUL */
+};
+
+static int client_http_keep_body(void *arg, long status, const char *data, size_t len)
+{
+    struct client_http_body_buf *b = arg;
+    (void)status;
+    size_t room = b->cap - 1 - b->len;
+    size_t n = len < room ? len : room;
+    memcpy(b->buf + b->len, data, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+    return 0;
+}
+
+/* The integer after "\"name\":" in body, or -1 (the body is our own server's, one line). */
+static long long client_http_json_int(const char *body, const char *key)
+{
+    const char *p = strstr(body, key);
+    if (p == NULL)
+        return -1;
+    p += strlen(key);
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    return end == p || v < 0 ? -1 : v;
+}
+
+int client_http_health_get(const char *url, long timeout_ms, struct client_http_health *out,
+                           int *curl_code, char *err, size_t err_len)
+{
+    long status;
+    struct client_http_body_buf b = {.buf = out->body, .cap = sizeof(out->body)};
+    out->body[0] = '\0';
+    out->locking = -1;
+    out->workers = out->tasks = -1;
+    if (client_http_get(url, timeout_ms, client_http_keep_body, &b, &status, curl_code, err,
+                        err_len) < 0)
+        return -1;
+    if (status != 200) {
+        snprintf(err, err_len, "GET %s answered HTTP %ld", url, status);
+        return -1;
+    }
+    if (strstr(out->body, "\"locking\":true") != NULL)
+        out->locking = 1;
+    else if (strstr(out->body, "\"locking\":false") != NULL)
+        out->locking = 0;
+    out->workers = client_http_json_int(out->body, "\"workers\":");
+    out->tasks = client_http_json_int(out->body, "\"tasks\":");
+    return 0;
 }

@@ -46,6 +46,20 @@ int client_http_get(const char *url, long timeout_ms, client_http_body_fn *body,
  * the URL, the attempts and the last failure. */
 int client_http_wait_ok(const char *url, long wait_ms, long timeout_ms, char *err, size_t err_len);
 
+/* What GET /health says about the server; -1 where the body did not say. */
+struct client_http_health {
+    int locking; /* 1 the locked build, 0 the unlocked one */
+    long long workers;
+    long long tasks; /* tasks in the file when it answered */
+    char body[256];  /* the body as received, cut to fit, NUL-terminated */
+};
+
+/* One GET of url (a /health endpoint). Returns 0 when it answered 200 (*out filled from
+ * the body), or -1 with err naming the url and what went wrong (*curl_code as in
+ * client_http_get, 0 when an answer came with another status). */
+int client_http_health_get(const char *url, long timeout_ms, struct client_http_health *out,
+                           int *curl_code, char *err, size_t err_len);
+
 /* Microseconds on the monotonic clock. */
 uint64_t client_http_now_us(void);
 

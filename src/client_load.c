@@ -1,6 +1,7 @@
 /* client_load.c - the libcurl multi loop: C handles, C connections, N tasks, no retries. */
 #include "client_load.h"
 
+#include "client_barrier.h"
 #include "client_http.h"
 #include "log.h"
 
@@ -24,6 +25,8 @@ struct client_load_slot {
     uint64_t seq;       /* 0 when the slot is free */
     uint64_t start_us;  /* when it was handed to the multi handle */
     unsigned num_sends; /* times libcurl was about to send this task: 2 is a resend */
+    char answer[32];    /* the first bytes of the answer: {"id":N,... for a 201 */
+    size_t answer_len;
     char body[CLIENT_LOAD_BODY_MAX];
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -53,11 +56,29 @@ long client_load_json_escape(const char *s, char *out, size_t cap)
     return (long)n;
 }
 
-static size_t client_load_discard(char *data, size_t size, size_t nmemb, void *arg)
+/* Keeps the first bytes of the answer, where a 201's body has the task's id. */
+static size_t client_load_answer(char *data, size_t size, size_t nmemb, void *arg)
 {
-    (void)data;
-    (void)arg;
-    return size * nmemb;
+    struct client_load_slot *slot = arg;
+    size_t len = size * nmemb, room = sizeof(slot->answer) - 1 - slot->answer_len;
+    size_t n = len < room ? len : room;
+    memcpy(slot->answer + slot->answer_len, data, n);
+    slot->answer_len += n;
+    slot->answer[slot->answer_len] = '\0';
+    return len;
+}
+
+/* The id of the stored task, from a 201's body {"id":N,...}; 0 when it is not there. */
+static uint64_t client_load_answer_id(const struct client_load_slot *slot)
+{
+    static const char key[] = "{\"id\":";
+    if (strncmp(slot->answer, key, sizeof(key) - 1) != 0)
+        return 0;
+    const char *p = slot->answer + sizeof(key) - 1;
+    uint64_t id = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        id = id * 10 + (uint64_t)(*p - '0');
+    return *p == ',' || *p == '}' ? id : 0;
 }
 
 /* No task is ever sent twice: "a failed request is not retried".
@@ -103,6 +124,14 @@ static void client_load_progress(const struct client_load_config *cfg,
     fflush(stderr);
 }
 
+/* When task seq is due, in microseconds after the start: bursts of cfg->burst tasks, one
+ * burst every cfg->interval_us. */
+static uint64_t client_load_tick(const struct client_load_config *cfg, uint64_t seq)
+{
+    uint64_t burst = cfg->burst ? cfg->burst : 1;
+    return (seq - 1) / burst * cfg->interval_us;
+}
+
 /* Puts task seq into a free slot and hands it to the multi handle. */
 static int client_load_start(CURLM *multi, struct client_load_slot *slot, const char *esc_id,
                              uint64_t seq)
@@ -116,6 +145,8 @@ static int client_load_start(CURLM *multi, struct client_load_slot *slot, const 
     curl_easy_setopt(slot->curl, CURLOPT_POSTFIELDSIZE, (long)n);
     slot->seq = seq;
     slot->num_sends = 0;
+    slot->answer_len = 0;
+    slot->answer[0] = '\0';
     slot->errbuf[0] = '\0';
     slot->start_us = client_http_now_us();
     if (curl_multi_add_handle(multi, slot->curl) != CURLM_OK)
@@ -159,7 +190,8 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
         curl_easy_setopt(e, CURLOPT_URL, cfg->url);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, slots[i].body);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_load_discard);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_load_answer);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &slots[i]);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slots[i].errbuf);
         curl_easy_setopt(e, CURLOPT_PRIVATE, &slots[i]);
         curl_easy_setopt(e, CURLOPT_PREREQDATA, &slots[i]);
@@ -173,12 +205,20 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
         }
     }
 
+    if (cfg->ready && cfg->ready(cfg->ready_arg) < 0)
+        goto done;
+    st->start_ns = client_barrier_now_ns();
     uint64_t next_seq = 1, num_done = 0, start = client_http_now_us(), last_draw = 0;
     unsigned num_busy = 0;
     while (num_done < cfg->num_tasks) {
+        uint64_t now_us = client_http_now_us();
         for (unsigned i = 0; i < c && num_busy < c && next_seq <= cfg->num_tasks; i++) {
             if (slots[i].seq)
                 continue;
+            /* Paced: task seq goes at start + (seq - 1) * interval, on a schedule, not
+             * after the previous one, so that clients started together stay in step. */
+            if (cfg->interval_us && now_us < start + client_load_tick(cfg, next_seq))
+                break;
             if (client_load_start(multi, &slots[i], esc_id, next_seq) < 0) {
                 log_error("POST %s: could not start the request for seq %llu", cfg->url,
                           (unsigned long long)next_seq);
@@ -209,8 +249,12 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
                          "(libcurl would have sent the POST again; clientemulator never does)",
                          (unsigned long long)slot->seq);
             uint64_t latency = client_http_now_us() - slot->start_us;
-            if (client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK)
+            if (client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK) {
                 acked[(slot->seq - 1) >> 3] |= (unsigned char)(1u << ((slot->seq - 1) & 7));
+                uint64_t id = client_load_answer_id(slot);
+                if (id > 0 && (st->min_acked_id == 0 || id < st->min_acked_id))
+                    st->min_acked_id = id;
+            }
             curl_multi_remove_handle(multi, msg->easy_handle);
             slot->seq = 0;
             num_busy--;
@@ -226,12 +270,19 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
         }
         if (num_done == cfg->num_tasks || (freed && next_seq <= cfg->num_tasks))
             continue;
-        mc = curl_multi_poll(multi, NULL, 0, 100, NULL);
+        int wait_ms = 100;
+        if (cfg->interval_us && next_seq <= cfg->num_tasks && num_busy < c) {
+            uint64_t due = start + client_load_tick(cfg, next_seq), now = client_http_now_us();
+            uint64_t ms = due > now ? (due - now + 999) / 1000 : 0;
+            wait_ms = ms < 100 ? (int)ms : 100;
+        }
+        mc = curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
         if (mc != CURLM_OK) {
             log_error("POST %s: curl_multi_poll: %s", cfg->url, curl_multi_strerror(mc));
             goto done;
         }
     }
+    st->end_ns = client_barrier_now_ns();
     client_stats_finish(st, client_http_now_us() - start);
     if (cfg->progress)
         client_load_progress(cfg, st, 1);

@@ -124,6 +124,51 @@ static double client_stats_rate(const struct client_stats *st)
     return st->elapsed_us ? (double)st->num_sent * 1e6 / (double)st->elapsed_us : 0.0;
 }
 
+/* Why acknowledged < sent, kind by kind, for a reader who expected sent = acknowledged:
+ * what each failure means for the task (stored or not) and what usually causes it. */
+static void client_stats_explain(const struct client_stats *st, FILE *out)
+{
+    static const struct {
+        int status;
+        const char *why;
+    } statuses[] = {
+        {500, "the server could not store the task (the unlocked build answers so once racing "
+              "writes have damaged tasks.json, see the server's log); it is not in the file"},
+        {503, "the file lock was not granted within --lock-timeout, or the worker had "
+              "--max-connections; not stored"},
+        {507, "the disk is full; not stored"},
+        {400, "the server refused the request as invalid; not stored"},
+    };
+    fprintf(out,
+            "acknowledged < sent: %llu requests got no 201, so the server promised nothing "
+            "for them:\n",
+            (unsigned long long)client_stats_num_failed(st));
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        if (st->num_http[statuses[i].status])
+            fprintf(out, "  http %d: %llu, %s\n", statuses[i].status,
+                    (unsigned long long)st->num_http[statuses[i].status], statuses[i].why);
+    for (int s = 100; s < 600; s++) {
+        int known = s == 201 || s == 500 || s == 503 || s == 507 || s == 400;
+        if (!known && st->num_http[s])
+            fprintf(out, "  http %d: %llu, an answer other than 201; not stored\n", s,
+                    (unsigned long long)st->num_http[s]);
+    }
+    if (st->num_reset)
+        fprintf(out,
+                "  reset: %llu, the connection closed before a whole answer came: the task may "
+                "or may not be in the file (nobody told this client)\n",
+                (unsigned long long)st->num_reset);
+    if (st->num_timeout)
+        fprintf(out, "  timeout: %llu, no answer within --timeout: may or may not be in the file\n",
+                (unsigned long long)st->num_timeout);
+    if (st->num_refused)
+        fprintf(out, "  refused: %llu, no connection: never sent to the server\n",
+                (unsigned long long)st->num_refused);
+    if (st->num_other)
+        fprintf(out, "  other: %llu, another curl error (listed above)\n",
+                (unsigned long long)st->num_other);
+}
+
 void client_stats_print_text(const struct client_stats *st, FILE *out)
 {
     fprintf(out, "sent %llu, acknowledged (201) %llu, failed %llu\n",
@@ -142,6 +187,7 @@ void client_stats_print_text(const struct client_stats *st, FILE *out)
                 fprintf(out, "  curl error %d (%s): %llu\n", c, curl_easy_strerror((CURLcode)c),
                         (unsigned long long)st->num_by_curlcode[c]);
         fprintf(out, "first failure: %s\n", st->first_error);
+        client_stats_explain(st, out);
     }
     fprintf(out, "elapsed %.3f s, %.1f requests/s\n", (double)st->elapsed_us / 1e6,
             client_stats_rate(st));

@@ -49,6 +49,8 @@ struct client_stats {
     char first_error[256];                                /* the first failure, as curl worded it */
     uint32_t *latency_us; /* one per finished request, sorted by finish() */
     uint64_t elapsed_us;
+    uint64_t start_ns, end_ns; /* CLOCK_REALTIME: first request handed to curl, last answer */
+    uint64_t min_acked_id;     /* the lowest id a 201 answered with; 0 when none */
 };
 
 /* Prepares st for num_tasks requests. Returns 0, or -1 with errno ENOMEM. */

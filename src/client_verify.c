@@ -26,6 +26,8 @@ struct client_verify {
     unsigned char *ids;         /* id found */
     size_t ids_bytes;
     uint64_t prev_id;
+    uint64_t min_id;  /* records below it are an earlier run's */
+    int prev_mine;    /* the previous record at or above min_id: -1 none, 0 another's, 1 mine */
     int after_record; /* the last thing read was a record not followed by ',' */
     int after_comma;  /* the last thing read was the ',' after a record */
     uint64_t line_no;
@@ -48,7 +50,7 @@ static void bit_set(unsigned char *map, uint64_t i)
 }
 
 struct client_verify *client_verify_new(const char *cliente, uint64_t num_tasks,
-                                        const unsigned char *acked)
+                                        const unsigned char *acked, uint64_t min_id)
 {
     size_t map_bytes = (size_t)(num_tasks / 8 + 1);
     struct client_verify *v = calloc(1, sizeof(*v));
@@ -58,6 +60,8 @@ struct client_verify *client_verify_new(const char *cliente, uint64_t num_tasks,
     v->cliente_len = strlen(cliente);
     v->num_tasks = num_tasks;
     v->acked = acked;
+    v->min_id = min_id;
+    v->prev_mine = -1;
     v->seen = calloc(map_bytes, 1);
     v->twice = calloc(map_bytes, 1);
     v->line = malloc(CLIENT_VERIFY_LINE_MAX);
@@ -116,8 +120,19 @@ static int client_verify_record(struct client_verify *v, const struct task_recor
         }
     }
     const struct task *t = &rec->task;
-    if (!t->has_cliente || t->cliente_len != v->cliente_len ||
-        memcmp(t->cliente, v->cliente, v->cliente_len) != 0)
+    int mine = t->has_cliente && t->cliente_len == v->cliente_len &&
+               memcmp(t->cliente, v->cliente, v->cliente_len) == 0;
+    if (rec->id < v->min_id) {
+        v->r.num_earlier += mine;
+        return rc;
+    }
+    v->r.num_in_run++;
+    if (v->prev_mine >= 0 && v->prev_mine != mine)
+        v->r.num_switches++;
+    if (mine && v->prev_mine != 1)
+        v->r.num_blocks++;
+    v->prev_mine = mine;
+    if (!mine)
         return rc;
     if (t->seq < 1 || (uint64_t)t->seq > v->num_tasks)
         return rc;
@@ -310,7 +325,8 @@ static void print_list(FILE *out, const uint64_t *xs, uint64_t num)
         fputs(" ...", out);
 }
 
-void client_verify_print_text(const struct client_verify *v, FILE *out, const char *where)
+void client_verify_print_text(const struct client_verify *v, FILE *out, const char *where,
+                              const char *note)
 {
     const struct client_verify_result *r = &v->r;
     fprintf(out,
@@ -319,6 +335,17 @@ void client_verify_print_text(const struct client_verify *v, FILE *out, const ch
             where, (unsigned long long)r->num_records, v->cliente, (unsigned long long)r->num_acked,
             (unsigned long long)r->num_stored, (unsigned long long)r->num_missing,
             (unsigned long long)r->num_doubled);
+    if (r->num_earlier)
+        fprintf(out,
+                "  earlier runs: %llu more records of \"%s\" below id %llu, the first id this "
+                "run was given: not this run's, not counted\n",
+                (unsigned long long)r->num_earlier, v->cliente, (unsigned long long)v->min_id);
+    if (r->num_stored + r->num_doubled > 0 && r->num_in_run > r->num_mine)
+        fprintf(out,
+                "  interleaving: this client's records lie in %llu blocks among %llu records of "
+                "this run; %llu switches to or from another client in list order\n",
+                (unsigned long long)r->num_blocks, (unsigned long long)r->num_in_run,
+                (unsigned long long)r->num_switches);
     if (r->num_missing) {
         fprintf(out, "  missing seq (first %d): ", CLIENT_VERIFY_FIRST);
         print_list(out, r->missing, r->num_missing);
@@ -347,13 +374,16 @@ void client_verify_print_text(const struct client_verify *v, FILE *out, const ch
     if (!r->saw_open || !r->saw_close)
         fprintf(out, "  the list is not a closed JSON array (no '%s')\n", r->saw_open ? "]" : "[");
     if (client_verify_ok(v))
-        fputs("verdict: OK, every acknowledged task is stored exactly once\n", out);
+        fputs("verdict: OK, every acknowledged task is stored exactly once", out);
     else
         fprintf(out,
                 "verdict: FAILED, %llu lost, %llu doubled, %llu duplicate ids, "
-                "%llu damaged lines\n",
+                "%llu damaged lines",
                 (unsigned long long)r->num_missing, (unsigned long long)r->num_doubled,
                 (unsigned long long)r->num_dup_ids, (unsigned long long)r->num_damaged_lines);
+    if (note != NULL && note[0] != '\0')
+        fprintf(out, " (%s)", note);
+    fputc('\n', out);
 }
 
 static void print_json_list(FILE *out, const char *name, const uint64_t *xs, uint64_t num)
@@ -372,13 +402,16 @@ void client_verify_print_json(const struct client_verify *v, FILE *out)
             "{\"ok\":%s,\"records\":%llu,\"mine\":%llu,\"acknowledged\":%llu,\"stored\":%llu,"
             "\"missing\":%llu,\"doubled\":%llu,\"stored_unacknowledged\":%llu,"
             "\"duplicate_ids\":%llu,\"out_of_order\":%llu,\"damaged_lines\":%llu,"
-            "\"closed_array\":%s",
+            "\"earlier_runs\":%llu,\"first_id\":%llu,\"run_records\":%llu,\"blocks\":%llu,"
+            "\"switches\":%llu,\"closed_array\":%s",
             client_verify_ok(v) ? "true" : "false", (unsigned long long)r->num_records,
             (unsigned long long)r->num_mine, (unsigned long long)r->num_acked,
             (unsigned long long)r->num_stored, (unsigned long long)r->num_missing,
             (unsigned long long)r->num_doubled, (unsigned long long)r->num_unacked_stored,
             (unsigned long long)r->num_dup_ids, (unsigned long long)r->num_out_of_order,
-            (unsigned long long)r->num_damaged_lines,
+            (unsigned long long)r->num_damaged_lines, (unsigned long long)r->num_earlier,
+            (unsigned long long)v->min_id, (unsigned long long)r->num_in_run,
+            (unsigned long long)r->num_blocks, (unsigned long long)r->num_switches,
             r->saw_open && r->saw_close ? "true" : "false");
     print_json_list(out, "missing_first", r->missing, r->num_missing);
     print_json_list(out, "doubled_first", r->doubled, r->num_doubled);

@@ -2,7 +2,7 @@
  *
  * Calling sequence:
  *
- *   struct client_verify *v = client_verify_new(cliente, num_tasks, acked);
+ *   struct client_verify *v = client_verify_new(cliente, num_tasks, acked, min_id);
  *   while (bytes arrive)                      (e.g. from a curl write callback)
  *       client_verify_feed(v, data, len);     (any split: mid-line, mid-UTF-8)
  *   client_verify_finish(v);                  (reads an unterminated last line)
@@ -13,6 +13,18 @@
  * 201), owned by the caller and read until client_verify_free(); NULL means
  * every seq 1..num_tasks counts as acknowledged (checking a file after other
  * processes did the sending).
+ *
+ * Runs. The same client id may have sent before, into the same list (a second
+ * `up` of the classroom, the same --id twice). min_id is the lowest id this
+ * run's 201s carried (client_stats.min_acked_id): the store gives ids in file
+ * order, so every task of this run is at or above it, and this client's
+ * records below it are an earlier run's: counted in num_earlier, never as
+ * doubled. 0 counts every record of the client as this run's (--verify-only).
+ *
+ * Interleaving. Among the records at or above min_id, in list order, the
+ * verifier counts this client's blocks (maximal runs of its own records) and
+ * the switches between its records and another client's: with two clients
+ * that send at once, the switches show how much their appends alternated.
  *
  * The list is the store's layout, one record per line ("[", "{...},", ...,
  * "]"), but it is read defensively: the unlocked build can serve a damaged
@@ -45,6 +57,10 @@ struct client_verify_result {
     uint64_t num_dup_ids;                  /* records whose id was already seen */
     uint64_t num_out_of_order;             /* records whose id is not above the previous one */
     uint64_t num_damaged_lines;            /* lines that could not be read in full */
+    uint64_t num_earlier;                  /* this client's records below min_id */
+    uint64_t num_in_run;                   /* records at or above min_id, any client's */
+    uint64_t num_blocks;                   /* runs of this client's records among them */
+    uint64_t num_switches;                 /* this client <-> another, adjacent among them */
     uint64_t first_damaged_line;           /* 1-based line number, 0 when none */
     char first_damage[200];                /* what was wrong with it */
     int saw_open, saw_close;               /* the "[" and "]" of the array */
@@ -57,7 +73,7 @@ struct client_verify;
 
 /* Returns a verifier, or NULL with errno ENOMEM. cliente is copied. */
 struct client_verify *client_verify_new(const char *cliente, uint64_t num_tasks,
-                                        const unsigned char *acked);
+                                        const unsigned char *acked, uint64_t min_id);
 
 /* Consumes data. Returns len, or -1 with errno ENOMEM (the id bitmap could
  * not grow); the verifier then stays usable with what it has read. */
@@ -74,8 +90,10 @@ const struct client_verify_result *client_verify_result(const struct client_veri
  * goes backwards, no line is damaged and the array is closed; else 0. */
 int client_verify_ok(const struct client_verify *v);
 
-/* The verdict in words, several lines; where names the list (its URL). */
-void client_verify_print_text(const struct client_verify *v, FILE *out, const char *where);
+/* The verdict in words, several lines; where names the list (its URL), note (may be NULL)
+ * ends the verdict line in parentheses, e.g. "server locking=true". */
+void client_verify_print_text(const struct client_verify *v, FILE *out, const char *where,
+                              const char *note);
 
 /* The verdict as one JSON object. */
 void client_verify_print_json(const struct client_verify *v, FILE *out);

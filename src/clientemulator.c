@@ -1,4 +1,5 @@
 /* clientemulator.c - load client: POSTs N tasks over libcurl multi, then checks they are stored. */
+#include "client_barrier.h"
 #include "client_http.h"
 #include "client_load.h"
 #include "client_metrics.h"
@@ -11,20 +12,23 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Exit codes, as the issue and the README state them. */
 enum {
-    CLIENT_EXIT_OK = 0,         /* all acknowledged and (with --verify) stored once */
-    CLIENT_EXIT_FAILED = 1,     /* tasks lost, doubled or refused */
-    CLIENT_EXIT_USAGE = 2,      /* bad URL, bad number, bad flag */
-    CLIENT_EXIT_UNREACHABLE = 3 /* no answer from the server after --wait */
+    CLIENT_EXIT_OK = 0,          /* all acknowledged and (with --verify) stored once */
+    CLIENT_EXIT_FAILED = 1,      /* tasks lost, doubled or refused */
+    CLIENT_EXIT_USAGE = 2,       /* bad URL, bad number, bad flag */
+    CLIENT_EXIT_UNREACHABLE = 3, /* no answer from the server after --wait */
+    CLIENT_EXIT_BARRIER = 4      /* --barrier: the other clients never arrived */
 };
 
 #define CLIENT_TASKS_MAX 100000000ULL /* 10^8 tasks: 12.5 MB of bitmap, 400 MB of latencies */
@@ -44,14 +48,21 @@ struct client_options {
     int json;
     int quiet;
     const char *metrics; /* --metrics URL: the server's lock waits before and after */
+    const char *barrier; /* the shared folder of --barrier, or NULL */
+    unsigned clients;    /* --clients: how many meet at the barrier */
+    double barrier_timeout_s;
+    double interval_ms; /* --interval-ms: 0 as fast as the concurrency allows */
+    unsigned burst;     /* --burst: tasks per tick of --interval-ms */
 };
 
 static void client_usage(FILE *out)
 {
     fputs(
-        "usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--id NAME]\n"
+        "usage: clientemulator [--url URL] [--tasks N] [--concurrency C] [--interval-ms T]\n"
+        "                      [--burst B] [--id NAME]\n"
         "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
         "                      [--metrics URL]\n"
+        "                      [--barrier DIR --clients K [--barrier-timeout S]]\n"
         "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
         "       clientemulator --health [--url URL]\n"
         "       clientemulator --help | --version\n"
@@ -63,6 +74,11 @@ static void client_usage(FILE *out)
         "  --url URL          server (default http://localhost:9000; env SERVER_URL)\n"
         "  --tasks N          tasks to send (default 100; env TASKS)\n"
         "  --concurrency C    requests in flight and connections (default 100; env CONCURRENCY)\n"
+        "  --interval-ms T    send B tasks every T ms, on a schedule from the start (default 0:\n"
+        "                     as fast as C allows; env INTERVAL_MS); clients started together\n"
+        "                     by --barrier then send their n-th tasks at the same moment\n"
+        "  --burst B          tasks sent at once at each tick of --interval-ms (default 1; env\n"
+        "                     BURST), over up to B connections, which land on different workers\n"
         "  --id NAME          client id (default: the host name; env CLIENT_ID)\n"
         "  --verify           then GET /tareas and check each acknowledged task is stored once\n"
         "  --verify-only      only the check, counting seq 1..N as acknowledged\n"
@@ -70,14 +86,24 @@ static void client_usage(FILE *out)
         "  --timeout S        per-request timeout in seconds (default 30)\n"
         "  --json             print the summary as one JSON object\n"
         "  --quiet            no progress bar and no text summary (errors still go to stderr)\n"
-        "  --health           one GET /health: exit 0 on 200, 1 on another status, 3 if no answer\n"
+        "  --health           one GET /health, its body printed: exit 0 on 200, 1 on another\n"
+        "                     status, 3 if no answer\n"
         "  --metrics URL      the server's /metrics (URL, or URL/metrics when the path is not\n"
         "                     /metrics): GET before and after the run, then print how many\n"
         "                     lock waits the server saw meanwhile and their p50/p99, estimated\n"
         "                     from the histogram buckets\n"
+        "  --barrier DIR      start together with the other clients that use DIR (a folder\n"
+        "                     they all share, one per run): wait until K are ready, then all\n"
+        "                     start at one instant; afterwards report how long they overlapped\n"
+        "                     and write DIR/result/ID (key=value lines) for a verifier\n"
+        "  --clients K        how many clients meet at the barrier (env CLIENTS)\n"
+        "  --barrier-timeout S  give up waiting for the others after S seconds (default 120)\n"
         "\n"
+        "With --verify, this client's tasks are the ones at or above the lowest id its 201s\n"
+        "carried: tasks of an earlier run with the same --id are reported, not counted.\n"
         "Failed requests are never retried. Exit: 0 all acknowledged (and stored once),\n"
-        "1 tasks lost, doubled or refused, 2 usage error, 3 server unreachable.\n",
+        "1 tasks lost, doubled or refused, 2 usage error, 3 server unreachable, 4 the other\n"
+        "clients never reached the barrier.\n",
         out);
 }
 
@@ -96,14 +122,14 @@ static int client_parse_u64(const char *what, const char *s, uint64_t min, uint6
     return 0;
 }
 
-static int client_parse_seconds(const char *what, const char *s, double min, double max,
-                                double *out)
+static int client_parse_real(const char *what, const char *s, double min, double max,
+                             const char *unit, double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (!*s || *end || errno || !isfinite(v) || v < min || v > max) {
-        log_error("%s \"%s\": expected seconds from %g to %g", what, s, min, max);
+        log_error("%s \"%s\": expected %s from %g to %g", what, s, unit, min, max);
         return -1;
     }
     *out = v;
@@ -145,7 +171,8 @@ static void client_setting_env(struct client_setting *set, const char *var, cons
 static int client_parse(struct client_options *o, int argc, char **argv)
 {
     uint64_t n;
-    struct client_setting url = {0}, tasks = {0}, concurrency = {0}, id = {0};
+    struct client_setting url = {0}, tasks = {0}, concurrency = {0}, id = {0}, clients = {0},
+                          interval = {0}, burst = {0};
 
     memset(o, 0, sizeof(*o));
     snprintf(o->url, sizeof(o->url), "http://localhost:9000");
@@ -154,6 +181,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     o->concurrency = 100;
     o->wait_s = 30;
     o->timeout_s = 30;
+    o->barrier_timeout_s = 120;
     /* Each container has its own host name: a unique id with no setting at all. */
     if (gethostname(o->id, sizeof(o->id)) < 0 || !o->id[0])
         snprintf(o->id, sizeof(o->id), "client");
@@ -163,8 +191,21 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     client_setting_env(&tasks, "TASKS", "environment TASKS");
     client_setting_env(&concurrency, "CONCURRENCY", "environment CONCURRENCY");
     client_setting_env(&id, "CLIENT_ID", "environment CLIENT_ID");
+    client_setting_env(&clients, "CLIENTS", "environment CLIENTS");
+    client_setting_env(&interval, "INTERVAL_MS", "environment INTERVAL_MS");
+    client_setting_env(&burst, "BURST", "environment BURST");
 
-    enum { OPT_VERIFY_ONLY = 256, OPT_HEALTH, OPT_VERSION, OPT_METRICS };
+    enum {
+        OPT_VERIFY_ONLY = 256,
+        OPT_HEALTH,
+        OPT_VERSION,
+        OPT_METRICS,
+        OPT_BARRIER,
+        OPT_CLIENTS,
+        OPT_BARRIER_TIMEOUT,
+        OPT_INTERVAL,
+        OPT_BURST
+    };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
         {"tasks", required_argument, NULL, 'n'},
@@ -178,6 +219,11 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"health", no_argument, NULL, OPT_HEALTH},
         {"metrics", required_argument, NULL, OPT_METRICS},
+        {"barrier", required_argument, NULL, OPT_BARRIER},
+        {"clients", required_argument, NULL, OPT_CLIENTS},
+        {"barrier-timeout", required_argument, NULL, OPT_BARRIER_TIMEOUT},
+        {"interval-ms", required_argument, NULL, OPT_INTERVAL},
+        {"burst", required_argument, NULL, OPT_BURST},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -205,11 +251,11 @@ static int client_parse(struct client_options *o, int argc, char **argv)
             o->verify = o->verify_only = 1;
             break;
         case 'w':
-            if (client_parse_seconds("--wait", optarg, 0, 86400, &o->wait_s) < 0)
+            if (client_parse_real("--wait", optarg, 0, 86400, "seconds", &o->wait_s) < 0)
                 return -1;
             break;
         case 't':
-            if (client_parse_seconds("--timeout", optarg, 0.001, 86400, &o->timeout_s) < 0)
+            if (client_parse_real("--timeout", optarg, 0.001, 86400, "seconds", &o->timeout_s) < 0)
                 return -1;
             break;
         case 'j':
@@ -223,6 +269,23 @@ static int client_parse(struct client_options *o, int argc, char **argv)
             break;
         case OPT_METRICS:
             o->metrics = optarg;
+            break;
+        case OPT_BARRIER:
+            o->barrier = optarg;
+            break;
+        case OPT_BURST:
+            burst = (struct client_setting){optarg, "--burst"};
+            break;
+        case OPT_INTERVAL:
+            interval = (struct client_setting){optarg, "--interval-ms"};
+            break;
+        case OPT_CLIENTS:
+            clients = (struct client_setting){optarg, "--clients"};
+            break;
+        case OPT_BARRIER_TIMEOUT:
+            if (client_parse_real("--barrier-timeout", optarg, 0, 86400, "seconds",
+                                  &o->barrier_timeout_s) < 0)
+                return -1;
             break;
         case 'h':
             client_usage(stdout);
@@ -257,6 +320,30 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     }
     if (id.text && client_set_string(id.from, id.text, o->id, sizeof(o->id)) < 0)
         return -1;
+    if (interval.text && client_parse_real(interval.from, interval.text, 0, 60000, "milliseconds",
+                                           &o->interval_ms) < 0)
+        return -1;
+    o->burst = 1;
+    if (burst.text) {
+        if (client_parse_u64(burst.from, burst.text, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+            return -1;
+        o->burst = (unsigned)n;
+    }
+    if (o->barrier) {
+        if (!clients.text) {
+            log_error("--barrier %s: needs --clients K (or CLIENTS), how many meet there",
+                      o->barrier);
+            return -1;
+        }
+        if (client_parse_u64(clients.from, clients.text, 1, 10000, &n) < 0)
+            return -1;
+        o->clients = (unsigned)n;
+        if (o->verify_only || o->health) {
+            log_error("--barrier: only for a client that sends (not with --verify-only or "
+                      "--health)");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -278,20 +365,16 @@ static void client_print_json_string(FILE *out, const char *s)
 
 static int client_health(const struct client_options *o, const char *health_url)
 {
-    long status;
     int code;
     char err[512];
-    if (client_http_get(health_url, (long)(o->timeout_s * 1000), NULL, NULL, &status, &code, err,
-                        sizeof(err)) < 0) {
+    struct client_http_health h;
+    if (client_http_health_get(health_url, (long)(o->timeout_s * 1000), &h, &code, err,
+                               sizeof(err)) < 0) {
         log_error("health: %s", err);
-        return CLIENT_EXIT_UNREACHABLE;
-    }
-    if (status != 200) {
-        log_error("health: GET %s answered HTTP %ld", health_url, status);
-        return CLIENT_EXIT_FAILED;
+        return code != 0 ? CLIENT_EXIT_UNREACHABLE : CLIENT_EXIT_FAILED;
     }
     if (!o->quiet)
-        printf("GET %s: 200\n", health_url);
+        printf("GET %s: 200 %s\n", health_url, h.body);
     return CLIENT_EXIT_OK;
 }
 
@@ -348,16 +431,112 @@ static void client_lock_print_json(const struct client_lock_report *r)
            client_metrics_quantile(&r->run, 0.99));
 }
 
+/* The barrier, called by the load loop once its connections are set up. */
+struct client_barrier_call {
+    struct client_barrier *b;
+    char err[1024];
+    int failed;
+};
+
+static int client_barrier_ready(void *arg)
+{
+    struct client_barrier_call *call = arg;
+    if (client_barrier_start(call->b, call->err, sizeof(call->err)) < 0) {
+        call->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static const char *client_locking_word(int locking)
+{
+    return locking == 1 ? "true" : locking == 0 ? "false" : "unknown";
+}
+
+/* "12:00:01.234" (UTC) for a CLOCK_REALTIME instant. */
+static void client_format_instant(uint64_t ns, char *out, size_t cap)
+{
+    time_t t = (time_t)(ns / 1000000000u);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    snprintf(out, cap, "%02d:%02d:%02d.%03u UTC", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(ns % 1000000000u / 1000000u));
+}
+
+static double client_percent(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void client_print_overlap(FILE *out, const struct client_barrier *b,
+                                 const struct client_barrier_overlap *ov)
+{
+    char when[32];
+    client_format_instant(b->start_ns, when, sizeof(when));
+    fprintf(out, "barrier: %u of %u clients ready, all started at %s (this client %.1f ms late)\n",
+            b->num_ready, b->parties, when, (double)b->late_ns / 1e6);
+    if (ov->num_spans < 2) {
+        fprintf(out, "overlap: no other client reported its span\n");
+        return;
+    }
+    fprintf(out,
+            "overlap: another client was sending during %.1f ms of this client's %.1f ms "
+            "(%.0f%%); all %u clients at once for %.1f ms of %.1f ms (%.0f%%)\n",
+            (double)ov->shared_ns / 1e6, (double)ov->mine_ns / 1e6,
+            client_percent(ov->shared_ns, ov->mine_ns), ov->num_spans, (double)ov->all_ns / 1e6,
+            (double)ov->union_ns / 1e6, client_percent(ov->all_ns, ov->union_ns));
+}
+
+static void client_print_overlap_json(FILE *out, const struct client_barrier *b,
+                                      const struct client_barrier_overlap *ov)
+{
+    fprintf(out,
+            "{\"clients\":%u,\"ready\":%u,\"start_ns\":%" PRIu64 ",\"late_ms\":%.3f,"
+            "\"spans\":%u,\"mine_ms\":%.3f,\"shared_ms\":%.3f,\"all_ms\":%.3f,\"union_ms\":%.3f}",
+            b->parties, b->num_ready, b->start_ns, (double)b->late_ns / 1e6, ov->num_spans,
+            (double)ov->mine_ns / 1e6, (double)ov->shared_ns / 1e6, (double)ov->all_ns / 1e6,
+            (double)ov->union_ns / 1e6);
+}
+
+/* DIR/result/ID for the verifier: one key=value per line. */
+static void client_write_result(const struct client_barrier *b, const char *id, int rc, int locking,
+                                const struct client_stats *st, const struct client_verify *v)
+{
+    char text[1024], err[1024];
+    const struct client_verify_result *r = v ? client_verify_result(v) : NULL;
+    int n = snprintf(text, sizeof(text),
+                     "id=%s\nexit=%d\nlocking=%s\nsent=%" PRIu64 "\nacked=%" PRIu64
+                     "\nstart_ns=%" PRIu64 "\nend_ns=%" PRIu64 "\n",
+                     id, rc, client_locking_word(locking), st ? st->num_sent : 0,
+                     st ? st->num_acked : 0, st ? st->start_ns : 0, st ? st->end_ns : 0);
+    if (r && n > 0 && (size_t)n < sizeof(text))
+        snprintf(text + n, sizeof(text) - (size_t)n,
+                 "stored=%" PRIu64 "\nmissing=%" PRIu64 "\ndoubled=%" PRIu64 "\nearlier=%" PRIu64
+                 "\nblocks=%" PRIu64 "\nswitches=%" PRIu64 "\n",
+                 r->num_stored, r->num_missing, r->num_doubled, r->num_earlier, r->num_blocks,
+                 r->num_switches);
+    if (client_barrier_result(b, text, err, sizeof(err)) < 0)
+        log_error("%s", err);
+}
+
 int main(int argc, char **argv)
 {
     struct client_options o;
     char health_url[CLIENT_HTTP_URL_MAX], tareas_url[CLIENT_HTTP_URL_MAX], err[1024];
+    char note[64] = "";
     struct client_stats st;
     struct client_verify *v = NULL;
+    struct client_http_health health = {.locking = -1};
+    struct client_barrier barrier;
+    struct client_barrier_overlap overlap;
+    struct client_barrier_call call = {.b = &barrier};
     unsigned char *acked = NULL;
     char metrics_url[CLIENT_HTTP_URL_MAX] = "";
     struct client_lock_report lock = {0};
-    int stats_ready = 0, rc = CLIENT_EXIT_FAILED;
+    int stats_ready = 0, have_overlap = 0, rc = CLIENT_EXIT_FAILED;
 
     log_init("clientemulator");
     int pr = client_parse(&o, argc, argv);
@@ -375,6 +554,12 @@ int main(int argc, char **argv)
     if (o.metrics &&
         client_metrics_url(o.metrics, metrics_url, sizeof(metrics_url), err, sizeof(err)) < 0) {
         log_error("--metrics: %s", err);
+        return CLIENT_EXIT_USAGE;
+    }
+    if (o.barrier &&
+        client_barrier_init(&barrier, o.barrier, o.id, o.clients,
+                            (long)(o.barrier_timeout_s * 1000), err, sizeof(err)) < 0) {
+        log_error("--barrier: %s", err);
         return CLIENT_EXIT_USAGE;
     }
     /* A peer that closes while we write must be an error code, not a signal. */
@@ -395,6 +580,11 @@ int main(int argc, char **argv)
         rc = CLIENT_EXIT_UNREACHABLE;
         goto done;
     }
+    /* Which build answers: the verdict names it, so a stale image cannot pass unnoticed. */
+    int code;
+    if (client_http_health_get(health_url, timeout_ms, &health, &code, err, sizeof(err)) < 0)
+        log_warn("health: %s: the server's build is unknown", err);
+    snprintf(note, sizeof(note), "server locking=%s", client_locking_word(health.locking));
 
     if (o.concurrency > o.num_tasks && o.num_tasks > 0)
         o.concurrency = (unsigned)o.num_tasks; /* no idle handles */
@@ -419,14 +609,33 @@ int main(int argc, char **argv)
              * stdout is piped or captured (a script, compose's logs) or holds --json,
              * its carriage-return frames would only litter what is read later. */
             .progress = !o.quiet && !o.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO),
+            .interval_us = (uint64_t)llround(o.interval_ms * 1000),
+            .burst = o.burst,
+            .ready = o.barrier ? client_barrier_ready : NULL,
+            .ready_arg = &call,
         };
         /* The lock waits of the run alone: the difference of two scrapes. A
          * metrics problem is reported, never the run's verdict. */
         if (metrics_url[0])
             lock.ok = client_metrics_scrape(metrics_url, timeout_ms, &lock.before, lock.err,
                                             sizeof(lock.err)) == 0;
-        if (client_load_run(&cfg, &st, acked) < 0)
+        if (client_load_run(&cfg, &st, acked) < 0) {
+            if (call.failed) {
+                log_error("%s", call.err);
+                rc = CLIENT_EXIT_BARRIER;
+                client_write_result(&barrier, o.id, rc, health.locking, NULL, NULL);
+            }
             goto done;
+        }
+        if (o.barrier) {
+            /* Waits for the others to finish too: verifying before they are done would
+             * miss what a late racing write destroys. */
+            struct client_barrier_span me = {st.start_ns, st.end_ns, st.num_sent, st.num_acked};
+            int br = client_barrier_finish(&barrier, &me, &overlap, err, sizeof(err));
+            if (br != 0)
+                log_warn("%s", err);
+            have_overlap = br >= 0;
+        }
         if (lock.ok) {
             struct client_metrics_hist after;
             lock.ok = client_metrics_scrape(metrics_url, timeout_ms, &after, lock.err,
@@ -441,8 +650,7 @@ int main(int argc, char **argv)
     rc = client_stats_num_failed(&st) ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
     if (o.verify) {
         long status;
-        int code;
-        v = client_verify_new(o.id, o.num_tasks, acked);
+        v = client_verify_new(o.id, o.num_tasks, acked, o.verify_only ? 0 : st.min_acked_id);
         if (!v) {
             log_error("verify %s: out of memory for %llu tasks", tareas_url,
                       (unsigned long long)o.num_tasks);
@@ -478,7 +686,17 @@ report:
         printf(",\"tasks\":%llu,\"concurrency\":%u,\"locking_build\":%s,",
                (unsigned long long)o.num_tasks, o.concurrency,
                version_locking() ? "true" : "false");
+        printf("\"server\":{\"locking\":%s,\"workers\":%lld,\"tasks\":%lld},",
+               health.locking == 1   ? "true"
+               : health.locking == 0 ? "false"
+                                     : "null",
+               health.workers, health.tasks);
         client_stats_print_json_fields(&st, stdout);
+        printf(",\"min_acked_id\":%llu,\"barrier\":", (unsigned long long)st.min_acked_id);
+        if (have_overlap)
+            client_print_overlap_json(stdout, &barrier, &overlap);
+        else
+            printf("null");
         printf(",\"verify\":");
         if (v)
             client_verify_print_json(v, stdout);
@@ -491,14 +709,21 @@ report:
         printf(",\"exit\":%d}\n", rc);
     } else if (!o.quiet) {
         if (!o.verify_only) {
-            printf("client \"%s\": %llu tasks to %s, concurrency %u\n", o.id,
+            printf("client \"%s\": %llu tasks to %s, concurrency %u", o.id,
                    (unsigned long long)o.num_tasks, tareas_url, o.concurrency);
+            if (o.interval_ms > 0)
+                printf(", %u every %g ms", o.burst, o.interval_ms);
+            putchar('\n');
+            printf("server: GET /health says locking=%s, %lld workers, %lld tasks in the file\n",
+                   client_locking_word(health.locking), health.workers, health.tasks);
             client_stats_print_text(&st, stdout);
             if (metrics_url[0])
                 client_lock_print_text(&lock, metrics_url);
+            if (have_overlap)
+                client_print_overlap(stdout, &barrier, &overlap);
         }
         if (v)
-            client_verify_print_text(v, stdout, tareas_url);
+            client_verify_print_text(v, stdout, tareas_url, note);
     }
     if (rc == CLIENT_EXIT_FAILED && client_stats_num_failed(&st))
         log_error("POST %s: %llu of %llu requests failed, the first: %s", tareas_url,
@@ -512,6 +737,8 @@ report:
                   (unsigned long long)r->num_doubled, (unsigned long long)r->num_dup_ids,
                   (unsigned long long)r->num_damaged_lines);
     }
+    if (o.barrier && stats_ready)
+        client_write_result(&barrier, o.id, rc, health.locking, &st, v);
 done:
     fflush(stdout);
     client_verify_free(v);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -18,6 +19,7 @@
 #include "board.h"
 #include "log.h"
 #include "metrics.h"
+#include "proctitle.h"
 #include "task_store.h"
 #include "worker.h"
 
@@ -149,6 +151,10 @@ static void master_become_worker(struct master *m, size_t slot)
     sigset_t none;
 
     log_init("taskserver");
+    /* ps shows "taskserver: worker N", N = slot + 1: a replacement keeps its slot's N. */
+    char comm[32]; /* the kernel keeps 15 bytes: "taskserver-w999" */
+    snprintf(comm, sizeof(comm), "taskserver-w%zu", slot + 1);
+    proctitle_set(comm, "taskserver: worker %zu", slot + 1);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
@@ -473,6 +479,8 @@ int master_run(const struct config *cfg, int listen_fd, int check_body)
         task_store_body_pending(board_store_shared(m.board), cfg->file);
         master_spawn_checker(&m);
     }
+
+    proctitle_set("taskserver", "taskserver: master");
 
     for (;;) {
         if (master_got_child) {

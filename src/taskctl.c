@@ -40,7 +40,7 @@ static const char taskctl_usage[] =
     "  add [--cliente NAME] [--descripcion TEXT] [--seq N] [--fsync] TITULO...\n"
     "                   add one task per TITULO, print each with its id\n"
     "  list [--json]    show the tasks as a table, or the JSON array as stored\n"
-    "  verify [--expect N]\n"
+    "  verify [--expect N] [--cliente PATTERN]\n"
     "                   check layout, ids, every cliente's seq and the count; never writes\n"
     "  check            report what repair would do; never writes\n"
     "  repair           cut a torn tail or rewrite another layout (the original is saved)\n"
@@ -84,7 +84,7 @@ static const char list_usage[] =
     "  --json  print the JSON array exactly as stored, one task per line\n";
 
 static const char verify_usage[] =
-    "usage: taskctl [-f FILE] verify [--expect N]\n"
+    "usage: taskctl [-f FILE] verify [--expect N] [--cliente PATTERN]\n"
     "\n"
     "Reads the file line by line, without modifying it, and checks: the canonical\n"
     "layout, every record valid JSON, ids unique and increasing, every cliente's\n"
@@ -92,7 +92,13 @@ static const char verify_usage[] =
     "Prints a verdict naming what is damaged, missing or doubled. Exit status 0\n"
     "when everything holds, 1 when something does not, 3 when it cannot read.\n"
     "\n"
-    "  --expect N  the file must hold exactly N tasks\n";
+    "  --expect N          the file must hold exactly N tasks (with --cliente: N of them)\n"
+    "  --cliente PATTERN   judge only the tasks whose cliente matches PATTERN (a shell\n"
+    "                      pattern: \"*@run3\" is run 3 of the classroom); layout, damage\n"
+    "                      and ids are still judged for the whole file\n"
+    "\n"
+    "It also counts the switches between clientes in file order: how interleaved the\n"
+    "clients' tasks are.\n";
 
 static const char check_usage[] =
     "usage: taskctl [-f FILE] check\n"
@@ -355,6 +361,13 @@ static int cmd_verify(const struct taskctl_command *c, const char **path, int ar
             return TASKCTL_EXIT_USAGE;
         if (rc == 1)
             continue;
+        rc = opt_value(argc, argv, &i, "verify", NULL, "--cliente", &val);
+        if (rc < 0)
+            return TASKCTL_EXIT_USAGE;
+        if (rc == 1) {
+            opts.cliente_glob = val;
+            continue;
+        }
         rc = opt_value(argc, argv, &i, "verify", NULL, "--expect", &val);
         if (rc < 0)
             return TASKCTL_EXIT_USAGE;

@@ -12,6 +12,14 @@
  * increasing in file order, for every cliente its seq values 1..max each
  * present exactly once, and the number of tasks equal to expect if given.
  *
+ * With cliente_glob (an fnmatch(3) pattern, e.g. "*@run3"), only the records
+ * whose cliente matches are judged for seq and counted for expect: the tasks
+ * of one classroom run among earlier runs' in the same file. Layout, damage
+ * and ids are always judged for the whole file. Among the judged records, in
+ * file order, verify also counts the switches between clientes (two adjacent
+ * judged records of different clientes): how interleaved the clients' appends
+ * are.
+ *
  * The file is read line by line through one fixed buffer, never through
  * task_store_check() (which would repair): memory does not depend on the size
  * of the file, except one pair of seq bitmaps per cliente. On damage, verify
@@ -35,7 +43,8 @@
 
 struct taskctl_verify_options {
     int has_expect;
-    uint64_t expect; /* the number of tasks the file must hold */
+    uint64_t expect;          /* the number of tasks the file must hold */
+    const char *cliente_glob; /* NULL: every record; else only clientes matching it */
 };
 
 int taskctl_verify(const char *path, const struct taskctl_verify_options *opts, FILE *out,

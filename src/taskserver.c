@@ -14,6 +14,7 @@
 #include "log.h"
 #include "master.h"
 #include "net.h"
+#include "proctitle.h"
 #include "task_store.h"
 #include "trace.h"
 #include "version.h"
@@ -92,6 +93,8 @@ int main(int argc, char **argv)
     char abs_path[PATH_MAX];
     unsigned port = 0;
 
+    /* First: it moves the environment, so nothing may point into it yet. */
+    proctitle_init(argc, argv);
     log_init("taskserver");
     version_warn_if_unlocked("taskserver");
 

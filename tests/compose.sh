@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/compose.sh - the Docker image and the compose runs, for real: locked, unlocked, scaled.
+# tests/compose.sh - the classroom in containers, for real, as a student runs it from compose/.
 #
 # meson suite `compose`, run twice: COMPOSE_IMPL=v1 (test compose-v1: docker-compose 1.29)
 # and COMPOSE_IMPL=v2 (test compose-v2: the `docker compose` plugin, or the standalone v2
@@ -7,32 +7,47 @@
 # daemon that answers and that compose; without them it exits 77 with the reason. It never
 # installs or starts anything: tools/test does that first (tools/lib/docker.sh).
 #
-# Each run gets its own compose project (-p), so the suite can run next to anything else;
-# on exit (also on Ctrl-C) it takes each project down with the files it ran with
-# (`down -v --rmi local`: containers, networks, volume, the images compose tagged) and
-# removes the build-stage images the classic builder left untagged, found by the label
-# our Dockerfile puts on them (io.taskserver.stage=build); nothing unlabelled, which on a
-# shared daemon may be another build's. The base image stays. What stays of the build
-# cache depends on the builder: BuildKit (compose v2) keeps all of it; with the classic
-# builder (docker-compose 1.29) `docker rmi` also removes the build stage's untagged
-# parent layers (unless another image still uses them), so the next run compiles again.
+# Names. The classroom's own names are fixed (project `taskserver` from compose/.env, server
+# container `taskserver`, images taskserver:locked and taskserver:unlocked); the suite must
+# never touch a classroom running on the same machine, so it runs the same files with names
+# of its own: -p PROJECT (wins over .env), SERVER_CONTAINER and TASKSERVER_IMAGE (the only
+# two variables the files read for that). On exit (also on Ctrl-C or a failure) it takes
+# each project down with the files it ran with (`down -v`: containers, networks, volumes),
+# removes the images it tagged, and the images it left untagged (build stages of the
+# classic builder, runtime images that lost their tag), found by the labels our Dockerfile
+# puts on them and not there before the suite started; nothing unlabelled, which on a
+# shared daemon may be another build's. The base image stays.
 #
 # Checks, each with its exact expectation:
-#   - the documented command `up --build --exit-code-from verifier` exits 0 and the
-#     verifier reports 200 of 200 tasks stored; the server ran as non-root with a read-only
-#     root, no capabilities, no-new-privileges, no published port, on an internal network;
-#   - the same with compose.nolock.yaml exits non-zero and the verifier reports the losses;
-#   - compose.scale.yaml with CLIENTS=3 TASKS=40: exit 0, 120 of 120, 3 clients; run with
-#     compose.expose.yaml too, so that during it GET /health must answer on the published
-#     127.0.0.1:EXPOSE_PORT (a free port), and the server's only port binding is that one;
-#   - from the merged configuration (`config`, nothing built): compose.expose.yaml
-#     publishes 9000 on 127.0.0.1 by default; LOCKING=false with compose.nolock.yaml and
-#     compose.scale.yaml builds every service unlocked.
+#   round 1  `up --build` from compose/ with no -f, attached, as a student types it: the
+#            verifier says PASS, 200 of 200 tasks of run 1, server locking=true; the file
+#            shows >= 20 switches between the two clients; each client's verdict names the
+#            server's locking and its overlap; the container is named as set; `docker exec
+#            CONTAINER bash` starts in /data, where `cat tasks.json` shows 200 tasks; `ps
+#            aux` in it shows one "taskserver: master" and "taskserver: worker 1..4"; the
+#            server ran as non-root, read-only root, no capabilities, no published port,
+#            on the internal network PROJECT_ticsnet; its image is IMAGE:locked.
+#   round 2  `echo "[]" > tasks.json` inside the running server (the original's reset),
+#            then a new round (`up -d`, the server not restarted): PASS for run 2, >= 20
+#            switches, and the file holds exactly run 2's 200 tasks. (This needs the store
+#            to adopt a file replaced at run time: issue 11.)
+#   round 3  `down` without -v, `up -d`: PASS for run 3, >= 20 switches, and the file
+#            holds what it held before `down` plus run 3's 200 (400 once round 2 passes).
+#   unlocked compose.nolock.yaml with --exit-code-from verifier (all tasks at once and a
+#            2 ms race window, so that losses show in one run): exit non-zero, the verdict
+#            FAIL with losses and "server locking=false"; image IMAGE:unlocked.
+#   stale    the unlocked image tagged IMAGE:locked, `up -d` without --build: the server
+#            refuses to start and says why; no verdict passes.
+#   hostdata compose.hostdata.yaml (+ compose.expose.yaml): the list in a host folder
+#            owned by another user; `cat DATA_DIR/tasks.json` on the host shows 200 tasks
+#            owned by that user; GET /health answers on the published 127.0.0.1 port.
+#   scale    compose.scale.yaml, CLIENTS=3 TASKS=40: PASS, 120 of 120, 3 clients.
 set -u
 
 ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 BASE_IMAGE=${DOCKER_BASE_IMAGE:-debian:bookworm-slim}
 RUN_TIMEOUT_S=${COMPOSE_RUN_TIMEOUT_S:-900}
+MIN_SWITCHES=20
 
 skip() {
     echo "compose: skipped: $*" >&2
@@ -75,37 +90,55 @@ docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
     skip "base image $BASE_IMAGE is missing and no registry may be reachable (tools/offline-base-image builds it)"
 
 # The knobs the compose files read: fixed here, whatever the caller's environment holds.
-export TASKS=100 CONCURRENCY=100 WORKERS=4
-unset CLIENTS RACE_WINDOW_US LOCKING EXPOSE_PORT
+export TASKS=100 CONCURRENCY=100 WORKERS=4 INTERVAL_MS=5 BURST=1
+unset CLIENTS RACE_WINDOW_US LOCKING EXPOSE_PORT DATA_DIR COMPOSE_FILE COMPOSE_PROJECT_NAME
 export COMPOSE_INTERACTIVE_NO_CLI=1
 
 work=$(mktemp -d /tmp/compose-test.XXXXXX) || exit 1
-tag=tstest$$$(date +%s)
+tag=tst${COMPOSE_IMPL}$$$(date +%s)
+export TASKSERVER_IMAGE="${tag}img" SERVER_CONTAINER="${tag}-taskserver"
 projects=()
-declare -A files_of # project -> its compose files, one per line, as it ran
+declare -A files_of # project -> its compose files (-f arguments), one per line
 failures=0
+attached_pid=""
 
-# The classic builder's build-stage images: untagged, labelled by our Dockerfile.
+# Images our Dockerfile labelled that no tag holds: the classic builder's build stages
+# (io.taskserver.stage=build), and runtime images (io.taskserver.locking) left untagged when
+# a tag moved: compose v2 builds one image per service (it labels each with the service),
+# so all but the last lose the shared tag; the stale-image check moves :locked too.
 build_stage_images() {
-    docker images -a -q --no-trunc --filter label=io.taskserver.stage=build | sort -u
+    {
+        docker images -a -q --no-trunc --filter label=io.taskserver.stage=build
+        docker images -q --no-trunc --filter dangling=true --filter label=io.taskserver.locking
+    } | sort -u
 }
 images_before=$(build_stage_images)
 
 cleanup() {
     local p f files=() id left=
+    if [ -n "$attached_pid" ]; then
+        kill -KILL "$attached_pid" 2>/dev/null
+        wait "$attached_pid" 2>/dev/null
+    fi
     for p in "${projects[@]}"; do
         files=()
         while IFS= read -r f; do
             [ -n "$f" ] && files+=(-f "$ROOT/compose/$f")
         done <<<"${files_of[$p]:-compose.yaml}"
-        timeout 300 "${compose[@]}" -p "$p" "${files[@]}" \
-            down -v --rmi local --remove-orphans -t 2 >>"$work/down.log" 2>&1 ||
+        (cd "$ROOT/compose" && timeout 300 "${compose[@]}" -p "$p" "${files[@]}" \
+            down -v --remove-orphans -t 2 >>"$work/down.log" 2>&1) ||
             echo "compose: cleanup of project $p failed (see $work/down.log)" >&2
     done
-    for id in $(comm -13 <(echo "$images_before") <(build_stage_images)); do
-        docker rmi "$id" >>"$work/down.log" 2>&1 || left="$left $id"
+    for id in "$TASKSERVER_IMAGE:locked" "$TASKSERVER_IMAGE:unlocked"; do
+        if docker image inspect "$id" >/dev/null 2>&1; then
+            docker rmi -f "$id" >>"$work/down.log" 2>&1 || left="$left $id"
+        fi
     done
-    [ -z "$left" ] || echo "compose: could not remove build-stage images:$left" >&2
+    for id in $(comm -13 <(echo "$images_before") <(build_stage_images)); do
+        docker rmi "$id" >>"$work/down.log" 2>&1 ||
+            { docker image inspect "$id" >/dev/null 2>&1 && left="$left $id"; }
+    done
+    [ -z "$left" ] || echo "compose: could not remove images:$left" >&2
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -120,233 +153,336 @@ pass() {
     echo "ok: $*"
 }
 
-# now_s: seconds since the epoch, for the timings printed at the end.
 now_s() {
     date +%s
 }
 
-# run_compose NAME EXPECT_RC_KIND FILES... : the documented one-command run in project
-# $tag-NAME, output in $work/NAME.log; sets rc and elapsed.
-run_compose() {
-    local name=$1
+# dc PROJECT FILE... -- ARGS...: compose from compose/ (as a student runs it), with -f only
+# for the files named (none: the plain form, which reads compose.yaml and .env).
+dc() {
+    local p=$1 f files=()
     shift
-    local p="${tag}${name}" files=() f
-    [ -n "${files_of[$p]+set}" ] || projects+=("$p")
-    files_of[$p]=$(printf '%s\n' "$@")
-    for f in "$@"; do
-        files+=(-f "$ROOT/compose/$f")
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        files+=(-f "$1")
+        shift
     done
-    local t0
-    t0=$(now_s)
-    timeout "$RUN_TIMEOUT_S" "${compose[@]}" -p "$p" "${files[@]}" --ansi never \
-        up --build --exit-code-from verifier >"$work/$name.log" 2>&1 </dev/null
-    rc=$?
-    elapsed=$(($(now_s) - t0))
-    project=$p
-    project_files=("${files[@]}")
-    [ "$rc" -ne 124 ] || fail "$name: the run did not finish within $RUN_TIMEOUT_S s"
-}
-
-# The verifier's verdict, without compose's "verifier_1  | " prefix.
-verdict_line() {
-    grep -a 'taskserver-role: verdict:' "$work/$1.log" | tail -n 1 | sed 's/^.*taskserver-role: verdict:/verdict:/'
+    shift
+    if [ -z "${files_of[$p]+set}" ]; then
+        projects+=("$p")
+        files_of[$p]=$(printf '%s\n' "${files[@]/#-f/}" | sed '/^$/d')
+        [ ${#files[@]} -gt 0 ] || files_of[$p]=compose.yaml
+    fi
+    # exec: the subshell becomes compose, so that a signal to its pid reaches compose.
+    (cd "$ROOT/compose" && exec "${compose[@]}" -p "$p" "${files[@]}" "$@")
 }
 
 show_log() {
-    echo "---- last 40 lines of the $1 run ----" >&2
-    tail -n 40 "$work/$1.log" >&2
+    echo "---- last 40 lines of $1 ----" >&2
+    tail -n 40 "$1" >&2
 }
 
-# The server container of the current project: settings that must hold in every run.
-check_server_container() {
-    local name=$1 id
-    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -a -q server 2>/dev/null | head -n 1)
-    if [ -z "$id" ]; then
-        fail "$name: no server container to inspect"
-        return
-    fi
-    local got
-    got=$(docker inspect -f '{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|{{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|{{len .HostConfig.PortBindings}}' "$id")
-    local want='10001:10001|true|[ALL]|[no-new-privileges:true]|0'
-    if [ "$got" = "$want" ]; then
-        pass "$name: server user, read-only root, caps, no published port"
-    else
-        fail "$name: server settings: expected '$want', got '$got'"
-    fi
-    local net internal
-    net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$id")
-    net=${net% }
-    internal=$(docker network inspect -f '{{.Internal}}' "$net" 2>/dev/null)
-    if [ "$net" = "${project}_ticsnet" ] && [ "$internal" = true ]; then
-        pass "$name: server only on the internal network $net"
-    else
-        fail "$name: server networks: expected '${project}_ticsnet' internal, got '$net' internal=$internal"
-    fi
+# container_of PROJECT SERVICE FILE...: the id of the service's (first) container.
+container_of() {
+    local p=$1 s=$2
+    shift 2
+    dc "$p" "$@" -- ps -a -q "$s" 2>/dev/null | head -n 1
 }
 
-# check_locking_label NAME true|false: the server ran the build variant the run asked for.
-check_locking_label() {
-    local id got
-    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -a -q server 2>/dev/null | head -n 1)
-    got=$(docker inspect -f '{{index .Config.Labels "io.taskserver.locking"}}' "$id" 2>&1)
-    if [ "$got" = "$2" ]; then
-        pass "$1: server image built with LOCKING=$2"
+# last_run TEXT: the verifier's lines from its last "verifier: run N:" on (a restarted
+# verifier's log holds every run it made).
+last_run() {
+    awk '/verifier: run [0-9]+:/ { b = "" } { b = b $0 "\n" } END { printf "%s", b }' <<<"$1"
+}
+
+# last_verdict TEXT: the last run's "verdict:" line, without compose's prefix.
+last_verdict() {
+    last_run "$1" | grep -a 'verifier: verdict:' | tail -n 1 | sed 's/^.*verifier: verdict:/verdict:/'
+}
+
+# switches_of TEXT: the last run's "verifier: interleaving: N switches" figure.
+switches_of() {
+    last_run "$1" | grep -a 'verifier: interleaving:' | tail -n 1 |
+        sed -n 's/.*interleaving: \([0-9]*\) switches.*/\1/p'
+}
+
+# verifier_log PROJECT FILE...: the verifier's log (every run it made), without colours.
+verifier_log() {
+    local p=$1
+    shift
+    dc "$p" "$@" -- logs --no-color verifier 2>&1
+}
+
+# check_round WHAT RUN EXPECT_RC VERIFIER_RC LOG: PASS for run RUN, locking=true, switches.
+check_round() {
+    local what=$1 run=$2 rc=$3 log=$4 v s
+    v=$(last_verdict "$log")
+    s=$(switches_of "$log")
+    if [ "$rc" = 0 ] && [ "$v" = "verdict: PASS, 200 of 200 tasks of run $run stored, each exactly once (server locking=true)" ]; then
+        pass "$what: verifier exit 0, '$v'"
     else
-        fail "$1: server image label io.taskserver.locking: expected '$2', got '$got'"
+        echo "$log" | tail -n 40 >&2
+        fail "$what: expected exit 0 and 'PASS, 200 of 200 tasks of run $run ... (server locking=true)', got exit $rc and '$v'"
     fi
+    if [ -n "$s" ] && [ "$s" -ge "$MIN_SWITCHES" ]; then
+        pass "$what: the two clients interleaved, $s switches in file order (>= $MIN_SWITCHES)"
+    else
+        fail "$what: expected >= $MIN_SWITCHES switches between the clients, got '$s'"
+    fi
+    SWITCHES+=("$s")
+}
+SWITCHES=()
+
+# count_records CONTAINER: the records in the server's tasks.json, as taskctl verify reads them.
+count_records() {
+    docker exec "$1" taskctl verify 2>&1 | sed -n 's/^records: \([0-9]*\) readable.*/\1/p'
 }
 
 echo "compose: using ${compose[*]} ($("${compose[@]}" version --short 2>/dev/null)), docker $(docker version -f '{{.Server.Version}}')"
 
-# ---- the image, built once for the locked run (the later runs hit the cache) ----
+# ---- the classroom's fixed names, from the files alone (nothing runs) ----
+if grep -qx 'COMPOSE_PROJECT_NAME=taskserver' "$ROOT/compose/.env"; then
+    pass "compose/.env names the project taskserver (network taskserver_ticsnet)"
+else
+    fail "compose/.env: expected COMPOSE_PROJECT_NAME=taskserver"
+fi
+cfg=$(cd "$ROOT/compose" && env -u SERVER_CONTAINER -u TASKSERVER_IMAGE "${compose[@]}" config 2>&1)
+if grep -q 'container_name: taskserver$' <<<"$cfg" && grep -q 'image: taskserver:locked$' <<<"$cfg"; then
+    pass "plain config from compose/: container taskserver, image taskserver:locked"
+else
+    fail "plain config from compose/: expected container_name taskserver and image taskserver:locked"
+fi
+
+# ---- round 1: `up --build`, attached, from compose/ with no -f ----
+P=${tag}
 t0=$(now_s)
-projects+=("${tag}locked")
-files_of[${tag}locked]=compose.yaml
-# docker-compose 1.29 builds with the classic builder, which keeps the container of a failed
-# step unless told otherwise.
-build_opts=()
-[ "$COMPOSE_IMPL" = v1 ] && build_opts=(--force-rm)
-if timeout "$RUN_TIMEOUT_S" "${compose[@]}" -p "${tag}locked" -f "$ROOT/compose/compose.yaml" \
-    build "${build_opts[@]}" >"$work/build.log" 2>&1 </dev/null; then
-    build_s=$(($(now_s) - t0))
-    pass "image built in $build_s s"
+dc "$P" -- --ansi never up --build >"$work/r1.log" 2>&1 </dev/null &
+attached_pid=$!
+for _ in $(seq 1 $((RUN_TIMEOUT_S * 2))); do
+    grep -aq 'verifier: verdict:' "$work/r1.log" && break
+    kill -0 "$attached_pid" 2>/dev/null || break
+    sleep 0.5
+done
+vid=$(container_of "$P" verifier)
+rc=$([ -n "$vid" ] && timeout 60 docker wait "$vid" 2>/dev/null || echo none)
+round1_s=$(($(now_s) - t0))
+r1=$(cat "$work/r1.log")
+check_round "round 1 (up --build, attached, no -f)" 1 "$rc" "$r1"
+n=$(grep -ac 'verdict: OK, every acknowledged task is stored exactly once (server locking=true)' <<<"$r1")
+o=$(grep -ac 'overlap: another client was sending during' <<<"$r1")
+if [ "$n" = 2 ] && [ "$o" = 2 ]; then
+    pass "round 1: both clients' verdicts name the server's locking, both report their overlap"
 else
-    build_s=$(($(now_s) - t0))
-    tail -n 40 "$work/build.log" >&2
-    fail "compose build failed after $build_s s"
-    exit 1
+    fail "round 1: expected 2 client verdicts with '(server locking=true)' and 2 overlap lines, got $n and $o"
 fi
+C=$SERVER_CONTAINER
+if [ "$(docker inspect -f '{{.State.Running}}' "$C" 2>&1)" = true ]; then
+    pass "round 1: container $C runs after the verdict"
+else
+    fail "round 1: no running container named $C"
+fi
+got=$(docker exec "$C" bash -c 'pwd; grep -c "^{\"id\":" tasks.json' 2>&1 | tr '\n' ' ')
+if [ "$got" = "/data 200 " ]; then
+    pass "round 1: docker exec $C bash starts in /data, where tasks.json holds 200 tasks"
+else
+    fail "round 1: docker exec $C bash: expected '/data 200', got '$got'"
+fi
+ps_out=$(docker exec "$C" ps aux 2>&1)
+titles=$(awk '{ t = ""; for (i = 11; i <= NF; i++) t = t (i > 11 ? " " : "") $i; print t }' <<<"$ps_out" |
+    grep '^taskserver: ' | sort | tr '\n' '|')
+if [ "$titles" = "taskserver: master|taskserver: worker 1|taskserver: worker 2|taskserver: worker 3|taskserver: worker 4|" ]; then
+    pass "round 1: ps aux shows the master and 4 workers by title"
+else
+    echo "$ps_out" >&2
+    fail "round 1: ps aux titles: got '$titles'"
+fi
+settings=$(docker inspect -f '{{.Config.User}}|{{.HostConfig.ReadonlyRootfs}}|{{.HostConfig.CapDrop}}|{{.HostConfig.SecurityOpt}}|{{len .HostConfig.PortBindings}}|{{.Config.Image}}' "$C" 2>&1)
+want="10001:10001|true|[ALL]|[no-new-privileges:true]|0|$TASKSERVER_IMAGE:locked"
+if [ "$settings" = "$want" ]; then
+    pass "round 1: server user, read-only root, caps, no published port, image :locked"
+else
+    fail "round 1: server settings: expected '$want', got '$settings'"
+fi
+net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$C" 2>&1)
+net=${net% }
+if [ "$net" = "${P}_ticsnet" ] && [ "$(docker network inspect -f '{{.Internal}}' "$net" 2>&1)" = true ]; then
+    pass "round 1: server only on the internal network $net"
+else
+    fail "round 1: server networks: expected '${P}_ticsnet' internal, got '$net'"
+fi
+label=$(docker image inspect -f '{{index .Config.Labels "io.taskserver.locking"}}' "$TASKSERVER_IMAGE:locked" 2>&1)
+[ "$label" = true ] && pass "image $TASKSERVER_IMAGE:locked is the locked build" ||
+    fail "image $TASKSERVER_IMAGE:locked: label io.taskserver.locking is '$label'"
+started=$(docker inspect -f '{{.State.StartedAt}}' "$C" 2>&1)
 
-# ---- locked: exit 0, 200 of 200 ----
-run_compose locked compose.yaml
-locked_s=$elapsed
-v=$(verdict_line locked)
-if [ "$rc" -eq 0 ] && [ "$v" = "verdict: PASS, 200 of 200 tasks stored, each exactly once" ]; then
-    pass "locked run: exit 0, '$v' ($locked_s s)"
+# ---- round 2: the original's reset inside the running server, then a new round ----
+docker exec "$C" sh -c 'echo "[]" > tasks.json' || fail "round 2: echo \"[]\" > tasks.json failed"
+t0=$(now_s)
+rc=none
+if dc "$P" -- --ansi never up -d >"$work/r2.log" 2>&1 </dev/null; then
+    rc=$(timeout "$RUN_TIMEOUT_S" docker wait "$(container_of "$P" verifier)" 2>/dev/null || echo none)
 else
-    show_log locked
-    fail "locked run: expected exit 0 and 'PASS, 200 of 200', got exit $rc and '$v'"
+    show_log "$work/r2.log"
+    docker logs --tail 5 "$C" >&2
 fi
-if grep -aq 'client client1 finished with exit status 0' "$work/locked.log" &&
-    grep -aq 'client client2 finished with exit status 0' "$work/locked.log"; then
-    pass "locked run: both clients exit 0"
-else
-    fail "locked run: expected client1 and client2 to finish with exit status 0"
+round2_s=$(($(now_s) - t0))
+check_round "round 2 (after echo \"[]\" > tasks.json)" 2 "$rc" "$(verifier_log "$P")"
+[ "$(docker inspect -f '{{.State.StartedAt}}' "$C" 2>&1)" = "$started" ] ||
+    fail "round 2: the server was restarted; the reset must be adopted by the running server"
+n=$(count_records "$C")
+[ "$n" = 200 ] && pass "round 2: the file holds exactly run 2's 200 tasks" ||
+    fail "round 2: expected 200 records after the reset and run 2, got '$n'"
+# Stop the attached `up` of round 1 as Ctrl-C would: compose stops the containers. (SIGTERM,
+# which compose treats the same: a background job of a script ignores SIGINT.)
+kill -TERM "$attached_pid" 2>/dev/null
+for _ in $(seq 1 600); do kill -0 "$attached_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$attached_pid" 2>/dev/null; then
+    fail "the attached up did not end within 60 s of SIGTERM"
+    kill -KILL "$attached_pid" 2>/dev/null
 fi
-check_server_container locked
-check_locking_label locked true
+wait "$attached_pid" 2>/dev/null
+attached_pid=""
 
-# The data lives on the project's named volume, owned by the image's user.
-vol="${project}_data"
-if docker volume inspect "$vol" >/dev/null 2>&1; then
-    pass "locked run: data on named volume $vol"
+# ---- round 3: down without -v, up again: the list is still there ----
+before=$(count_records "$C")
+dc "$P" -- down -t 2 >"$work/down3.log" 2>&1 || show_log "$work/down3.log"
+t0=$(now_s)
+rc=none
+if dc "$P" -- --ansi never up -d >"$work/r3.log" 2>&1 </dev/null; then
+    rc=$(timeout "$RUN_TIMEOUT_S" docker wait "$(container_of "$P" verifier)" 2>/dev/null || echo none)
 else
-    fail "locked run: named volume $vol not found"
+    show_log "$work/r3.log"
 fi
-
-# ---- unlocked with a race window: non-zero, losses reported ----
-run_compose nolock compose.yaml compose.nolock.yaml
-nolock_s=$elapsed
-v=$(verdict_line nolock)
-if [ "$rc" -ne 0 ] && [[ "$v" =~ ^verdict:\ FAIL,\ ([0-9]+)\ of\ 200\ tasks\ stored\ \(([0-9]+)\ lost\) ]] &&
-    [ "${BASH_REMATCH[1]}" -lt 200 ] && [ "${BASH_REMATCH[2]}" -gt 0 ]; then
-    pass "unlocked run: exit $rc, '$v' ($nolock_s s)"
+round3_s=$(($(now_s) - t0))
+check_round "round 3 (after down, without -v)" 3 "$rc" "$(verifier_log "$P")"
+n=$(count_records "$C")
+if [ -n "$before" ] && [ "$n" = $((before + 200)) ]; then
+    pass "round 3: the file holds the $before tasks from before down/up and run 3's 200"
 else
-    show_log nolock
-    fail "unlocked run: expected a non-zero exit and 'FAIL, N of 200 tasks stored (M lost)' with M > 0, got exit $rc and '$v'"
+    fail "round 3: expected $before + 200 records (kept across down/up), got '$n'"
 fi
-check_locking_label nolock false
+echo "interleaving: switches in rounds 1, 2, 3: ${SWITCHES[*]} (each must be >= $MIN_SWITCHES)"
+dc "$P" -- down -v -t 2 >>"$work/down3.log" 2>&1
 
-# ---- scaled, with the API published: CLIENTS=3 TASKS=40 -> 120, and 127.0.0.1 answers ----
-# The expose override rides along on this run instead of costing one of its own: while
-# the run goes, a prober on the host asks GET /health on the published port until it
-# answers (bounded by the run: it is stopped when `up` returns).
+# ---- unlocked: the documented one-command run for scripts ----
+PU=${tag}u
+export SERVER_CONTAINER="${PU}-taskserver"
+t0=$(now_s)
+# All at once (100 connections per client) and a 2 ms race window: the losses must show in
+# this one run. With the paced default two single connections may share a worker, whose
+# appends never overlap: docs/clase.md gives the measured odds of that.
+INTERVAL_MS=0 RACE_WINDOW_US=2000 dc "$PU" compose.yaml compose.nolock.yaml -- --ansi never \
+    up --build --exit-code-from verifier >"$work/nolock.log" 2>&1 </dev/null
+rc=$?
+nolock_s=$(($(now_s) - t0))
+v=$(last_verdict "$(cat "$work/nolock.log")")
+if [ "$rc" -ne 0 ] &&
+    [[ "$v" =~ ^verdict:\ FAIL,\ ([0-9]+)\ of\ 200\ tasks\ of\ run\ 1\ stored\;\ ([0-9]+)\ acknowledged,\ at\ least\ ([0-9]+)\ of\ them\ lost\ \(server\ locking=false\)$ ]] &&
+    [ "${BASH_REMATCH[3]}" -gt 0 ]; then
+    pass "unlocked run: exit $rc, '$v'"
+else
+    show_log "$work/nolock.log"
+    fail "unlocked run: expected a non-zero exit and 'FAIL, ... at least N of them lost (server locking=false)' with N > 0, got exit $rc and '$v'"
+fi
+label=$(docker image inspect -f '{{index .Config.Labels "io.taskserver.locking"}}' "$TASKSERVER_IMAGE:unlocked" 2>&1)
+[ "$label" = false ] && pass "image $TASKSERVER_IMAGE:unlocked is the unlocked build" ||
+    fail "image $TASKSERVER_IMAGE:unlocked: label io.taskserver.locking is '$label'"
+dc "$PU" compose.yaml compose.nolock.yaml -- down -v -t 2 >>"$work/down.log" 2>&1
+
+# ---- a stale image: the unlocked build tagged as the locked one, up without --build ----
+PS=${tag}s
+export SERVER_CONTAINER="${PS}-taskserver"
+docker tag "$TASKSERVER_IMAGE:unlocked" "$TASKSERVER_IMAGE:locked" || fail "docker tag failed"
+t0=$(now_s)
+dc "$PS" -- --ansi never up -d >"$work/stale.log" 2>&1 </dev/null
+rc=$?
+stale_s=$(($(now_s) - t0))
+slog=$(docker logs "$SERVER_CONTAINER" 2>&1)
+if [ "$rc" -ne 0 ] && grep -q 'refusing to start: .*locking=false, the compose file asks for locking=true: a stale or wrong image' <<<"$slog" &&
+    ! verifier_log "$PS" | grep -q 'verdict: PASS'; then
+    pass "stale image: the server refuses to start (up exit $rc) and says why; no verdict passes"
+else
+    show_log "$work/stale.log"
+    echo "$slog" | tail -n 5 >&2
+    fail "stale image: expected up to fail and the server to refuse the unlocked image, got exit $rc"
+fi
+dc "$PS" -- down -v -t 2 >>"$work/down.log" 2>&1
+docker rmi "$TASKSERVER_IMAGE:locked" >>"$work/down.log" 2>&1 # the next `up --build` retags it
+
+# ---- the list in a host folder of another user, and the API on 127.0.0.1 ----
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
 }
-probe_health() { # probe_health PORT OUT: "ok" into OUT once GET /health answers 200
-    local ce=${CLIENTEMULATOR:-$ROOT/build/src/clientemulator} _
-    for _ in $(seq 1 $((RUN_TIMEOUT_S * 5))); do
-        if [ -x "$ce" ]; then
-            "$ce" --health --quiet --timeout 1 --url "http://127.0.0.1:$1" >/dev/null 2>&1 &&
-                { echo ok >"$2"; return 0; }
-        elif curl -sf -m 1 "http://127.0.0.1:$1/health" >/dev/null 2>&1; then
-            echo ok >"$2"
-            return 0
-        fi
-        sleep 0.2
-    done
-}
-export CLIENTS=3 TASKS=40
-EXPOSE_PORT=$(free_port) || EXPOSE_PORT=
-export EXPOSE_PORT
-if [ -n "$EXPOSE_PORT" ]; then
-    probe_health "$EXPOSE_PORT" "$work/expose.probe" &
-    prober=$!
-    run_compose scale compose.yaml compose.scale.yaml compose.expose.yaml
-    kill "$prober" 2>/dev/null
-    wait "$prober" 2>/dev/null
-else
-    fail "expose: no free port on 127.0.0.1 for EXPOSE_PORT"
-    run_compose scale compose.yaml compose.scale.yaml
+PH=${tag}h
+export SERVER_CONTAINER="${PH}-taskserver"
+export DATA_DIR="$work/data" EXPOSE_PORT
+EXPOSE_PORT=$(free_port) || fail "expose: no free port on 127.0.0.1"
+mkdir -p "$DATA_DIR"
+owner=$(id -u):$(id -g)
+if [ "$(id -u)" = 0 ]; then
+    owner=12345:12345 # as root: a folder of another user, as a student's would be
+    chown "$owner" "$DATA_DIR"
 fi
-scale_s=$elapsed
-v=$(verdict_line scale)
+t0=$(now_s)
+rc=none
+if dc "$PH" compose.yaml compose.hostdata.yaml compose.expose.yaml -- --ansi never up --build -d \
+    >"$work/hostdata.log" 2>&1 </dev/null; then
+    rc=$(timeout "$RUN_TIMEOUT_S" docker wait "$(container_of "$PH" verifier compose.yaml compose.hostdata.yaml compose.expose.yaml)" 2>/dev/null || echo none)
+fi
+hostdata_s=$(($(now_s) - t0))
+v=$(last_verdict "$(verifier_log "$PH" compose.yaml compose.hostdata.yaml compose.expose.yaml)")
+n=$(grep -c '^{"id":' "$DATA_DIR/tasks.json" 2>/dev/null)
+fowner=$(stat -c %u:%g "$DATA_DIR/tasks.json" 2>&1)
+if [ "$rc" = 0 ] && [[ "$v" == "verdict: PASS, 200 of 200 tasks of run 1 stored"* ]] && [ "$n" = 200 ] &&
+    [ "$fowner" = "$owner" ]; then
+    pass "host folder: PASS, and cat $DATA_DIR/tasks.json on the host shows 200 tasks owned by $owner"
+else
+    show_log "$work/hostdata.log"
+    fail "host folder: expected verifier exit 0, PASS, 200 tasks in $DATA_DIR/tasks.json owned by $owner; got exit $rc, '$v', $n tasks, owner $fowner"
+fi
+if python3 - "$EXPOSE_PORT" <<'PY'; then
+import json, sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=10) as r:
+    sys.exit(0 if json.load(r).get("locking") is True else 1)
+PY
+    pass "expose override: GET /health answers on 127.0.0.1:$EXPOSE_PORT"
+else
+    fail "expose override: GET /health on 127.0.0.1:$EXPOSE_PORT did not answer with locking true"
+fi
+# shellcheck disable=SC2016 # Go template variables, not the shell's
+fmt='{{range $p, $b := .HostConfig.PortBindings}}{{$p}}={{range $b}}{{.HostIp}}:{{.HostPort}} {{end}}{{end}}'
+got=$(docker inspect -f "$fmt" "$SERVER_CONTAINER" 2>&1)
+[ "$got" = "9000/tcp=127.0.0.1:$EXPOSE_PORT " ] &&
+    pass "expose override: the server's only binding is 9000/tcp on 127.0.0.1:$EXPOSE_PORT" ||
+    fail "expose override: port bindings: expected '9000/tcp=127.0.0.1:$EXPOSE_PORT ', got '$got'"
+dc "$PH" compose.yaml compose.hostdata.yaml compose.expose.yaml -- down -v -t 2 >>"$work/down.log" 2>&1
+# The containers wrote as $owner: remove the folder now, while we know we may.
+rm -rf "$DATA_DIR"
+unset DATA_DIR EXPOSE_PORT
+
+# ---- scaled: CLIENTS=3 TASKS=40 -> 120 ----
+PC=${tag}c
+export SERVER_CONTAINER="${PC}-taskserver"
+export CLIENTS=3 TASKS=40
+t0=$(now_s)
+dc "$PC" compose.yaml compose.scale.yaml -- --ansi never up --build --exit-code-from verifier \
+    >"$work/scale.log" 2>&1 </dev/null
+rc=$?
+scale_s=$(($(now_s) - t0))
+v=$(last_verdict "$(cat "$work/scale.log")")
 n=$(grep -ac 'finished with exit status 0' "$work/scale.log")
 if [ "$rc" -eq 0 ] && [ "$n" -eq 3 ] &&
-    [ "$v" = "verdict: PASS, 120 of 120 tasks stored, each exactly once" ]; then
-    pass "scaled run: 3 clients, exit 0, '$v' ($scale_s s)"
+    [ "$v" = "verdict: PASS, 120 of 120 tasks of run 1 stored, each exactly once (server locking=true)" ]; then
+    pass "scaled run: 3 clients, exit 0, '$v'"
 else
-    show_log scale
-    fail "scaled run: expected exit 0, 3 clients and 'PASS, 120 of 120', got exit $rc, $n clients and '$v'"
-fi
-if [ -n "$EXPOSE_PORT" ]; then
-    if [ "$(cat "$work/expose.probe" 2>/dev/null)" = ok ]; then
-        pass "expose override: GET /health answered on 127.0.0.1:$EXPOSE_PORT during the run"
-    else
-        fail "expose override: GET /health never answered on 127.0.0.1:$EXPOSE_PORT during the run"
-    fi
-    id=$("${compose[@]}" -p "$project" "${project_files[@]}" ps -a -q server 2>/dev/null | head -n 1)
-    # shellcheck disable=SC2016 # Go template variables, not the shell's
-    fmt='{{range $p, $b := .HostConfig.PortBindings}}{{$p}}='
-    # shellcheck disable=SC2016
-    fmt+='{{range $b}}{{.HostIp}}:{{.HostPort}} {{end}}{{end}}'
-    got=$(docker inspect -f "$fmt" "$id" 2>&1)
-    want="9000/tcp=127.0.0.1:$EXPOSE_PORT "
-    if [ "$got" = "$want" ]; then
-        pass "expose override: the server's only binding is 9000/tcp on 127.0.0.1:$EXPOSE_PORT"
-    else
-        fail "expose override: port bindings: expected '$want', got '$got'"
-    fi
+    show_log "$work/scale.log"
+    fail "scaled run: expected exit 0, 3 clients and 'PASS, 120 of 120 ...', got exit $rc, $n clients and '$v'"
 fi
 export TASKS=100
-unset CLIENTS EXPOSE_PORT
+unset CLIENTS
 
-# ---- from the merged configuration only (`config` builds and runs nothing) ----
-ports=$("${compose[@]}" -p "${tag}expose" -f "$ROOT/compose/compose.yaml" \
-    -f "$ROOT/compose/compose.expose.yaml" config 2>&1 | grep -A4 '^ *ports:' | tr -d ' \n')
-case "$ports" in
-*127.0.0.1*9000*) pass "expose override publishes 9000 on 127.0.0.1 by default ($ports)" ;;
-*) fail "expose override: expected 127.0.0.1:9000 in ports, got '$ports'" ;;
-esac
-# The scale file's `client` is not named in compose.nolock.yaml: LOCKING=false must reach it.
-# One "SERVICE=VALUE" line per service that builds: its LOCKING build argument, or "none".
-args=$(LOCKING=false CLIENTS=2 "${compose[@]}" -p "${tag}cfg" -f "$ROOT/compose/compose.yaml" \
-    -f "$ROOT/compose/compose.nolock.yaml" -f "$ROOT/compose/compose.scale.yaml" config 2>&1 |
-    awk '/^[^ ]/ { in_services = ($0 == "services:") }
-        in_services && /^  [^ ]+:$/ { flush(); svc = $1; sub(/:$/, "", svc); builds = 0; v = "none" }
-        in_services && /^    build:/ { builds = 1 }
-        in_services && /^ +LOCKING:/ { v = $2; gsub(/"/, "", v) }
-        function flush() { if (svc != "" && builds) print svc "=" v; svc = "" }
-        END { flush() }')
-if grep -qx 'client=false' <<<"$args" && ! grep -qv '=false$' <<<"$args"; then
-    pass "LOCKING=false with nolock + scale: every build is unlocked ($(tr '\n' ' ' <<<"$args"))"
-else
-    fail "LOCKING=false with nolock + scale: expected client and every other build false, got '$(tr '\n' ' ' <<<"$args")'"
-fi
-
-echo "timings: build $build_s s, locked run $locked_s s, unlocked run $nolock_s s, scaled run $scale_s s"
+echo "timings: round 1 (with the build) $round1_s s, round 2 $round2_s s, round 3 $round3_s s," \
+    "unlocked $nolock_s s, stale $stale_s s, host folder $hostdata_s s, scaled $scale_s s"
 if [ "$failures" -ne 0 ]; then
     echo "compose: $failures check(s) failed" >&2
     exit 1

@@ -2,10 +2,11 @@
 # Sourced by tools/test and tools/demo:
 #
 #   . tools/lib/deps.sh
-#   deps_ensure [--for test|demo] [EXTRA_PACKAGE...]
+#   deps_ensure [--for test|quick|demo] [EXTRA_PACKAGE...]
 #
-# --for test (the default, tools/test): every group of tools/packages.txt. --for demo
-# (tools/demo): only [build] and [demo]; a classroom machine needs no valgrind or clang.
+# --for test (the default, tools/test): every group of tools/packages.txt. --for quick
+# (tools/test --quick): [build], [demo] and [e2e]. --for demo (tools/demo): only [build]
+# and [demo]; a classroom machine needs no valgrind or clang.
 # A missing [optional] package that apt does not offer is skipped with a note naming the
 # suite that will skip; any other missing package that cannot be installed is an error.
 # shellcheck shell=bash
@@ -78,9 +79,10 @@ deps_ensure() {
     fi
     case "$purpose" in
     demo) groups=(build demo) ;;
-    test) groups=(build demo test) ;;
+    quick) groups=(build demo e2e) ;;
+    test) groups=(build demo e2e test) ;;
     *)
-        echo "deps: deps_ensure --for '$purpose': expected test or demo" >&2
+        echo "deps: deps_ensure --for '$purpose': expected test, quick or demo" >&2
         return 1
         ;;
     esac

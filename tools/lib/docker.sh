@@ -22,7 +22,9 @@
 #   v2  the Go rewrite: the `docker compose` plugin, or a standalone binary at
 #       $TASKSERVER_COMPOSE_V2. bookworm has no v2 package, so docker_ensure_compose_v2
 #       takes Debian trixie's (Debian's own build, from the same archive, signature checked)
-#       and unpacks only its binary there; nothing is installed system-wide.
+#       and unpacks only its binary there; nothing is installed system-wide. It runs as
+#       `docker compose` too once copied to ~/.docker/cli-plugins/docker-compose (Docker's
+#       place for a user's CLI plugins); we do not do that for the user.
 
 DOCKER_REASON=
 DOCKER_STARTED_PID=
