@@ -26,6 +26,12 @@ struct api_queued {
     char cliente[201];
 };
 
+/* A GET /tareas being streamed: the snapshot it came from, whose descriptor
+ * the store lent until api_list_done(). */
+struct api_stream {
+    struct task_store_snapshot snap;
+};
+
 struct api {
     struct task_store *store;  /* NULL while tasks.json cannot be opened */
     struct api_queued *queued; /* POSTs waiting for api_flush() */
@@ -242,6 +248,7 @@ static void api_reset(struct api_response *resp, int status)
     resp->file_len = 0;
     resp->suffix = NULL;
     resp->suffix_len = 0;
+    resp->stream = NULL;
 }
 
 void api_error(struct api *api, int status, const char *message, struct api_response *resp)
@@ -474,21 +481,33 @@ static void api_list_tasks(struct api *api, struct api_response *resp)
         return;
     }
     api_reset(resp, 200);
+    struct api_stream *st = malloc(sizeof(*st));
+    if (st == NULL) {
+        task_store_snapshot_release(api->store, &snap);
+        log_error("GET /tareas: out of memory");
+        api_error(api, 503, "out of memory, retry", resp);
+        api_add_header(resp, "Retry-After: 1\r\n");
+        return;
+    }
+    st->snap = snap;
     resp->file_fd = snap.fd;
     resp->file_len = snap.prefix_len;
     resp->suffix = snap.suffix;
     resp->suffix_len = snap.suffix_len;
-    resp->snap = snap;
+    resp->stream = st;
 }
 
-void api_list_done(struct api *api, struct task_store_snapshot *snap)
+void api_list_done(struct api *api, struct api_stream *stream)
 {
-    task_store_snapshot_release(api->store, snap);
+    if (stream == NULL)
+        return;
+    task_store_snapshot_release(api->store, &stream->snap);
+    free(stream);
 }
 
-int api_list_intact(struct api *api, const struct task_store_snapshot *snap)
+int api_list_intact(struct api *api, const struct api_stream *stream)
 {
-    int rc = task_store_snapshot_intact(api->store, snap);
+    int rc = task_store_snapshot_intact(api->store, &stream->snap);
     if (rc < 0)
         log_error("GET /tareas: reading %s again: %s; response cut short", api->cfg->file,
                   strerror(errno));

@@ -33,7 +33,6 @@
 
 #include "config.h"
 #include "metrics.h"
-#include "task_store.h"
 
 enum api_endpoint {
     API_NOT_FOUND,          /* 404 */
@@ -55,6 +54,10 @@ struct api_route {
     enum metrics_path path;
 };
 
+struct task_store;
+struct task_store_options;
+struct api_stream; /* a GET /tareas in progress: the api's, opaque to the caller */
+
 struct api_response {
     int status;
     const char *content_type;
@@ -67,7 +70,7 @@ struct api_response {
     off_t file_len;
     const char *suffix;
     size_t suffix_len;
-    struct task_store_snapshot snap; /* what file_len and suffix came from */
+    struct api_stream *stream; /* the list being streamed (api_list_intact, api_list_done) */
 };
 
 /* Returns an api over the store on cfg->file, or NULL with errno (ENOMEM).
@@ -121,16 +124,16 @@ void api_handle(struct api *api, const struct api_route *route, const char *body
                 struct api_response *resp);
 
 /* After the file part of a GET /tareas response was sent, before its suffix:
- * 1 when those bytes were still snap's, 0 (logged) when the list was reset
+ * 1 when those bytes were still the stream's, 0 (logged) when the list was reset
  * meanwhile: the caller then closes the connection short of the promised
  * Content-Length, so that the client sees a broken response, never two lists
  * spliced into one that looks whole. */
-int api_list_intact(struct api *api, const struct task_store_snapshot *snap);
+int api_list_intact(struct api *api, const struct api_stream *stream);
 
 /* Every GET /tareas response that carried a file part (file_fd >= 0) ends with
  * this, whether it was sent whole, cut short, or not sent at all (HEAD, a
  * closed connection): the store lent the descriptor until then. */
-void api_list_done(struct api *api, struct task_store_snapshot *snap);
+void api_list_done(struct api *api, struct api_stream *stream);
 
 /* Fills resp with status and the body {"error":"message"} (message escaped
  * as JSON). */

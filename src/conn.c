@@ -120,7 +120,7 @@ struct conn {
     off_t file_end;
     const char *suffix;
     size_t suffix_len;
-    struct task_store_snapshot snap; /* SEND_FILE: checked before the suffix */
+    struct api_stream *stream; /* SEND_FILE: the api's, checked before the suffix */
     int close_after;                 /* close once the response is out */
     int linger;                      /* ... through LINGER: the client may still be sending */
     size_t lingered;                 /* bytes dropped in LINGER */
@@ -331,7 +331,7 @@ static void conn_close(struct conn *c)
         if (srv->flushing[i] == c)
             srv->flushing[i] = NULL;
     if (c->file_fd >= 0)
-        api_list_done(srv->api, &c->snap); /* a GET /tareas cut off: give its file back */
+        api_list_done(srv->api, c->stream); /* a GET /tareas cut off: give its file back */
     conn_buf_release(c);
     free(c->out);
     if (c->prev)
@@ -445,8 +445,9 @@ static int conn_flush(struct conn *c)
     /* The bytes just sent are the snapshot's unless a reset rewrote them
      * meanwhile: then end the response short, never with a closing "]". */
     if (c->file_fd >= 0) {
-        int intact = api_list_intact(srv->api, &c->snap);
-        api_list_done(srv->api, &c->snap);
+        int intact = api_list_intact(srv->api, c->stream);
+        api_list_done(srv->api, c->stream);
+        c->stream = NULL;
         c->file_fd = -1;
         if (!intact) {
             rc = -1;
@@ -572,10 +573,9 @@ static int conn_respond(struct conn *c, const struct api_response *resp, int com
         c->file_end = resp->file_len;
         c->suffix = resp->suffix;
         c->suffix_len = resp->suffix_len;
-        c->snap = resp->snap;
+        c->stream = resp->stream;
     } else if (resp->file_fd >= 0) {
-        struct task_store_snapshot snap = resp->snap; /* HEAD: nothing to stream */
-        api_list_done(srv->api, &snap);
+        api_list_done(srv->api, resp->stream); /* HEAD: nothing to stream */
     }
 
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};

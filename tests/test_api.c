@@ -157,8 +157,9 @@ START_TEST(test_post_get_list_health)
     handle("GET", "/tareas", NULL, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_ge(r.file_fd, 0);
-    ck_assert_int_eq(r.file_fd, r.snap.fd);
+    ck_assert_ptr_nonnull(r.stream); /* lent until api_list_done() */
     ck_assert_int_eq(r.body_len, 0);
+    ck_assert_int_eq(api_list_intact(api, r.stream), 1);
     /* The prefix plus the suffix is exactly the file when no append runs. */
     FILE *f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);
@@ -166,6 +167,7 @@ START_TEST(test_post_get_list_health)
     long size = ftell(f);
     fclose(f);
     ck_assert_int_eq((long)r.file_len + (long)r.suffix_len, size);
+    api_list_done(api, r.stream);
 
     handle("GET", "/health", NULL, &r);
     ck_assert_int_eq(r.status, 200);
