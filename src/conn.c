@@ -1,175 +1,33 @@
 /* conn.c - one HTTP/1.1 connection: buffers, the request state machine, responses, deadlines. */
-#include "conn.h"
+#include "conn_impl.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "access_log.h"
-#include "decimal.h"
 #include "http_parser.h"
 #include "log.h"
 #include "metrics.h"
 #include "version.h"
 
-#define CONN_BUF_SIZE 4096          /* first input buffer; most requests fit */
-#define CONN_POOL_MAX 64            /* spare CONN_BUF_SIZE buffers kept per worker */
-#define CONN_HEAD_MAX 640           /* a response head: status, 5 headers, extras */
-#define CONN_LINGER_MS 2000         /* how long to drain a client after an error response */
-#define CONN_LINGER_BYTES (1 << 22) /* ... and how much of it to read and drop */
-#define CONN_SENDFILE_CHUNK (1 << 20)
-#define CONN_CATCH_UP_READS 16 /* reads before a deadline is judged (see conn_catch_up) */
-
-/*
- * One request at a time per connection; the state says what the connection
- * is waiting for, and deadline_ms when it gives up waiting:
- *
- *   accept
- *     |
- *     v            head complete, body announced
- *   READ_HEAD ----------------------------------> READ_BODY
- *     |   ^  \                                      |
- *     |   |   \ head complete, no body              | body complete
- *     |   |    v                                    v
- *     |   |   (api_handle: one response) <----------+
- *     |   |    |   POST /tareas: STORE until the turn's batch is stored
- *     |   |    |                    \ GET /tareas
- *     |   |    v                     v
- *     |   +-- WRITE -- head sent --> SEND_FILE   (file range, then suffix)
- *     |   keep-alive: next request     |
- *     |   (pipelined bytes first)  <---+
- *     |              |
- *     |              | must close, and the client may still be sending
- *     v              v
- *   closed <------ LINGER   (write side shut: read and drop until EOF or deadline)
- *
- * Deadlines: READ_HEAD idle (nothing buffered) -> keep-alive timeout (header
- * timeout before the first request), closed silently; READ_HEAD with bytes
- * buffered -> header timeout from the first byte, 408; READ_BODY -> body
- * timeout, 408; WRITE and SEND_FILE -> send timeout from the last progress,
- * closed (the client stopped reading); LINGER -> CONN_LINGER_MS.
- *
- * While a response is pending the connection does not read (epoll interest
- * is EPOLLOUT only), so a client that pipelines without reading cannot make
- * the worker buffer without bound: the kernel's socket buffers push back.
- *
- * A deadline is judged on what the client sent, not on what the worker has
- * read so far. The sweep runs after a batch of events, and a worker may have
- * been busy (a long batch, the store's lock wait, a descheduled process):
- * bytes that arrived meanwhile sit unread in the kernel, and the connection
- * looks idle although a request is waiting. Closing it then throws the
- * request away with a reset, and the client sees "connection reset" or
- * "empty reply" for a request the server never logged. So an expiring
- * connection in a reading state first reads and serves what the kernel
- * holds (conn_catch_up), and the clock is re-read after every store call,
- * the one place that may block, so a deadline never starts in the past.
- * The same goes for closing after a response: unread input in the kernel
- * means lingering, never a bare close() (which would send RST).
- */
-enum conn_state {
-    CONN_READ_HEAD,
-    CONN_READ_BODY,
-    CONN_STORE, /* a POST queued in the api's batch (conn_server_flush answers it) */
-    CONN_WRITE,
-    CONN_SEND_FILE,
-    CONN_LINGER,
-};
-
-struct conn {
-    struct conn_server *srv;
-    struct conn *prev, *next; /* srv->conns */
-    int fd;
-    enum conn_state state;
-    uint64_t deadline_ms;  /* monotonic; meaning depends on state (chart above) */
-    unsigned num_requests; /* requests answered on this connection */
-    int64_t start_ns;      /* the current request's first byte (monotonic; when timed) */
-
-    char *buf; /* input, NULL while nothing is buffered */
-    size_t buf_len;
-    size_t buf_cap;
-    size_t parse_prev; /* buf_len at the last "need more" from the parser */
-
-    /* The request being served (valid from READ_BODY on). route.head is
-     * also set when a head fails to parse after its method was read, and 0
-     * while no method is known: no response to HEAD has a body, errors
-     * included (RFC 9110 9.3.2). */
-    struct api_route route;
-    size_t head_len;
-    enum http_body_kind body_kind;
-    uint64_t content_length;
-    struct http_chunked_decoder dec;
-    size_t dec_pos;  /* chunked: undecoded input starts here */
-    size_t body_len; /* decoded body bytes at buf + head_len */
-    size_t req_end;  /* the next request starts here (once the body is complete) */
-    int keep_alive;
-    int minor_version;
-
-    /* The response being sent. */
-    char *out; /* unsent head and body bytes (only after a short write) */
-    size_t out_len;
-    size_t out_off;
-    int file_fd; /* SEND_FILE: [file_off, file_end) of file_fd, then suffix */
-    off_t file_off;
-    off_t file_end;
-    const char *suffix;
-    size_t suffix_len;
-    struct api_stream *stream; /* SEND_FILE: the api's, checked before the suffix */
-    int close_after;                 /* close once the response is out */
-    int linger;                      /* ... through LINGER: the client may still be sending */
-    size_t lingered;                 /* bytes dropped in LINGER */
-};
-
-struct conn_server {
-    struct event_loop *loop;
-    struct api *api;
-    const struct config *cfg;
-    struct http_limits limits;
-    struct conn *conns; /* every open connection */
-    unsigned num_conns;
-    int draining;
-    uint64_t now_ms;
-    uint64_t last_sweep_ms;
-    time_t date_sec;
-    char date[48]; /* "Date: Wed, 26 Nov 2026 15:00:00 GMT\r\n" */
-    size_t date_len;
-    char server[64]; /* "Server: taskserver/0.1.0\r\n" */
-    size_t server_len;
-    char *pool[CONN_POOL_MAX]; /* spare input buffers: no malloc per request */
-    size_t num_pool;
-    struct access_log *access_log; /* NULL: off */
-    int timed;                     /* requests are timed: metrics or the access log */
-    int64_t clock_ns;              /* timed: the clock as last read in this loop turn, 0 none */
-    struct http_request req;       /* parser output, used only within one call */
-    struct conn **pending;         /* in CONN_STORE, in the api's queue order */
-    size_t num_pending, pending_cap;
-    struct api_response *batch_resp; /* pending_cap of them */
-    struct conn **flushing;          /* the batch being answered (conn_close clears) */
-    size_t num_flushing;
-    char head[CONN_HEAD_MAX];
-    char discard[16384];           /* LINGER reads */
-    conn_response_fn *on_response; /* tracing, metrics: NULL when nobody watches */
-    void *on_response_arg;
-};
-
 static int conn_process(struct conn *c);
 
 /* ---- clock and headers ---- */
 
-static uint64_t conn_monotonic_ms(void)
+uint64_t conn_monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int64_t conn_monotonic_ns(void)
+int64_t conn_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -182,14 +40,14 @@ static int64_t conn_monotonic_ns(void)
  * epoll) and ends at the reading conn_api_handle() takes anyway for the
  * deadlines. Between a reading and the read of a first byte there is only
  * parsing and sending, microseconds, so the times are that close. */
-static int64_t conn_clock_ns(struct conn_server *srv)
+int64_t conn_clock_ns(struct conn_server *srv)
 {
     if (srv->clock_ns == 0)
         srv->clock_ns = conn_monotonic_ns();
     return srv->clock_ns;
 }
 
-static void conn_update_date(struct conn_server *srv)
+void conn_update_date(struct conn_server *srv)
 {
     struct timespec ts;
     struct tm tm;
@@ -201,45 +59,6 @@ static void conn_update_date(struct conn_server *srv)
     /* No setlocale() anywhere: %a and %b are the English names HTTP wants. */
     srv->date_len =
         strftime(srv->date, sizeof(srv->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-}
-
-static char *conn_put(char *p, const char *s, size_t len)
-{
-    memcpy(p, s, len);
-    return p + len;
-}
-
-#define CONN_PUT_LIT(p, lit) conn_put((p), (lit), sizeof(lit) - 1)
-
-/* Formats the response head into srv->head; returns its length. */
-static size_t conn_format_head(struct conn_server *srv, const struct api_response *resp,
-                               uint64_t content_length, int close_after, int minor_version)
-{
-    const char *text = http_status_text(resp->status);
-    size_t text_len = strlen(text);
-    char *p = srv->head;
-    /* Fixed parts: ~150 bytes plus the reason phrase; extras are bounded by their array. */
-    if (text_len > 64)
-        text_len = 64;
-    p = CONN_PUT_LIT(p, "HTTP/1.1 ");
-    p = decimal_put_u64(p, (uint64_t)resp->status);
-    *p++ = ' ';
-    p = conn_put(p, text, text_len);
-    p = CONN_PUT_LIT(p, "\r\n");
-    p = conn_put(p, srv->server, srv->server_len);
-    p = conn_put(p, srv->date, srv->date_len);
-    p = CONN_PUT_LIT(p, "Content-Type: ");
-    p = conn_put(p, resp->content_type, strlen(resp->content_type));
-    p = CONN_PUT_LIT(p, "\r\nContent-Length: ");
-    p = decimal_put_u64(p, content_length);
-    p = CONN_PUT_LIT(p, "\r\n");
-    p = conn_put(p, resp->headers, resp->headers_len);
-    if (close_after)
-        p = CONN_PUT_LIT(p, "Connection: close\r\n");
-    else if (minor_version == 0)
-        p = CONN_PUT_LIT(p, "Connection: keep-alive\r\n");
-    p = CONN_PUT_LIT(p, "\r\n");
-    return (size_t)(p - srv->head);
 }
 
 /* Runs the request through the api. The store's locked section may block
@@ -257,7 +76,7 @@ static void conn_api_handle(struct conn_server *srv, const struct api_route *rou
 
 /* ---- buffers ---- */
 
-static void conn_buf_release(struct conn *c)
+void conn_buf_release(struct conn *c)
 {
     struct conn_server *srv = c->srv;
     if (c->buf == NULL)
@@ -316,7 +135,7 @@ static size_t conn_buf_limit(const struct conn *c)
 
 /* ---- life cycle ---- */
 
-static void conn_close(struct conn *c)
+void conn_close(struct conn *c)
 {
     struct conn_server *srv = c->srv;
     if (event_loop_del(srv->loop, c->fd) < 0)
@@ -346,14 +165,14 @@ static void conn_close(struct conn *c)
     free(c);
 }
 
-static void conn_set_interest(struct conn *c, unsigned mask)
+void conn_set_interest(struct conn *c, unsigned mask)
 {
     if (event_loop_modify(c->srv->loop, c->fd, mask) < 0)
         log_error("epoll mod connection fd %d: %s", c->fd, strerror(errno));
 }
 
 /* Back to READ_HEAD for the next request, keeping pipelined bytes. */
-static void conn_next_request(struct conn *c)
+void conn_next_request(struct conn *c)
 {
     struct conn_server *srv = c->srv;
     size_t rest = c->buf_len - c->req_end;
@@ -374,271 +193,6 @@ static void conn_next_request(struct conn *c)
         if (srv->timed)
             c->start_ns = conn_clock_ns(srv); /* pipelined: it starts now */
     }
-}
-
-/* ---- writing ---- */
-
-static int conn_would_block(int e)
-{
-    return e == EAGAIN || e == EWOULDBLOCK;
-}
-
-/* After a failed send(): 0 when the socket is merely full, else -1 (logged
- * unless the client simply went away). */
-static int conn_flush_error(const struct conn *c)
-{
-    if (conn_would_block(errno))
-        return 0;
-    if (errno != EPIPE && errno != ECONNRESET)
-        log_error("send to connection fd %d: %s", c->fd, strerror(errno));
-    return -1;
-}
-
-/* Pushes the pending response out. Returns 1 when all of it is sent, 0 when
- * the socket is full (wait for EPOLLOUT), -1 when the connection is broken. */
-static int conn_flush(struct conn *c)
-{
-    struct conn_server *srv = c->srv;
-    int progress = 0;
-    int rc = 1;
-
-    while (c->out_off < c->out_len) {
-        int more = c->file_fd >= 0 || c->suffix_len > 0;
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = conn_flush_error(c);
-            goto out;
-        }
-        c->out_off += (size_t)n;
-        progress = 1;
-    }
-    while (c->file_fd >= 0 && c->file_off < c->file_end) {
-        off_t left = c->file_end - c->file_off;
-        size_t count = left > CONN_SENDFILE_CHUNK ? CONN_SENDFILE_CHUNK : (size_t)left;
-        ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, count);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (conn_would_block(errno)) {
-                rc = 0;
-                goto out;
-            }
-            if (errno != EPIPE && errno != ECONNRESET)
-                log_error("sendfile %s to connection fd %d: %s", srv->cfg->file, c->fd,
-                          strerror(errno));
-            rc = -1;
-            goto out;
-        }
-        if (n == 0) {
-            /* The snapshot's bytes never change, unless someone truncated the
-             * file (taskctl reset): the promised length cannot be sent. */
-            log_error("sendfile %s: file shorter than its snapshot (%lld < %lld bytes)",
-                      srv->cfg->file, (long long)c->file_off, (long long)c->file_end);
-            rc = -1;
-            goto out;
-        }
-        progress = 1;
-    }
-    /* The bytes just sent are the snapshot's unless a reset rewrote them
-     * meanwhile: then end the response short, never with a closing "]". */
-    if (c->file_fd >= 0) {
-        int intact = api_list_intact(srv->api, c->stream);
-        api_list_done(srv->api, c->stream);
-        c->stream = NULL;
-        c->file_fd = -1;
-        if (!intact) {
-            rc = -1;
-            goto out;
-        }
-    }
-    while (c->suffix_len > 0) {
-        ssize_t n = send(c->fd, c->suffix, c->suffix_len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = conn_flush_error(c);
-            goto out;
-        }
-        c->suffix += n;
-        c->suffix_len -= (size_t)n;
-        progress = 1;
-    }
-out:
-    if (progress)
-        c->deadline_ms = srv->now_ms + srv->cfg->send_timeout_ms;
-    return rc;
-}
-
-/* Whether the kernel holds input for c that the worker has not read yet
- * (in doubt: yes, the safe answer for the callers). */
-static int conn_input_pending(const struct conn *c)
-{
-    int n = 0;
-    if (ioctl(c->fd, FIONREAD, &n) < 0)
-        return 1;
-    return n > 0;
-}
-
-/* The response is out: close, linger, or go on with the next request.
- * Returns 0, or -1 when the connection is gone. */
-static int conn_response_done(struct conn *c)
-{
-    struct conn_server *srv = c->srv;
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = 0;
-    if (c->close_after) {
-        /* Input may have arrived after the last read (a pipelining client
-         * that asked for close, a request racing our drain): lingering then
-         * too, or the RST of close() could overtake the response. */
-        if (!c->linger && !conn_input_pending(c)) {
-            conn_close(c);
-            return -1;
-        }
-        /* Closing with unread input makes the kernel send RST, which can
-         * destroy the response before the client reads it: shut the write
-         * side (FIN after the response) and drop input until the client
-         * closes or the deadline passes. */
-        if (shutdown(c->fd, SHUT_WR) < 0) {
-            conn_close(c);
-            return -1;
-        }
-        conn_buf_release(c);
-        c->state = CONN_LINGER;
-        c->deadline_ms = srv->now_ms + CONN_LINGER_MS;
-        conn_set_interest(c, EVENT_LOOP_READ);
-        return 0;
-    }
-    conn_next_request(c);
-    if (c->buf_len == 0 && srv->draining) {
-        conn_close(c);
-        return -1;
-    }
-    conn_set_interest(c, EVENT_LOOP_READ);
-    return 0;
-}
-
-/* Counts a response (metrics) and logs it (access log), once per request.
- * The request line is at the start of the buffer: a request is always moved
- * there before it is parsed (conn_next_request). */
-static void conn_account(struct conn *c, int status, uint64_t body_bytes)
-{
-    struct conn_server *srv = c->srv;
-    /* conn_api_handle() has just read the clock, unless the response is an
-     * error from the connection layer: then read it now. */
-    int64_t end = srv->clock_ns != 0 ? srv->clock_ns : conn_monotonic_ns();
-    int64_t ns = c->start_ns != 0 ? end - c->start_ns : 0;
-    if (METRICS_ENABLED)
-        metrics_count_request(c->route.method, c->route.path, status, ns);
-    if (srv->access_log != NULL)
-        access_log_add(srv->access_log, c->fd, c->buf, c->buf != NULL ? c->buf_len : 0, status,
-                       body_bytes, ns);
-    c->start_ns = 0;
-}
-
-/* Sends resp (to HEAD: headers only, whatever the status). complete: the
- * request's bytes were all read (req_end is valid), so the connection may
- * continue. Returns 0, or -1 when the connection is gone. */
-static int conn_respond(struct conn *c, const struct api_response *resp, int complete)
-{
-    struct conn_server *srv = c->srv;
-    int head_only = c->route.head;
-    uint64_t length =
-        resp->file_fd >= 0 ? (uint64_t)resp->file_len + resp->suffix_len : resp->body_len;
-
-    if (srv->timed)
-        conn_account(c, resp->status, head_only ? 0 : length);
-
-    c->close_after = !complete || !c->keep_alive || srv->draining;
-    c->linger = !complete || (c->close_after && c->buf_len > c->req_end);
-    size_t head_len = conn_format_head(srv, resp, length, c->close_after, c->minor_version);
-    if (srv->on_response != NULL)
-        srv->on_response(srv->on_response_arg, resp->status);
-
-    struct iovec iov[2] = {{srv->head, head_len}, {(void *)resp->body, 0}};
-    size_t total = head_len;
-    if (!head_only && resp->file_fd < 0 && resp->body_len > 0) {
-        iov[1].iov_len = resp->body_len;
-        total += resp->body_len;
-    }
-    c->file_fd = -1;
-    c->suffix = NULL;
-    c->suffix_len = 0;
-    if (!head_only && resp->file_fd >= 0) {
-        c->file_fd = resp->file_fd;
-        c->file_off = 0;
-        c->file_end = resp->file_len;
-        c->suffix = resp->suffix;
-        c->suffix_len = resp->suffix_len;
-        c->stream = resp->stream;
-    } else if (resp->file_fd >= 0) {
-        api_list_done(srv->api, resp->stream); /* HEAD: nothing to stream */
-    }
-
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
-    int flags = MSG_NOSIGNAL | (c->file_fd >= 0 ? MSG_MORE : 0);
-    ssize_t n;
-    do {
-        n = sendmsg(c->fd, &msg, flags);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (!conn_would_block(errno)) {
-            if (errno != EPIPE && errno != ECONNRESET)
-                log_error("send to connection fd %d: %s", c->fd, strerror(errno));
-            conn_close(c);
-            return -1;
-        }
-        n = 0;
-    }
-    c->deadline_ms = srv->now_ms + srv->cfg->send_timeout_ms;
-    c->state = c->file_fd >= 0 ? CONN_SEND_FILE : CONN_WRITE;
-    if ((size_t)n < total) {
-        /* Short write: keep the rest (the api's body is only valid until its
-         * next call, and the head scratch is shared). */
-        size_t rest = total - (size_t)n;
-        c->out = malloc(rest);
-        if (c->out == NULL) {
-            log_error("out of memory for a response on connection fd %d", c->fd);
-            conn_close(c);
-            return -1;
-        }
-        size_t skip = (size_t)n;
-        size_t o = 0;
-        for (int i = 0; i < 2; i++) {
-            size_t len = iov[i].iov_len;
-            if (skip >= len) {
-                skip -= len;
-                continue;
-            }
-            memcpy(c->out + o, (char *)iov[i].iov_base + skip, len - skip);
-            o += len - skip;
-            skip = 0;
-        }
-        c->out_len = rest;
-        c->out_off = 0;
-    }
-    int r = conn_flush(c);
-    if (r < 0) {
-        conn_close(c);
-        return -1;
-    }
-    if (r == 0) {
-        conn_set_interest(c, EVENT_LOOP_WRITE);
-        return 0;
-    }
-    return conn_response_done(c);
-}
-
-/* An error response from the connection layer (parser, limits, timeouts):
- * the status and body come from api_error(), the one place for errors. */
-static int conn_fail(struct conn *c, int status, const char *message)
-{
-    struct api_response resp;
-    api_error(c->srv->api, status, message, &resp);
-    return conn_respond(c, &resp, 0);
 }
 
 /* ---- reading and parsing ---- */
