@@ -48,6 +48,10 @@ struct worker {
                      listening socket is out of the epoll set (worker_balance) */
     int spare_fd; /* /dev/null, given up to accept (and drop) when out of descriptors */
     struct conn_server *srv;
+    struct api *api;
+    struct access_log *access_log;
+    int64_t no_file_reported; /* what the board was last told (board_set_file) */
+    int64_t file_checked_ms;  /* api_check_file(), about once a second */
     unsigned emfile_logged;
     struct trace *trace; /* --trace: this worker's event log, else NULL */
 };
@@ -223,49 +227,47 @@ static void worker_stop_accepting(struct worker *w, struct event_loop *loop)
     w->accepting = 0;
 }
 
-int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsigned index,
-               struct board *board)
+/* The process itself, right after fork: logging, its metrics slot, dying
+ * with the master, signals. Returns 0 or -1 (logged). */
+static int worker_start(struct worker *w, pid_t master_pid, sigset_t *wait_mask)
 {
-    struct worker w = {
-        .cfg = cfg, .board = board, .index = index, .listen_fd = listen_fd, .spare_fd = -1};
-    struct event_loop *loop = NULL;
-    struct api *api = NULL;
-    struct access_log *access_log = NULL;
-    sigset_t wait_mask;
-    char err[512];
-    int status = 1;
-
-    int64_t no_file_reported = -1;
-    int64_t file_checked_ms = worker_now_ms();
     log_init("taskserver");
-    log_set_quiet(cfg->quiet);
+    log_set_quiet(w->cfg->quiet);
     /* Per-request errors (a stopped lock holder: one 503 each) must not flood the log. */
     log_set_rate_limit(1);
     /* The slot of the worker this one replaces, if any: its counts go on. */
-    metrics_worker_start(index);
+    metrics_worker_start(w->index);
     /* The master may die without telling us (SIGKILL): then finish up like
      * on SIGTERM. The check after prctl closes the race where it died first. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) {
         log_error("prctl pr_set_pdeathsig: %s", strerror(errno));
-        return 1;
+        return -1;
     }
     if (getppid() != master_pid) {
         log_error("master %ld is gone before the worker started", (long)master_pid);
-        return 1;
+        return -1;
     }
-    if (worker_signals(&wait_mask) < 0) {
+    if (worker_signals(wait_mask) < 0) {
         log_error("worker signal set-up: %s", strerror(errno));
-        return 1;
+        return -1;
     }
+    return 0;
+}
 
+/* What the worker serves with: the trace, the api (and through it the store:
+ * this process's own descriptor, hence its own locks), the connections, the
+ * access log, the listening socket in the loop. Returns 0 or -1 (logged). */
+static int worker_setup(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+    char err[512];
     if (cfg->trace_dir[0] != '\0') {
-        w.trace = trace_open(cfg->trace_dir, index, cfg->trace_max_events, err, sizeof(err));
-        if (w.trace == NULL) {
+        w->trace = trace_open(cfg->trace_dir, w->index, cfg->trace_max_events, err, sizeof(err));
+        if (w->trace == NULL) {
             log_error("%s", err);
-            goto out;
+            return -1;
         }
     }
-    /* After fork: this process's own descriptor, hence its own locks. */
     struct task_store_options opts = {
         .fsync = cfg->fsync,
         .race_window_us = cfg->race_window_us,
@@ -274,85 +276,110 @@ int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsign
         /* --quiet silences only the per-task lines: a repaired torn tail is
          * always logged (the store option is for tests). */
         .quiet = 0,
+        .shared = board_store_shared(w->board), /* group commit with the other workers */
         /* No observer when nobody watches: the store then reads no clock for it. */
-        .shared = board_store_shared(board), /* group commit with the other workers */
-        .observe = METRICS_ENABLED || w.trace != NULL ? worker_observe : NULL,
-        .observe_arg = &w,
+        .observe = METRICS_ENABLED || w->trace != NULL ? worker_observe : NULL,
+        .observe_arg = w,
     };
-    w.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (w.spare_fd < 0) {
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (w->spare_fd < 0) {
         log_error("open /dev/null: %s", strerror(errno));
-        goto out;
+        return -1;
     }
-    loop = w.loop = event_loop_create();
-    /* The api opens the store, this process's own descriptor; a file that
-     * cannot be opened leaves the worker serving 503s with the reason, never a
-     * listening socket that nobody answers. */
-    api = loop ? api_create(cfg, &opts) : NULL;
-    w.srv = api ? conn_server_create(loop, api, cfg) : NULL;
-    if (w.srv == NULL) {
+    w->loop = event_loop_create();
+    /* A file that cannot be opened leaves the worker serving 503s with the
+     * reason, never a listening socket that nobody answers (api.h). */
+    w->api = w->loop ? api_create(cfg, &opts) : NULL;
+    w->srv = w->api ? conn_server_create(w->loop, w->api, cfg) : NULL;
+    if (w->srv == NULL) {
         log_error("worker set-up: %s", strerror(errno));
-        goto out;
+        return -1;
     }
-    if (w.trace != NULL)
-        conn_server_on_response(w.srv, worker_on_response, &w);
-    access_log = access_log_create();
-    if (access_log == NULL && errno != 0) {
+    if (w->trace != NULL)
+        conn_server_on_response(w->srv, worker_on_response, w);
+    w->access_log = access_log_create();
+    if (w->access_log == NULL && errno != 0) {
         log_error("access log buffer: %s", strerror(errno));
-        goto out;
+        return -1;
     }
-    conn_server_set_access_log(w.srv, access_log);
+    conn_server_set_access_log(w->srv, w->access_log);
     /* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
-    if (event_loop_add(loop, listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE, worker_on_accept,
-                       &w) < 0) {
+    if (event_loop_add(w->loop, w->listen_fd, EVENT_LOOP_READ | EVENT_LOOP_EXCLUSIVE,
+                       worker_on_accept, w) < 0) {
         log_error("epoll add listening socket: %s", strerror(errno));
-        goto out;
+        return -1;
     }
-    w.accepting = 1;
+    w->accepting = 1;
+    return 0;
+}
 
+/* Once per turn: what the master should know (board.h), and about once a
+ * second, even with nothing to do, whether the file is still usable (the
+ * master gives up when no worker can use it: an idle worker must know too,
+ * not only the one that gets the requests). */
+static void worker_report(struct worker *w)
+{
+    int64_t now = worker_now_ms();
+    if (now - w->file_checked_ms >= WORKER_FILE_CHECK_MS) {
+        api_check_file(w->api);
+        w->file_checked_ms = now;
+    }
+    int64_t no_file = api_no_file_since(w->api);
+    if (no_file != w->no_file_reported) {
+        board_set_file(w->board, w->index, no_file == 0, no_file);
+        w->no_file_reported = no_file;
+    }
+    board_set_connections(w->board, w->index, conn_server_count(w->srv));
+    worker_balance(w);
+}
+
+/* Serves until a graceful stop has closed every connection, or SIGQUIT.
+ * Returns 0, or -1 when the event loop fails. */
+static int worker_loop(struct worker *w, const sigset_t *wait_mask)
+{
     while (!worker_stop_now) {
-        /* Tell the master whether this worker can use the file (see board.h). */
-        int64_t no_file = api_no_file_since(api);
-        if (no_file != no_file_reported) {
-            board_set_file(board, index, no_file == 0, no_file);
-            no_file_reported = no_file;
+        worker_report(w);
+        if (worker_stop && w->accepting) {
+            worker_stop_accepting(w, w->loop);
+            conn_server_drain(w->srv);
         }
-        board_set_connections(board, index, conn_server_count(w.srv));
-        worker_balance(&w);
-        if (worker_stop && w.accepting) {
-            worker_stop_accepting(&w, loop);
-            conn_server_drain(w.srv);
-        }
-        if (!w.accepting && conn_server_count(w.srv) == 0)
-            break;
-        /* About once a second, even with nothing to do: is the file still usable?
-         * (The master gives up when no worker can use it: an idle worker must
-         * know too, not only the one that gets the requests.) */
-        int64_t now = worker_now_ms();
-        if (now - file_checked_ms >= WORKER_FILE_CHECK_MS) {
-            api_check_file(api);
-            file_checked_ms = now;
-        }
-        int timeout = conn_server_count(w.srv) > 0 ? CONN_TICK_MS : WORKER_FILE_CHECK_MS;
-        if (event_loop_poll(loop, timeout, &wait_mask) < 0) {
+        if (!w->accepting && conn_server_count(w->srv) == 0)
+            return 0;
+        int timeout = conn_server_count(w->srv) > 0 ? CONN_TICK_MS : WORKER_FILE_CHECK_MS;
+        if (event_loop_poll(w->loop, timeout, wait_mask) < 0) {
             log_error("epoll_pwait: %s", strerror(errno));
-            goto out;
+            return -1;
         }
-        conn_server_tick(w.srv);
+        conn_server_tick(w->srv);
         /* With no connection the next wait may last forever: then write what is buffered. */
-        if (w.trace != NULL)
-            trace_turn(w.trace, conn_server_count(w.srv) == 0);
+        if (w->trace != NULL)
+            trace_turn(w->trace, conn_server_count(w->srv) == 0);
         /* Once per loop turn, not per request: one write for a whole batch. */
-        access_log_flush(access_log);
+        access_log_flush(w->access_log);
         log_flush_suppressed(0);
     }
-    status = 0;
-out:
+    return 0;
+}
+
+int worker_run(const struct config *cfg, int listen_fd, pid_t master_pid, unsigned index,
+               struct board *board)
+{
+    struct worker w = {.cfg = cfg,
+                       .board = board,
+                       .index = index,
+                       .listen_fd = listen_fd,
+                       .spare_fd = -1,
+                       .no_file_reported = -1,
+                       .file_checked_ms = worker_now_ms()};
+    sigset_t wait_mask;
+    if (worker_start(&w, master_pid, &wait_mask) < 0)
+        return 1;
+    int status = worker_setup(&w) == 0 && worker_loop(&w, &wait_mask) == 0 ? 0 : 1;
     conn_server_free(w.srv);
-    access_log_free(access_log);
+    access_log_free(w.access_log);
     log_flush_suppressed(1);
-    api_free(api);
-    event_loop_free(loop);
+    api_free(w.api);
+    event_loop_free(w.loop);
     if (w.spare_fd >= 0)
         close(w.spare_fd);
     trace_close(w.trace);
