@@ -111,6 +111,23 @@
  * moment, a record that was then undone. flock(1) does not help: on Linux
  * flock() and fcntl() locks do not see each other; `taskctl` takes ours.
  *
+ * Why classic POSIX locks, and why SIGALRM
+ * ----------------------------------------
+ * Linux also has open file description locks (F_OFD_SETLKW, since 3.15):
+ * owned by the open file, not the process, so closing another descriptor
+ * drops nothing and the registry above would go. We keep the classic ones on
+ * purpose. They are what taskctl, flock-less scripts in other languages
+ * (Python's fcntl.lockf) and other servers on the same file take; OFD and
+ * classic locks do conflict with each other, but a reader of this code should
+ * meet the trap where it lives, and the lesson of this project is the lock
+ * every tool shares. Neither kind has a timeout. Polling F_SETLK in a loop
+ * with sleeps would give one, but it is unfair (a waiter that sleeps loses
+ * its turn to whoever calls at the right moment, so a busy file can starve
+ * it) and it burns CPU or adds latency; F_SETLKW queues fairly in the kernel,
+ * and a repeating SIGALRM without SA_RESTART interrupts it at the deadline
+ * (store_lock_wait()). A server with threads would need a per-thread timer;
+ * a worker here is one thread.
+ *
  * With -Dlocking=false the lock and unlock calls are compiled out and nothing
  * else changes: the same reads and writes then race, and the race window makes
  * lost tasks appear on demand. That build exists to show why all this matters.
