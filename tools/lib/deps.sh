@@ -17,7 +17,7 @@ deps_list() {
     local root
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     awk -v groups=" $* " '
-        /^\[[a-z]+\][[:space:]]*$/ { group = $0; gsub(/[][[:space:]]/, "", group); next }
+        /^\[[a-z0-9]+\][[:space:]]*$/ { group = $0; gsub(/[][[:space:]]/, "", group); next }
         /^[[:space:]]*(#|$)/ { next }
         index(groups, " " group " ") {
             what = ""
