@@ -10,7 +10,6 @@
 #include "http_parser.h"
 
 #define CONN_BUF_SIZE 4096          /* first input buffer; most requests fit */
-#define CONN_POOL_MAX 64            /* spare CONN_BUF_SIZE buffers kept per worker */
 #define CONN_HEAD_MAX 640           /* a response head: status, 5 headers, extras */
 #define CONN_LINGER_MS 2000         /* how long to drain a client after an error response */
 #define CONN_LINGER_BYTES (1 << 22) /* ... and how much of it to read and drop */
@@ -131,8 +130,6 @@ struct conn_server {
     size_t date_len;
     char server[64]; /* "Server: taskserver/0.1.0\r\n" */
     size_t server_len;
-    char *pool[CONN_POOL_MAX]; /* spare input buffers: no malloc per request */
-    size_t num_pool;
     struct access_log *access_log; /* NULL: off */
     int timed;                     /* requests are timed: metrics or the access log */
     int64_t clock_ns;              /* timed: the clock as last read in this loop turn, 0 none */
