@@ -167,7 +167,7 @@ syscalls() {
     wait "$st" 2>/dev/null
     kill -TERM "$SPID"
     wait "$SPID" 2>/dev/null
-    awk -v n="$n" '$NF == "total" { printf "%.2f", $(NF - 1) / n }' "$RUN/strace"
+    awk -v n="$n" '$NF == "total" { printf "%.2f", $4 / n }' "$RUN/strace"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.3f", b / a; else print "?" }'; }
