@@ -133,10 +133,15 @@ record() {
     ">=") met=$(awk -v m="$med" -v g="$goal" 'BEGIN {print (m >= g) ? "yes" : "NO"}') ;;
     "<") met=$(awk -v m="$med" -v g="$goal" 'BEGIN {print (m < g) ? "yes" : "NO"}') ;;
     "=") met=$(awk -v m="$max" -v g="$goal" 'BEGIN {print (m == g) ? "yes" : "NO"}') ;;
-    *) met="(information)" ;;
+    *) met="" ;;
     esac
-    echo "-> $label: median $med (min $min, max $max, $n rounds); goal $op $goal: $met"
-    RESULTS+=("$label|$med|$min|$max|$n|$op $goal|$met")
+    if [ -n "$met" ]; then
+        echo "-> $label: median $med (min $min, max $max, $n rounds); goal $op $goal: $met"
+        RESULTS+=("$label|$med|$min|$max|$n|$op $goal|$met")
+    else
+        echo "-> $label: median $med (min $min, max $max, $n rounds)"
+        RESULTS+=("$label|$med|$min|$max|$n|-|")
+    fi
 }
 
 # ---------------------------------------------------------------- servers
@@ -255,29 +260,18 @@ request = function()
 end
 LUA
 cat >"$TMP/getid.lua" <<'LUA'
--- GET /tareas/ID, ids uniform in 1..BENCH_MAX_ID; with BENCH_STOP_AFTER, each thread stops
--- after that many responses (a fixed count of lookups).
+-- GET /tareas/ID, ids uniform in 1..BENCH_MAX_ID.
 local threads = 0
 function setup(thread)
     threads = threads + 1
     thread:set("tid", threads)
 end
 local max_id = tonumber(os.getenv("BENCH_MAX_ID"))
-local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "0")
 function init(args)
     math.randomseed(os.time() * 1000 + tid)
 end
 request = function()
     return wrk.format("GET", "/tareas/" .. math.random(1, max_id))
-end
-if stop_after > 0 then
-    local seen = 0
-    response = function(status, headers, body)
-        seen = seen + 1
-        if seen >= stop_after then
-            wrk.thread:stop()
-        end
-    end
 end
 LUA
 
@@ -318,6 +312,22 @@ per_request() {
 }
 # wrk_requests: the requests the last wrk_rate completed.
 wrk_requests() { awk '/requests in/ {print $1}' "$TMP/wrk.out"; }
+# cpu_ns PID...: CPU time so far of the processes, all their threads (/proc/PID/task/*/schedstat).
+cpu_ns() {
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{n += $1} END {printf "%.0f", n}'
+}
+# rate_cpu LABEL URL PIDS WRK_ARGS...: "RATE CPU_US": requests/s, and the CPU time the server
+# processes PIDS (a space-separated list) spent per request. CPU per request does not depend on
+# how much of the machine other work takes, only on what each request costs.
+rate_cpu() {
+    local label=$1 url=$2 pids=$3 c0 c1 r
+    shift 3
+    c0=$(cpu_ns $pids)
+    r=$(wrk_rate "$label" "$url" "$@") || exit 1
+    c1=$(cpu_ns $pids)
+    echo "$r $(awk -v a="$c0" -v b="$c1" -v n="$(wrk_requests)" 'BEGIN {printf "%.2f", (b - a) / n / 1000}')"
+}
 
 # ---------------------------------------------------------------- the task files
 
@@ -375,17 +385,22 @@ post_section() {
         rm -f "$TMP/post.json"
         ts_start post "$TMP/post.json" "$w" --quiet
         nginx_start post "$w" fixed
+        local tsw ngw a b tc nc cratios=()
+        tsw=$(ts_workers post | tr '\n' ' ') ngw=$(nginx_workers "$NG_PID_post" | tr '\n' ' ')
         ratios=()
         for r in $(seq 1 "$ROUNDS"); do
             if [ $((r % 2)) -eq 1 ]; then
-                tp=$(wrk_rate "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
-                np=$(wrk_rate "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                a=$(rate_cpu "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                b=$(rate_cpu "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" "$ngw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
             else
-                np=$(wrk_rate "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
-                tp=$(wrk_rate "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                b=$(rate_cpu "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" "$ngw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                a=$(rate_cpu "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
             fi
+            read -r tp tc <<<"$a"
+            read -r np nc <<<"$b"
             ratios+=("$(div "$tp" "$np")")
-            echo "round $r: taskserver $tp req/s, nginx $np req/s, ratio ${ratios[-1]} (load $(load))"
+            cratios+=("$(div "$nc" "$tc")")
+            echo "round $r: taskserver $tp req/s ($tc us CPU/request), nginx $np req/s ($nc us CPU/request), ratio ${ratios[-1]}, CPU ratio nginx/taskserver ${cratios[-1]} (load $(load))"
         done
         # Batching, from the server's own counters over all rounds.
         local m appends holds
@@ -404,6 +419,7 @@ post_section() {
         stop "$TS_PID_post"
         stop "$NG_PID_post"
         record "POST /tareas vs nginx, $w workers" ">=" 0.9 "${ratios[@]}"
+        record "  CPU per POST, nginx/taskserver, $w workers" "info" "-" "${cratios[@]}"
     done
 }
 
@@ -418,11 +434,9 @@ redis_rate() {
 }
 
 durable_section() {
-    section "durable POST: taskserver --fsync (2 workers) vs redis-server appendfsync always (RPUSH), $CONNS connections"
+    section "durable POST: taskserver --fsync vs redis-server appendfsync always (RPUSH), $CONNS connections"
     mkdir -p "$TMP/redis"
     echo "data directory for both: $TMP ($(df -PT "$TMP" | awk 'NR == 2 {print $2 " on " $1}'))"
-    rm -f "$TMP/durable.json"
-    ts_start durable "$TMP/durable.json" 2 --quiet --fsync
     RD_PORT=$(free_port)
     redis-server --port "$RD_PORT" --bind 127.0.0.1 --dir "$TMP/redis" --appendonly yes \
         --appendfsync always --save '' --daemonize no --logfile "$TMP/redis.log" &
@@ -433,41 +447,63 @@ durable_section() {
         sleep 0.1
     done
     redis-cli -h 127.0.0.1 -p "$RD_PORT" ping 2>/dev/null | grep -q PONG || { cat "$TMP/redis.log" >&2; die "redis-server did not start"; }
-    echo "redis: $(redis-cli -h 127.0.0.1 -p "$RD_PORT" config get appendfsync | tr '\n' ' ')"
-    # redis-benchmark runs a count, not a time: a short run sizes the count to about SECS seconds.
-    local rr n tp ratios=() r
+    echo "redis: $(redis-cli -h 127.0.0.1 -p "$RD_PORT" config get appendfsync | tr '\n' ' ')," \
+        "redis-benchmark -c $CONNS --threads 2 -t rpush -d 90 (one list, like one file)"
+    # redis-benchmark runs a count, not a time: each round's count is the last rate times SECS.
+    local rr rc n w tsw a tp tc c0 r ratios cratios
     rr=$(redis_rate 2000) || exit 1
-    for r in $(seq 1 "$ROUNDS"); do
-        n=$(awk -v r="$rr" -v s="$SECS" 'BEGIN {n = int(r * s); if (n < 2000) n = 2000; if (n > 2000000) n = 2000000; print n}')
-        if [ $((r % 2)) -eq 1 ]; then
-            tp=$(wrk_rate "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
-            rr=$(redis_rate "$n") || exit 1
+    for w in 2 1; do
+        echo "-- taskserver --fsync with $w worker(s)"
+        rm -f "$TMP/durable.json"
+        ts_start durable "$TMP/durable.json" "$w" --quiet --fsync
+        tsw=$(ts_workers durable | tr '\n' ' ')
+        ratios=() cratios=()
+        for r in $(seq 1 "$ROUNDS"); do
+            n=$(awk -v r="$rr" -v s="$SECS" 'BEGIN {n = int(r * s); if (n < 2000) n = 2000; if (n > 2000000) n = 2000000; print n}')
+            if [ $((r % 2)) -eq 1 ]; then
+                a=$(rate_cpu "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                c0=$(cpu_ns "$RD_PID")
+                rr=$(redis_rate "$n") || exit 1
+                rc=$(awk -v a="$c0" -v b="$(cpu_ns "$RD_PID")" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / n / 1000}')
+            else
+                c0=$(cpu_ns "$RD_PID")
+                rr=$(redis_rate "$n") || exit 1
+                rc=$(awk -v a="$c0" -v b="$(cpu_ns "$RD_PID")" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / n / 1000}')
+                a=$(rate_cpu "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+            fi
+            read -r tp tc <<<"$a"
+            ratios+=("$(div "$tp" "$rr")")
+            cratios+=("$(div "$rc" "$tc")")
+            echo "round $r: taskserver --fsync $tp req/s ($tc us CPU/request), redis RPUSH $rr req/s ($rc us CPU/request, $n requests), ratio ${ratios[-1]} (load $(load))"
+        done
+        # Group commit, from the server's own counters over all rounds.
+        local m appends holds syncs sync_s
+        m=$(curl -s "http://127.0.0.1:$TS_PORT_durable/metrics")
+        appends=$(awk '$1 == "taskserver_appends_total" {print $2}' <<<"$m")
+        holds=$(awk '$1 ~ /^taskserver_lock_hold_seconds_count\{lock="write"\}/ {print $2}' <<<"$m")
+        syncs=$(awk '$1 == "taskserver_fsync_seconds_count" {print $2}' <<<"$m")
+        sync_s=$(awk '$1 == "taskserver_fsync_seconds_sum" {print $2}' <<<"$m")
+        echo "taskserver over all rounds: $appends tasks, $holds write-lock holds, $syncs fdatasync calls:" \
+            "$(div "$appends" "$syncs") tasks per fdatasync, $(div "$appends" "$holds") tasks per hold;" \
+            "mean fdatasync $(awk -v s="$sync_s" -v c="$syncs" 'BEGIN {printf "%.3f", s / c * 1000}') ms," \
+            "fdatasync busy $(awk -v s="$sync_s" -v t="$((ROUNDS * SECS))" 'BEGIN {printf "%.2f", s / t}') s per second of load (above 1: syncs of several workers overlap)"
+        if [ "$w" = 2 ]; then
+            local ws
+            read -r -a ws <<<"$tsw"
+            strace_count "$TMP/durable.strace" "${ws[@]}" -- wrk_rate "strace" "http://127.0.0.1:$TS_PORT_durable/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua" >/dev/null
+            echo "taskserver --fsync system calls per POST (strace -c, $(wrk_requests) requests, slowed by strace): $(per_request "$TMP/durable.strace" "$(wrk_requests)")"
+            record "durable POST vs redis RPUSH (2 workers)" ">=" 1.0 "${ratios[@]}"
         else
-            rr=$(redis_rate "$n") || exit 1
-            tp=$(wrk_rate "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+            record "durable POST vs redis RPUSH, 1 worker" "info" "-" "${ratios[@]}"
         fi
-        ratios+=("$(div "$tp" "$rr")")
-        echo "round $r: taskserver --fsync $tp req/s, redis RPUSH $rr req/s ($n requests), ratio ${ratios[-1]} (load $(load))"
+        record "  CPU per request, redis/taskserver, $w worker(s)" "info" "-" "${cratios[@]}"
+        stop "$TS_PID_durable"
     done
-    local m appends holds syncs
-    m=$(curl -s "http://127.0.0.1:$TS_PORT_durable/metrics")
-    appends=$(awk '$1 == "taskserver_appends_total" {print $2}' <<<"$m")
-    holds=$(awk '$1 ~ /^taskserver_lock_hold_seconds_count\{lock="write"\}/ {print $2}' <<<"$m")
-    syncs=$(awk '$1 == "taskserver_fsync_seconds_count" {print $2}' <<<"$m")
-    echo "taskserver over all rounds: $appends appends, $holds write-lock holds, $syncs fdatasync calls: $(div "$syncs" "$appends") fdatasync per task, $(div "$appends" "$holds") tasks per hold"
     # Redis's syncs per request: strace on a fixed count (strace slows it: the batches grow).
     local nr=20000
     strace_count "$TMP/redis.strace" "$RD_PID" -- redis_rate "$nr" >/dev/null
-    echo "redis system calls per RPUSH (strace -c, $nr requests): $(per_request "$TMP/redis.strace" "$nr")"
-    local ws
-    mapfile -t ws < <(ts_workers durable)
-    export BENCH_STOP_AFTER=0
-    strace_count "$TMP/durable.strace" "${ws[@]}" -- wrk_rate "strace" "http://127.0.0.1:$TS_PORT_durable/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua" >/dev/null
-    m=$(curl -s "http://127.0.0.1:$TS_PORT_durable/metrics")
-    echo "taskserver --fsync system calls per POST (strace -c, $(wrk_requests) requests): $(per_request "$TMP/durable.strace" "$(wrk_requests)")"
-    stop "$TS_PID_durable"
+    echo "redis system calls per RPUSH (strace -c, $nr requests, slowed by strace): $(per_request "$TMP/redis.strace" "$nr")"
     stop "$RD_PID"
-    record "durable POST vs redis RPUSH" ">=" 1.0 "${ratios[@]}"
 }
 
 getid_section() {
@@ -477,41 +513,47 @@ getid_section() {
     ts_start big "$CACHE/10m.json" 2 --quiet
     ts_start small "$CACHE/1k.json" 2 --quiet
     ts_wait_verdict big 300 # the background check would compete for the CPUs
-    local r b s ratios=()
+    local r a c bw sw b bc sm sc ratios=() cratios=()
+    bw=$(ts_workers big | tr '\n' ' ') sw=$(ts_workers small | tr '\n' ' ')
     for r in $(seq 1 "$ROUNDS"); do
-        export BENCH_STOP_AFTER=0
         if [ $((r % 2)) -eq 1 ]; then
-            b=$(BENCH_MAX_ID=10000000 wrk_rate "10M GET/ID" "http://127.0.0.1:$TS_PORT_big" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
-            s=$(BENCH_MAX_ID=1000 wrk_rate "1k GET/ID" "http://127.0.0.1:$TS_PORT_small" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
+            a=$(BENCH_MAX_ID=10000000 rate_cpu "10M GET/ID" "http://127.0.0.1:$TS_PORT_big" "$bw" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
+            c=$(BENCH_MAX_ID=1000 rate_cpu "1k GET/ID" "http://127.0.0.1:$TS_PORT_small" "$sw" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
         else
-            s=$(BENCH_MAX_ID=1000 wrk_rate "1k GET/ID" "http://127.0.0.1:$TS_PORT_small" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
-            b=$(BENCH_MAX_ID=10000000 wrk_rate "10M GET/ID" "http://127.0.0.1:$TS_PORT_big" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
+            c=$(BENCH_MAX_ID=1000 rate_cpu "1k GET/ID" "http://127.0.0.1:$TS_PORT_small" "$sw" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
+            a=$(BENCH_MAX_ID=10000000 rate_cpu "10M GET/ID" "http://127.0.0.1:$TS_PORT_big" "$bw" -t 2 -c "$CONNS" -s "$TMP/getid.lua") || exit 1
         fi
-        ratios+=("$(div "$b" "$s")")
-        echo "round $r: 10M $b req/s, 1k $s req/s, ratio ${ratios[-1]} (load $(load))"
+        read -r b bc <<<"$a"
+        read -r sm sc <<<"$c"
+        ratios+=("$(div "$b" "$sm")")
+        cratios+=("$(div "$sc" "$bc")")
+        echo "round $r: 10M $b req/s ($bc us CPU/lookup), 1k $sm req/s ($sc us CPU/lookup), ratio ${ratios[-1]}, CPU ratio 1k/10M ${cratios[-1]} (load $(load))"
     done
-    # preads per lookup: strace -c on both workers during a fixed count of lookups.
-    local name max n=2000 ws p sends
+    # preads per lookup: strace -c on both workers while wrk -c 1 runs 3 s; the lookups are
+    # wrk's completed requests (the responses sent are printed as a cross-check).
+    local name max ws p sends done_n
     for name in big small; do
         [ "$name" = big ] && max=10000000 || max=1000
         mapfile -t ws < <(ts_workers "$name")
         local port_var=TS_PORT_$name
-        BENCH_MAX_ID=$max BENCH_STOP_AFTER=$n strace_count "$TMP/getid-$name.strace" "${ws[@]}" -- \
-            timeout 120 wrk -t 1 -c 1 -d 60s -s "$TMP/getid.lua" "http://127.0.0.1:${!port_var}" >"$TMP/wrk-count.out" 2>&1
-        local done_n
+        BENCH_MAX_ID=$max strace_count "$TMP/getid-$name.strace" "${ws[@]}" -- \
+            timeout 60 wrk -t 1 -c 1 -d 3s -s "$TMP/getid.lua" "http://127.0.0.1:${!port_var}" >"$TMP/wrk-count.out" 2>&1
         done_n=$(awk '/requests in/ {print $1}' "$TMP/wrk-count.out")
+        [ -n "$done_n" ] && [ "$done_n" -gt 0 ] || { cat "$TMP/wrk-count.out" >&2; die "wrk under strace failed ($name)"; }
         p=$(calls "$TMP/getid-$name.strace" pread64)
         sends=$(($(calls "$TMP/getid-$name.strace" sendmsg) + $(calls "$TMP/getid-$name.strace" sendto)))
         echo "$name file: $done_n lookups (wrk), $sends responses sent (sendmsg + sendto), $p pread64: $(div "$p" "$done_n") preads per lookup"
         echo "  system calls per lookup: $(per_request "$TMP/getid-$name.strace" "$done_n")"
-        [ "$name" = big ] && GETID_PREADS=$(div "$p" "$done_n")
+        [ "$name" = big ] && GETID_PREADS=$(div "$p" "$done_n") || GETID_PREADS_SMALL=$(div "$p" "$done_n")
     done
     stop "$TS_PID_big"
     stop "$TS_PID_small"
     unchanged "$CACHE/10m.json"
     unchanged "$CACHE/1k.json"
     record "GET /tareas/ID 10M vs 1k" ">=" 0.9 "${ratios[@]}"
-    record "preads per GET /tareas/ID at 10M (strace)" "info" "-" "$GETID_PREADS"
+    record "  CPU per lookup, 1k/10M" "info" "-" "${cratios[@]}"
+    record "  preads per GET /tareas/ID, 10M file (strace)" "info" "-" "$GETID_PREADS"
+    record "  preads per GET /tareas/ID, 1k file (strace)" "info" "-" "$GETID_PREADS_SMALL"
 }
 
 # startup_time FILE LOG: starts taskserver on FILE with a fixed port, prints
@@ -584,10 +626,10 @@ startup_section() {
     done
     unchanged "$CACHE/10m.json"
     record "start-up to listening, 10M file (s)" "<" 0.5 "${big[@]}"
-    record "start-up 10M / start-up 1k" "info" "-" "${ratios[@]}"
-    record "start-up to listening, 10M file out of page cache (s)" "<" 0.5 "${cold[@]}"
-    record "background check verdict, 10M file (s)" "info" "-" "${verd[@]}"
-    record "background check verdict, 10M file out of page cache (s)" "info" "-" "${cverd[@]}"
+    record "  start-up 10M / start-up 1k" "info" "-" "${ratios[@]}"
+    record "  start-up, 10M file out of page cache (s)" "<" 0.5 "${cold[@]}"
+    record "  background check verdict, 10M file (s)" "info" "-" "${verd[@]}"
+    record "  verdict, 10M file out of page cache (s)" "info" "-" "${cverd[@]}"
 }
 
 # hold_run NAME PORT: raw_http hold with NCONNS connections, one GET /health on each; prints
@@ -679,29 +721,32 @@ list_section() {
     tb=$(curl -s --max-time 60 "http://127.0.0.1:$TS_PORT_list/tareas" | wc -c)
     nb=$(curl -s --max-time 60 "http://127.0.0.1:$NG_PORT_list/tareas" | wc -c)
     echo "body bytes: taskserver $tb, nginx $nb"
-    local r t n ratios=()
+    local r a b t tc n nc tw nw ratios=() cratios=()
+    tw=$(ts_workers list | tr '\n' ' ') nw=$(nginx_workers "$NG_PID_list" | tr '\n' ' ')
     for r in $(seq 1 "$ROUNDS"); do
         if [ $((r % 2)) -eq 1 ]; then
-            t=$(wrk_rate "taskserver GET /tareas" "http://127.0.0.1:$TS_PORT_list/tareas" -t 2 -c "$lc" --timeout 30s) || exit 1
-            n=$(wrk_rate "nginx GET /tareas" "http://127.0.0.1:$NG_PORT_list/tareas" -t 2 -c "$lc" --timeout 30s) || exit 1
+            a=$(rate_cpu "taskserver GET /tareas" "http://127.0.0.1:$TS_PORT_list/tareas" "$tw" -t 2 -c "$lc" --timeout 30s) || exit 1
+            b=$(rate_cpu "nginx GET /tareas" "http://127.0.0.1:$NG_PORT_list/tareas" "$nw" -t 2 -c "$lc" --timeout 30s) || exit 1
         else
-            n=$(wrk_rate "nginx GET /tareas" "http://127.0.0.1:$NG_PORT_list/tareas" -t 2 -c "$lc" --timeout 30s) || exit 1
-            t=$(wrk_rate "taskserver GET /tareas" "http://127.0.0.1:$TS_PORT_list/tareas" -t 2 -c "$lc" --timeout 30s) || exit 1
+            b=$(rate_cpu "nginx GET /tareas" "http://127.0.0.1:$NG_PORT_list/tareas" "$nw" -t 2 -c "$lc" --timeout 30s) || exit 1
+            a=$(rate_cpu "taskserver GET /tareas" "http://127.0.0.1:$TS_PORT_list/tareas" "$tw" -t 2 -c "$lc" --timeout 30s) || exit 1
         fi
+        read -r t tc <<<"$a"
+        read -r n nc <<<"$b"
         ratios+=("$(div "$t" "$n")")
-        echo "round $r: taskserver $t req/s, nginx $n req/s, ratio ${ratios[-1]} (load $(load))"
+        cratios+=("$(div "$nc" "$tc")")
+        echo "round $r: taskserver $t req/s ($tc us CPU/request), nginx $n req/s ($nc us CPU/request), ratio ${ratios[-1]}, CPU ratio nginx/taskserver ${cratios[-1]} (load $(load))"
     done
-    local tw nw
-    mapfile -t tw < <(ts_workers list)
-    mapfile -t nw < <(nginx_workers "$NG_PID_list")
-    LIST_TS_RSS=$(hwm_kb "${tw[@]}")
-    LIST_NG_RSS=$(hwm_kb "${nw[@]}")
+    LIST_TS_RSS=$(hwm_kb $tw)
+    LIST_NG_RSS=$(hwm_kb $nw)
     echo "peak RSS of a worker (VmHWM): taskserver $LIST_TS_RSS KiB (master $(hwm_kb "$TS_PID_list") KiB), nginx $LIST_NG_RSS KiB"
     stop "$TS_PID_list"
     stop "$NG_PID_list"
     unchanged "$CACHE/1m.json"
     record "GET /tareas 1M vs nginx sendfile" ">=" 0.9 "${ratios[@]}"
-    record "GET /tareas 1M: taskserver worker peak RSS (KiB)" "info" "-" "$LIST_TS_RSS"
+    record "  CPU per GET /tareas, nginx/taskserver" "info" "-" "${cratios[@]}"
+    record "  GET /tareas 1M: taskserver worker peak RSS (KiB)" "info" "-" "$LIST_TS_RSS"
+    record "  GET /tareas 1M: nginx worker peak RSS (KiB)" "info" "-" "$LIST_NG_RSS"
 }
 
 # ---------------------------------------------------------------- main
@@ -720,7 +765,7 @@ want conns && conns_section
 want list && list_section
 
 printf '\n== summary (%s s, load average at the end %s)\n' "$(($(date +%s) - START))" "$(load)"
-printf '%-58s %9s %9s %9s %6s %8s %s\n' measurement median min max rounds goal met
+printf '%-58s %9s %9s %9s %6s %8s %s\n' measurement median min max rounds goal "met (median)"
 for row in "${RESULTS[@]}"; do
     IFS='|' read -r l med min max n goal met <<<"$row"
     printf '%-58s %9s %9s %9s %6s %8s %s\n' "$l" "$med" "$min" "$max" "$n" "$goal" "$met"
