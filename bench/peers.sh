@@ -27,7 +27,7 @@
 #   -h, --help           this text
 #
 # Everything runs on 127.0.0.1; every wait and every client run is bounded in time (a full run
-# with the defaults takes about 10 minutes, plus about 2 minutes to make the files once). Needs
+# takes about 6 minutes with 3 rounds, 9 with 5, plus about 2 minutes to make the files once). Needs
 # the benchmark-only packages, installed by hand (never by tools/test):
 #   apt-get install -y wrk nginx redis-server redis-tools strace curl python3
 # The output ends with a table: for each measurement the median, minimum and maximum of its
@@ -103,12 +103,18 @@ if want conns && [ ! -x "$RAW" ]; then
 fi
 
 TMP=$(mktemp -d /tmp/bench-peers.XXXXXX) || die "mktemp failed"
-PIDS=() # process groups (taskserver, via setsid) and plain pids (nginx, redis) to stop at exit
+PIDS=()   # what this script started and must stop at exit: nginx, redis-server, taskserver
+GROUPS_=" " # those of PIDS that lead their own process group (taskserver, via setsid)
+# signal PID: TERM to the process group PID leads (taskserver and its workers), else to PID.
+signal_stop() {
+    case $GROUPS_ in
+    *" $1 "*) kill -TERM -- "-$1" 2>/dev/null ;;
+    *) kill -TERM "$1" 2>/dev/null ;;
+    esac
+}
 cleanup() {
     local p
-    for p in "${PIDS[@]}"; do
-        kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null
-    done
+    for p in "${PIDS[@]}"; do signal_stop "$p"; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
     rm -rf "$TMP"
 }
@@ -155,6 +161,7 @@ ts_start() {
         2>"$TMP/$name.log" &
     pid=$!
     PIDS+=("$pid")
+    GROUPS_="$GROUPS_$pid "
     for _ in $(seq 1 300); do
         port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/$name.log")
         [ -n "$port" ] && break
@@ -181,7 +188,7 @@ ts_wait_verdict() {
 }
 # stop PID: TERM to the process group (or the process), then wait.
 stop() {
-    kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+    signal_stop "$1"
     wait "$1" 2>/dev/null
     local keep=() p
     for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
