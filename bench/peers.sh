@@ -728,6 +728,7 @@ list_section() {
     tb=$(curl -s --max-time 60 "http://127.0.0.1:$TS_PORT_list/tareas" | wc -c)
     nb=$(curl -s --max-time 60 "http://127.0.0.1:$NG_PORT_list/tareas" | wc -c)
     echo "body bytes: taskserver $tb, nginx $nb"
+    [ "$tb" = "$nb" ] && [ "$tb" -gt 0 ] || die "GET /tareas: the two bodies differ in length: not the same work"
     local r a b t tc n nc tw nw ratios=() cratios=()
     tw=$(ts_workers list | tr '\n' ' ') nw=$(nginx_workers "$NG_PID_list" | tr '\n' ' ')
     for r in $(seq 1 "$ROUNDS"); do
