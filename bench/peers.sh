@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154 # TS_PORT_name, NG_PID_name...: set by printf -v in ts_start, nginx_start
 # bench/peers.sh - every figure of issue 15 in one run: taskserver against its peers (nginx, Redis)
 # or against itself on a small file, each as a ratio to a reference measured in the same
 # invocation, the two sides alternating round by round (the order flips every round).
@@ -38,7 +39,7 @@ ME=bench/peers.sh
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() {
-    sed -n '2,/^set -u$/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    sed -n '3,/^set -u$/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 die() {
     echo "$ME: $*" >&2
@@ -386,7 +387,7 @@ evict() {
 # ---------------------------------------------------------------- sections
 
 post_section() {
-    local w r tp np ts ng ratios
+    local w r tp np ratios
     for w in 2 4; do
         section "POST /tareas, $w workers: taskserver vs nginx return 201, wrk -t 2 -c $CONNS -d ${SECS}s"
         rm -f "$TMP/post.json"
@@ -614,13 +615,13 @@ startup_section() {
     make_file 10000000 "$CACHE/10m.json"
     make_file 1000 "$CACHE/1k.json"
     section "start-up to listening: 10M-task file ($(($(stat -c %s "$CACHE/10m.json") / 1000000)) MB) vs 1k-task file, 2 workers"
-    local r bl ba bv sl sa sv cl ca cv big=() ratios=() cold=() verd=() cverd=()
+    local r bl ba bv sl sa cl ca cv big=() ratios=() cold=() verd=() cverd=()
     for r in $(seq 1 "$ROUNDS"); do
         if [ $((r % 2)) -eq 1 ]; then
             read -r bl ba bv < <(startup_time "$CACHE/10m.json" "$TMP/startup.log")
-            read -r sl sa sv < <(startup_time "$CACHE/1k.json" "$TMP/startup.log")
+            read -r sl sa _ < <(startup_time "$CACHE/1k.json" "$TMP/startup.log")
         else
-            read -r sl sa sv < <(startup_time "$CACHE/1k.json" "$TMP/startup.log")
+            read -r sl sa _ < <(startup_time "$CACHE/1k.json" "$TMP/startup.log")
             read -r bl ba bv < <(startup_time "$CACHE/10m.json" "$TMP/startup.log")
         fi
         evict "$CACHE/10m.json"
