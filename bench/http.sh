@@ -8,7 +8,8 @@
 # answers `return 201` with a small JSON body, GET /health `return 200`, access_log off), both
 # on 127.0.0.1. Then REPEATS rounds of wrk -c CONNECTIONS -d SECONDS, alternating the two
 # servers: POST /tareas (a Lua script, a distinct titulo per request) and GET /health. Prints
-# every rate, the medians and the ratios taskserver/nginx (goals: POST >= 0.5, GET >= 0.8).
+# every rate, the medians and the ratios taskserver/nginx (goals: POST >= 0.9 since issue 15, GET >= 0.8;
+# bench/peers.sh gives the POST figure as per-round ratios with their range).
 # Socket errors or non-2xx answers are printed: they are bugs, not noise. Not a test: the
 # figures vary with the machine's load; everything stays on 127.0.0.1.
 set -u
@@ -181,6 +182,6 @@ for workers in 2 4; do
     m_np=$(printf '%s\n' "${ng_post[@]}" | median)
     m_tg=$(printf '%s\n' "${ts_get[@]}" | median)
     m_ng=$(printf '%s\n' "${ng_get[@]}" | median)
-    summary+=("$workers workers: POST /tareas median taskserver $m_tp, nginx $m_np req/s, ratio $(ratio "$m_tp" "$m_np") (goal >= 0.5); GET /health median taskserver $m_tg, nginx $m_ng req/s, ratio $(ratio "$m_tg" "$m_ng") (goal >= 0.8); $stored tasks stored")
+    summary+=("$workers workers: POST /tareas median taskserver $m_tp, nginx $m_np req/s, ratio $(ratio "$m_tp" "$m_np") (goal >= 0.9); GET /health median taskserver $m_tg, nginx $m_ng req/s, ratio $(ratio "$m_tg" "$m_ng") (goal >= 0.8); $stored tasks stored")
 done
 printf '%s\n' "${summary[@]}"
