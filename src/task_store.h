@@ -48,9 +48,10 @@
  * held only inside a call, never between calls.
  *
  * Signals: while waiting for a lock with opts.lock_timeout_ms > 0, the store
- * installs its own SIGALRM handler and arms a repeating ITIMER_REAL (every
- * 25 ms), restoring both before it returns. A process that uses SIGALRM or
- * ITIMER_REAL itself must not rely on them during such a call.
+ * arms a repeating ITIMER_REAL (every 25 ms) and restores the previous timer
+ * before it returns; the first such wait installs the store's SIGALRM handler
+ * for good. A process that waits with a deadline must leave SIGALRM and
+ * ITIMER_REAL to the store (taskserver's workers do; the master never waits).
  *
  * Errors: functions return 0 (or a count) on success and -1 on failure, with
  * errno set and a one-line message naming the file (and offset, for damage)

@@ -970,8 +970,6 @@ START_TEST(test_lock_timeout)
     struct task_meta m;
     char err[512];
     make_task(&t, "waits", NULL, -1);
-    struct sigaction sa_before;
-    sigaction(SIGALRM, NULL, &sa_before);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(task_store_append(s, &t, &m, NULL, 0, NULL, err, sizeof(err)), -1);
@@ -997,10 +995,10 @@ START_TEST(test_lock_timeout)
     ck_assert_msg(ms < 5000, "snapshot waited %ld ms behind the lock holder", ms);
     ck_assert_int_eq(snap.prefix_len, 2);
     ck_assert_uint_eq(snap.num_tasks, 0);
-    /* The SIGALRM handler and timer are restored. */
+    /* The timer is restored (the handler stays, as task_store.h says). */
     struct sigaction sa;
     sigaction(SIGALRM, NULL, &sa);
-    ck_assert_ptr_eq(sa.sa_handler, sa_before.sa_handler);
+    ck_assert(sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN);
     struct itimerval it;
     getitimer(ITIMER_REAL, &it);
     ck_assert(it.it_value.tv_sec == 0 && it.it_value.tv_usec == 0);
