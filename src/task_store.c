@@ -157,6 +157,7 @@ void task_store_close(struct task_store *s)
     for (unsigned i = 0; i < s->num_retired; i++)
         close(s->retired[i].fd);
     close(s->cur.fd); /* releases this process's locks on the file */
+    free(s->hints);
     free(s->recs);
     free(s->stage);
     free(s->wbuf);

@@ -266,9 +266,10 @@ int task_store_snapshot_intact(struct task_store *s, const struct task_store_sna
  * returned. Returns 0 with *num, or -1 with errno and err as the snapshot. */
 int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_len);
 
-/* Finds task id within snap by binary search over byte offsets (ids increase
- * in file order), reading O(log n) small blocks. Copies its record line (no
- * newline) into line. Returns 1 found, 0 absent, -1 error (errno). */
+/* Finds task id within snap by interpolation over byte offsets (ids are
+ * positions 1..n in file order), starting where earlier lookups of nearby ids
+ * found their lines: usually one pread() of a small block. Copies its record
+ * line (no newline) into line. Returns 1 found, 0 absent, -1 error (errno). */
 int task_store_find(struct task_store *s, const struct task_store_snapshot *snap, uint64_t id,
                     char *line, size_t line_cap, size_t *line_len);
 

@@ -198,6 +198,8 @@ struct store_record {
     size_t line_off, line_len; /* committed: the record's line (no ",\n", no newline) */
 };
 
+struct store_hint;
+
 struct task_store {
     struct store_file cur;                        /* the file at the path, as far as we know */
     struct store_file retired[STORE_RETIRED_MAX]; /* earlier ones, kept for their streams */
@@ -219,6 +221,7 @@ struct task_store {
     char *vbuf;
     size_t vbuf_cap;
     struct store_scratch sc;
+    struct store_hint *hints; /* where lookups found lines (task_store_read.c), or NULL */
     struct store_damage damage;
     off_t size_hint; /* file size after our last tail read or write, 0 unknown: a guess only */
     int64_t write_busy_until_ms; /* a write lock wait ran out: see store_timed_lock() */

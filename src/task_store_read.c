@@ -256,7 +256,7 @@ static int store_next_record(struct task_store *s, int fd, off_t from, off_t lim
 /* The slow way, from byte from: record after record until id or past it. */
 static int store_find_forward(struct task_store *s, const struct task_store_snapshot *snap,
                               off_t from, uint64_t id, char *line, size_t line_cap,
-                              size_t *line_len)
+                              size_t *line_len, off_t *found_at)
 {
     off_t start = 0;
     uint64_t v = 0;
@@ -264,12 +264,70 @@ static int store_find_forward(struct task_store *s, const struct task_store_snap
         int r = store_next_record(s, snap->fd, p, snap->prefix_len, &start, &v);
         if (r <= 0)
             return r;
-        if (v == id)
+        if (v == id) {
+            *found_at = start;
             return store_copy_line(snap->fd, start, snap->prefix_len, NULL, 0, line, line_cap,
                                    line_len);
+        }
         if (v > id)
             return 0;
     }
+}
+
+/* Where earlier lookups found their lines: one (id, offset) per slot, the
+ * slot chosen by the id's run of 2^STORE_HINT_SHIFT ids. A hint only picks
+ * where the first block is read; the bounds of the search and the answer come
+ * from what that read shows (the line of id is the one that starts with
+ * {"id":id). So a hint made stale by a reset, a repair or an edit by hand
+ * costs reads, never a wrong task: that is why it needs no invalidation. */
+#define STORE_HINTS 4096
+#define STORE_HINT_SHIFT 12
+
+struct store_hint {
+    uint64_t id; /* 0: empty */
+    off_t start;
+    off_t step; /* that line's length with its ",\n": the next one starts there */
+};
+
+static struct store_hint *store_hint_slot(struct task_store *s, uint64_t id)
+{
+    return &s->hints[(id >> STORE_HINT_SHIFT) % STORE_HINTS];
+}
+
+/* The first guess for id from the hints, or -1 without a usable one: between
+ * the hint of id's run and the neighbouring run's when they bracket id (the
+ * local mean line length), else the one hint and its own line's length. */
+static off_t store_hint_guess(struct task_store *s, uint64_t id, off_t limit)
+{
+    if (s->hints == NULL)
+        return -1;
+    const struct store_hint *a = store_hint_slot(s, id);
+    if (a->id == 0 || a->start >= limit)
+        return -1;
+    if (a->id == id)
+        return a->start;
+    const struct store_hint *b =
+        store_hint_slot(s, a->id < id ? id + (1u << STORE_HINT_SHIFT) : id - (1u << STORE_HINT_SHIFT));
+    const struct store_hint *lo = a->id < id ? a : b, *hi = a->id < id ? b : a;
+    if (lo->id != 0 && lo->id < id && id < hi->id && lo->start < hi->start && hi->start < limit) {
+        double frac = (double)(id - lo->id) / (double)(hi->id - lo->id);
+        return lo->start + (off_t)(frac * (double)(hi->start - lo->start));
+    }
+    double d = a->id < id ? (double)(id - a->id) : -(double)(a->id - id);
+    return a->start + (off_t)(d * (double)a->step);
+}
+
+static void store_hint_note(struct task_store *s, uint64_t id, off_t start, size_t line_len)
+{
+    if (s->hints == NULL) {
+        s->hints = calloc(STORE_HINTS, sizeof(*s->hints));
+        if (s->hints == NULL)
+            return; /* lookups work without hints, only slower */
+    }
+    struct store_hint *h = store_hint_slot(s, id);
+    h->id = id;
+    h->start = start;
+    h->step = (off_t)line_len + 2;
 }
 
 /* Finds id by interpolation. Ids are positions 1..n and records have nearly
@@ -277,24 +335,34 @@ static int store_find_forward(struct task_store *s, const struct task_store_snap
  * centered on the guess usually holds the line (one pread(), and the line is
  * copied from it). When it does not, the records the block did hold bound the
  * search more tightly and the next guess interpolates between those bounds.
+ * Lines grow with their id's digits, so a first guess from the whole file's
+ * bounds can miss by a megabyte at 10M ids; the first guess comes from the
+ * hints when there are any (see store_hint_guess).
  * Invariant: the line of id starts in [lo, hi), where the record at lo has id
- * lo_id and the one at hi id hi_id (hi_id = n + 1: just past the end). A block
- * that narrows nothing (records longer than a block) hands over to the
- * record-by-record scan from lo. Returns 1 found, 0 absent, -1 error (errno). */
+ * lo_id and the one at hi id hi_id (hi_id = n + 1: just past the end); only
+ * records read in this call move them. A block that narrows nothing (records
+ * longer than a block) hands over to the record-by-record scan from lo.
+ * Returns 1 found, 0 absent, -1 error (errno). */
 int task_store_find(struct task_store *s, const struct task_store_snapshot *snap, uint64_t id,
                     char *line, size_t line_cap, size_t *line_len)
 {
     char *buf = s->sc.scan;
     off_t limit = snap->prefix_len;
-    off_t lo = 2, hi = limit + 2;
+    off_t lo = 2, hi = limit + 2, found_at = -1;
     uint64_t lo_id = 1, hi_id = snap->num_tasks + 1;
+    size_t len = 0;
+    int r;
 
     if (id == 0 || id > snap->num_tasks)
         return 0; /* ids are exactly 1..num_tasks */
+    off_t guess = store_hint_guess(s, id, limit);
     for (;;) {
-        double frac = (double)(id - lo_id) / (double)(hi_id - lo_id);
-        off_t guess = lo + (off_t)(frac * (double)(hi - lo));
+        if (guess < 0) {
+            double frac = (double)(id - lo_id) / (double)(hi_id - lo_id);
+            guess = lo + (off_t)(frac * (double)(hi - lo));
+        }
         off_t at = guess - STORE_TAIL_BLOCK / 2;
+        guess = -1;
         if (at > limit - STORE_TAIL_BLOCK)
             at = limit - STORE_TAIL_BLOCK;
         if (at < lo - 1)
@@ -313,9 +381,12 @@ int task_store_find(struct task_store *s, const struct task_store_snapshot *snap
                 continue;
             uint64_t v = store_line_id(buf + i + 1, n - i - 1);
             off_t start = at + (off_t)i + 1;
-            if (v == id)
-                return store_copy_line(snap->fd, start, limit, buf + i + 1, n - i - 1, line,
-                                       line_cap, line_len);
+            if (v == id) {
+                found_at = start;
+                r = store_copy_line(snap->fd, start, limit, buf + i + 1, n - i - 1, line,
+                                    line_cap, &len);
+                goto out;
+            }
             if (v == 0)
                 continue; /* "]", or an id cut by the block's end */
             if (v < id && v > lo_id) {
@@ -329,7 +400,16 @@ int task_store_find(struct task_store *s, const struct task_store_snapshot *snap
                 break; /* later ones are greater still */
             }
         }
-        if (!narrowed)
-            return store_find_forward(s, snap, lo, id, line, line_cap, line_len);
+        if (!narrowed) {
+            r = store_find_forward(s, snap, lo, id, line, line_cap, &len, &found_at);
+            goto out;
+        }
     }
+out:
+    if (r == 1) {
+        store_hint_note(s, id, found_at, len);
+        if (line_len != NULL)
+            *line_len = len;
+    }
+    return r;
 }

@@ -141,6 +141,130 @@ START_TEST(test_snapshot_find_many)
 }
 END_TEST
 
+/* A file of n records whose titulo is padded with pad 'x's: lines grow with
+ * the id's digits (twice: in "id" and in the titulo), as in real files. */
+static size_t padded_file(uint64_t n, size_t pad, char **out)
+{
+    size_t cap = (size_t)n * (200 + pad) + 16, o = 2;
+    char *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, "[\n", 2);
+    for (uint64_t id = 1; id <= n; id++) {
+        char titulo[TASK_TITULO_MAX + 1];
+        int k = snprintf(titulo, sizeof(titulo), "task %" PRIu64 " ", id);
+        memset(titulo + k, 'x', pad);
+        titulo[(size_t)k + pad] = '\0';
+        struct task t;
+        make_task(&t, titulo, "c", (int64_t)id);
+        struct task_meta m = {id, 1795705200, 4123};
+        long len = task_json_encode_record(&t, &m, buf + o, cap - o);
+        ck_assert_int_gt(len, 0);
+        o += (size_t)len;
+        memcpy(buf + o, id < n ? ",\n" : "\n]\n", id < n ? 2 : 3);
+        o += id < n ? 2 : 3;
+    }
+    *out = buf;
+    return o;
+}
+
+/* read(2)-family system calls this process has made (pread64 counts). */
+static long reads_so_far(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    char key[32];
+    long v, r = -1;
+    if (f == NULL)
+        return -1;
+    while (fscanf(f, "%31[^:]: %ld\n", key, &v) == 2)
+        if (strcmp(key, "syscr") == 0)
+            r = v;
+    fclose(f);
+    return r;
+}
+
+/* Looks up every id of the snapshot in a scrambled order and checks each
+ * answer against the file's bytes; returns the reads they took. */
+static long find_all(struct task_store *s, const struct task_store_snapshot *snap,
+                     const char *file)
+{
+    char line[TASK_JSON_RECORD_MAX];
+    size_t line_len;
+    long r0 = reads_so_far();
+    uint64_t n = snap->num_tasks;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t id = (k * 7919) % n + 1; /* 7919 is prime and no test's n shares it */
+        ck_assert_int_eq(task_store_find(s, snap, id, line, sizeof(line), &line_len), 1);
+        char want[64];
+        int w = snprintf(want, sizeof(want), "{\"id\":%" PRIu64 ",", id);
+        ck_assert_msg(line_len > (size_t)w && memcmp(line, want, (size_t)w) == 0,
+                      "find %" PRIu64 " gave %.40s", id, line);
+        const char *at = file + 2;
+        line[line_len] = '\0';
+        ck_assert_msg(strstr(at, line) != NULL, "find %" PRIu64 ": not the file's line", id);
+    }
+    return reads_so_far() - r0;
+}
+
+/* Lookups remember where they found lines: on a file whose lines grow with
+ * the id, a second pass takes about one read each. Hints made stale by a refill with other lengths, by a
+ * shorter file and by a reset never give another task. */
+START_TEST(test_find_hints)
+{
+    char *file;
+    uint64_t n = 30000;
+    size_t len = padded_file(n, 0, &file);
+    write_file(tmp_file, file, len);
+    struct task_store *s = open_store(&quiet_opts);
+    struct task_store_snapshot snap;
+    char err[512];
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_uint_eq(snap.num_tasks, n);
+    long cold = find_all(s, &snap, file);
+    long warm = find_all(s, &snap, file);
+    task_store_snapshot_release(s, &snap);
+    /* Without hints, 89% of this file's ids lie more than 2 KiB from where
+     * the whole file's bounds put them (a first block misses): 2 reads or
+     * more. The first pass leaves a hint in every run of ids. */
+    if (cold >= 0 && warm >= 0)
+        ck_assert_msg(warm * 10 < (long)n * 12,
+                      "%ld reads for %" PRIu64 " lookups with hints (%ld in the first pass)",
+                      warm, n, cold);
+    free(file);
+
+    /* The same ids at other places: every line longer by 40 bytes. */
+    len = padded_file(n, 40, &file);
+    write_file(tmp_file, file, len);
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_uint_eq(snap.num_tasks, n);
+    find_all(s, &snap, file);
+    task_store_snapshot_release(s, &snap);
+    free(file);
+
+    /* Fewer tasks, shorter lines: hints past the end and ids gone. */
+    len = padded_file(n / 3, 0, &file);
+    write_file(tmp_file, file, len);
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_uint_eq(snap.num_tasks, n / 3);
+    find_all(s, &snap, file);
+    char line[TASK_JSON_RECORD_MAX];
+    size_t line_len;
+    ck_assert_int_eq(task_store_find(s, &snap, n / 3 + 1, line, sizeof(line), &line_len), 0);
+    ck_assert_int_eq(task_store_find(s, &snap, n, line, sizeof(line), &line_len), 0);
+    task_store_snapshot_release(s, &snap);
+    free(file);
+
+    /* A reset: id 1 is the new task, not the old one. */
+    ck_assert_int_eq(task_store_reset(s, err, sizeof(err)), 0);
+    ck_assert_uint_eq(append_one(s, "after the reset", NULL, -1), 1);
+    ck_assert_int_eq(task_store_snapshot(s, &snap, err, sizeof(err)), 0);
+    ck_assert_int_eq(task_store_find(s, &snap, 1, line, sizeof(line), &line_len), 1);
+    line[line_len] = '\0';
+    ck_assert_ptr_nonnull(strstr(line, "after the reset"));
+    task_store_snapshot_release(s, &snap);
+    task_store_close(s);
+}
+END_TEST
+
 /* A snapshot stays intact through appends; a reset, with or without a refill
  * past its end (same number of tasks, other titles), is seen. */
 START_TEST(test_snapshot_intact)
@@ -1453,6 +1577,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_create_append_find);
     tcase_add_test(tc, test_snapshot_find_many);
+    tcase_add_test(tc, test_find_hints);
     tcase_add_test(tc, test_snapshot_intact);
     tcase_add_test(tc, test_second_open_refused);
     tcase_add_loop_test(tc, test_torn_every_offset, 0, 4);
