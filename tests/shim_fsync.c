@@ -114,10 +114,16 @@ __attribute__((constructor)) static void shim_init(void)
         fprintf(stderr, "shim_fsync: %s: %s\n", log, strerror(errno));
         _exit(99);
     }
-    shim_fail_next = getenv("SHIM_FSYNC_FAIL_NEXT");
+    /* Copied: taskserver's proctitle_init() writes its process title over the environment
+     * strings that getenv() points into. */
+    static char fail_next[4096], fail_suffix[256];
+    const char *next = getenv("SHIM_FSYNC_FAIL_NEXT");
+    if (next != NULL && snprintf(fail_next, sizeof(fail_next), "%s", next) < (int)sizeof(fail_next))
+        shim_fail_next = fail_next;
     const char *suffix = getenv("SHIM_FSYNC_FAIL_SUFFIX");
-    if (suffix != NULL && suffix[0] != '\0')
-        shim_fail_suffix = suffix;
+    if (suffix != NULL && suffix[0] != '\0' &&
+        snprintf(fail_suffix, sizeof(fail_suffix), "%s", suffix) < (int)sizeof(fail_suffix))
+        shim_fail_suffix = fail_suffix;
 }
 
 static void shim_path(int fd, char *out, size_t cap)
