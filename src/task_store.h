@@ -74,6 +74,13 @@
 
 struct task_store;
 
+/* The lock bytes (task_store_lock.c): the data lock covers [0, this), every
+ * byte a file can have; this one byte is the sync lock of group commit. A
+ * program that reads or writes tasks.json with its own code locks the data
+ * range (a whole-file lock, l_len 0, works too: it only also waits for a
+ * disk flush in progress). */
+#define TASK_STORE_SYNC_BYTE ((off_t)1 << 62)
+
 /* What a store reports to its observer (tracing, metrics), from inside its
  * calls and possibly under the file lock: an observer must be quick, must not
  * block, and must not call the store or touch tasks.json. Times are

@@ -84,6 +84,9 @@ int64_t store_now_ns(void);
  * the deadline. */
 int store_lock(int fd, short type, unsigned timeout_ms);
 void store_unlock(int fd, const char *path);
+/* The sync lock (the byte TASK_STORE_SYNC_BYTE), held around one fdatasync. */
+int store_sync_lock(int fd, unsigned timeout_ms);
+void store_sync_unlock(int fd, const char *path);
 const char *store_lock_errmsg(int e);
 
 /* The same for a store: its deadline policy (busy times after a timeout), and

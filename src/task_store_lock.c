@@ -18,9 +18,13 @@
  * ============================================
  *
  * Every process (each worker, each taskctl) appends to the same file. The
- * only coordination is a POSIX record lock on the whole file: F_WRLCK for an
- * append, a repair or a reset; F_RDLCK for the short moment a reader needs to
- * find the end of the last complete record. Invariants the lock protects:
+ * only coordination is a POSIX record lock on the whole file (bytes 0 to
+ * 2^62, every byte a file can have): F_WRLCK for an append, a repair or a
+ * reset; F_RDLCK for the short moment a reader needs to find the end of the
+ * last complete record. (Record locks lock byte ranges, whether or not the
+ * bytes exist; the byte at 2^62 is a second lock, for disk flushes only: see
+ * task_store_sync.c. SQLite keeps its lock bytes at 1 GiB the same way.)
+ * Invariants the lock protects:
  *
  *   I1  When no writer holds the lock, the file is "[\n]\n" or
  *       "[\n" + records joined by ",\n" + "\n]\n": a valid JSON array.
@@ -215,16 +219,18 @@ static int store_lock_wait(int fd, struct flock *fl, unsigned timeout_ms)
 }
 #endif
 
-/* Takes a whole-file lock of type (F_RDLCK or F_WRLCK). The uncontended case
- * costs exactly one fcntl(F_SETLK). timeout_ms 0 waits as long as it takes.
- * Returns 0, or -1 with errno (ETIMEDOUT after the deadline). */
-int store_lock(int fd, short type, unsigned timeout_ms)
+/* Takes a lock of type (F_RDLCK or F_WRLCK) on len bytes from start. The
+ * uncontended case costs exactly one fcntl(F_SETLK). timeout_ms 0 waits as
+ * long as it takes. Returns 0, or -1 with errno (ETIMEDOUT after the deadline). */
+static int store_lock_range(int fd, short type, off_t start, off_t len, unsigned timeout_ms)
 {
 #if TASKSERVER_LOCKING
     struct flock fl;
     memset(&fl, 0, sizeof(fl));
     fl.l_type = type;
-    fl.l_whence = SEEK_SET; /* l_start 0, l_len 0: the whole file, however it grows */
+    fl.l_whence = SEEK_SET;
+    fl.l_start = start;
+    fl.l_len = len;
     if (fcntl(fd, F_SETLK, &fl) == 0)
         return 0;
     if (errno != EACCES && errno != EAGAIN && errno != EINTR)
@@ -239,12 +245,14 @@ int store_lock(int fd, short type, unsigned timeout_ms)
 #else
     (void)fd;
     (void)type;
+    (void)start;
+    (void)len;
     (void)timeout_ms;
     return 0;
 #endif
 }
 
-void store_unlock(int fd, const char *path)
+static void store_unlock_range(int fd, const char *path, off_t start, off_t len)
 {
 #if TASKSERVER_LOCKING
     struct flock fl;
@@ -252,6 +260,8 @@ void store_unlock(int fd, const char *path)
     memset(&fl, 0, sizeof(fl));
     fl.l_type = F_UNLCK;
     fl.l_whence = SEEK_SET;
+    fl.l_start = start;
+    fl.l_len = len;
     /* Unlocking a lock we hold cannot fail on a valid descriptor; if it did,
      * the close at task_store_close() releases it anyway. */
     if (fcntl(fd, F_SETLK, &fl) < 0)
@@ -260,7 +270,33 @@ void store_unlock(int fd, const char *path)
 #else
     (void)fd;
     (void)path;
+    (void)start;
+    (void)len;
 #endif
+}
+
+/* The data lock: bytes [0, TASK_STORE_SYNC_BYTE), every byte any file
+ * system lets a file have, so "the whole file, however it grows"; the one
+ * byte past it is the sync lock (task_store_sync.c), which the data lock must
+ * not cover or a reader would wait for a disk flush. */
+int store_lock(int fd, short type, unsigned timeout_ms)
+{
+    return store_lock_range(fd, type, 0, TASK_STORE_SYNC_BYTE, timeout_ms);
+}
+
+void store_unlock(int fd, const char *path)
+{
+    store_unlock_range(fd, path, 0, TASK_STORE_SYNC_BYTE);
+}
+
+int store_sync_lock(int fd, unsigned timeout_ms)
+{
+    return store_lock_range(fd, F_WRLCK, TASK_STORE_SYNC_BYTE, 1, timeout_ms);
+}
+
+void store_sync_unlock(int fd, const char *path)
+{
+    store_unlock_range(fd, path, TASK_STORE_SYNC_BYTE, 1);
 }
 
 const char *store_lock_errmsg(int e)

@@ -30,7 +30,14 @@
  *     same epoch, has nothing to do: another worker's sync covered it. After
  *     syncing, a worker raises N to the file size it saw before its sync call;
  *   - within a worker, every POST of one event-loop turn is one append (a
- *     batch), so one sync answers them all.
+ *     batch), so one sync answers them all;
+ *   - one sync runs at a time, under the sync lock: a write lock on the one
+ *     byte at 2^62, past the data lock's range (task_store_lock.c), so it
+ *     holds up neither appends nor readers. Two overlapping flushes of one
+ *     file each take longer, and neither knows the other covers it; in a
+ *     queue, the next syncer's fstat() takes in every batch written while
+ *     the one before it flushed, and the writers of those batches, when
+ *     their turn comes, find the word past their bytes and skip theirs.
  *
  * Epochs. "Durable up to N" is only true of bytes that have not changed since.
  * Appends only add bytes past the end, but a reset, a repair, an undone append,
@@ -197,14 +204,29 @@ void store_sync_shrunk(struct task_store *s)
                           memory_order_relaxed);
 }
 
+/* Whether the durable word already covers [0, end) of the epoch. */
+static int store_sync_covered(struct task_store_shared *sh, uint64_t epoch, off_t end)
+{
+    if (sh == NULL)
+        return 0;
+    uint64_t d = atomic_load_explicit(&sh->durable, memory_order_acquire);
+    return d >> STORE_END_BITS == (epoch & STORE_EPOCH_MASK) &&
+           (d & STORE_END_MASK) >= (uint64_t)end;
+}
+
 int store_sync(struct task_store *s, uint64_t epoch, off_t end, char *err, size_t err_len)
 {
     struct task_store_shared *sh = store_shared(s);
-    uint64_t mine = store_pack(epoch, end);
-    if (sh != NULL) {
-        uint64_t d = atomic_load_explicit(&sh->durable, memory_order_acquire);
-        if (d >> STORE_END_BITS == mine >> STORE_END_BITS && (d & STORE_END_MASK) >= (uint64_t)end)
-            return store_sync_refused(s, err, err_len); /* covered by another sync */
+    if (store_sync_covered(sh, epoch, end))
+        return store_sync_refused(s, err, err_len); /* covered by another sync */
+    /* One sync at a time: the sync lock. A worker that waited for it finds
+     * its bytes covered when the sync before it started after they were
+     * written, and so never flushes them a second time. A holder that does
+     * not let go in time (stopped) costs a sync of our own, nothing more. */
+    int locked = store_sync_lock(s->cur.fd, s->opts.lock_timeout_ms) == 0;
+    if (locked && store_sync_covered(sh, epoch, end)) {
+        store_sync_unlock(s->cur.fd, s->path);
+        return store_sync_refused(s, err, err_len);
     }
     /* The size before the call: every byte below it was written before, so
      * the sync covers it, whoever wrote it. */
@@ -221,8 +243,11 @@ int store_sync(struct task_store *s, uint64_t epoch, off_t end, char *err, size_
         store_emit(s, &ev);
     }
     if (rc < 0) {
+        /* Recorded before the sync lock goes, so no waiter trusts the word. */
         if (sh != NULL)
             atomic_store_explicit(&sh->failed, e != 0 ? e : EIO, memory_order_relaxed);
+        if (locked)
+            store_sync_unlock(s->cur.fd, s->path);
         log_error("%s: fdatasync: %s: no task is stored from now on, until the server is "
                   "restarted (a failed sync cannot be retried: the kernel may have dropped "
                   "the data)",
@@ -243,5 +268,7 @@ int store_sync(struct task_store *s, uint64_t epoch, off_t end, char *err, size_
                                                       memory_order_relaxed)) {
         }
     }
+    if (locked)
+        store_sync_unlock(s->cur.fd, s->path);
     return store_sync_refused(s, err, err_len);
 }

@@ -11,6 +11,7 @@
 
 #include "build_config.h"
 #include "task_json.h"
+#include "task_store.h"
 #include "taskctl_lines.h"
 #include "taskctl_table.h"
 
@@ -474,14 +475,15 @@ static void verify_release(struct verify_state *st)
 
 /* A read lock on the whole file, held while the file is read, so that no
  * append is half done in what we see (writers wait meanwhile: about 0.7 s
- * per million tasks). l_len 0 covers every byte to infinity, so this
- * conflicts with whatever range the store's write lock covers. Behind a
+ * per million tasks). The store's data range: l_len 0 would also cover the
+ * sync byte and hold up every durable append's flush meanwhile. Behind a
  * holder that does not let go (a stopped server worker) it says what it
  * waits for, once, rather than hang in silence. */
 static int verify_lock(int fd, const char *path)
 {
 #if TASKSERVER_LOCKING
-    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    struct flock fl = {
+        .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = TASK_STORE_SYNC_BYTE};
     int rc;
     if (fcntl(fd, F_SETLK, &fl) == 0)
         return 0;

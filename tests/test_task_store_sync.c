@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +104,67 @@ START_TEST(test_one_sync_spares_another)
 }
 END_TEST
 
+/* Syncs take turns under the sync lock: a worker that waits for the sync in
+ * progress, whose fstat() came after the waiter's write, finds its bytes
+ * covered when the lock is its turn, and flushes nothing. Here the parent
+ * plays the syncer in progress: it holds the sync byte while the child
+ * appends, then appends and syncs itself, covering both. */
+START_TEST(test_sync_waiter_is_covered)
+{
+    if (!locking_build())
+        return; /* no sync lock: the child syncs at once */
+    page = shared_page();
+    write_file(tmp_file, "[\n]\n", 4);
+    int raw = open(tmp_file, O_RDWR);
+    ck_assert_int_ge(raw, 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = TASK_STORE_SYNC_BYTE,
+                       .l_len = 1};
+    ck_assert_int_eq(fcntl(raw, F_SETLK, &fl), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct watch w = {0, 0, NULL};
+        struct task_store_options opts = quiet_opts;
+        opts.fsync = 1;
+        opts.lock_timeout_ms = 20000; /* never hang the test */
+        opts.shared = page;
+        opts.observe = watch_event;
+        opts.observe_arg = &w;
+        struct task_store *s = open_store(&opts);
+        append_one(s, "child", "c", 1);
+        task_store_close(s);
+        _exit(w.fsyncs == 0 ? 0 : 11);
+    }
+    /* Wait (at most 10 s) until the child's record is in the file: the child
+     * then waits for the sync byte. */
+    for (int i = 0; i < 1000; i++) {
+        struct stat st;
+        ck_assert_int_eq(fstat(raw, &st), 0);
+        if (st.st_size > 4)
+            break;
+        usleep(10000);
+    }
+    usleep(50000); /* from its write to its wait: the read-back, a stat */
+    struct watch w = {0, 0, NULL};
+    struct task_store_options opts = quiet_opts;
+    opts.fsync = 1;
+    opts.shared = page;
+    opts.observe = watch_event;
+    opts.observe_arg = &w;
+    struct task_store *s = open_store(&opts);
+    ck_assert_uint_eq(append_one(s, "parent", "c", 2), 2);
+    ck_assert_int_eq(w.fsyncs, 1);
+    int status;
+    waitpid(pid, &status, 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "child: status %d (11: it flushed bytes the parent's sync covered)", status);
+    assert_canonical(2);
+    task_store_close(s);
+    close(raw);
+    munmap(page, task_store_shared_size());
+}
+END_TEST
+
 /* A sync covers the file as it was: after a reset, a new append that ends
  * below the old durable mark must still be synced. */
 START_TEST(test_reset_starts_an_epoch)
@@ -150,6 +212,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_one_sync_spares_another);
     tcase_add_test(tc, test_reset_starts_an_epoch);
+    tcase_add_test(tc, test_sync_waiter_is_covered);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
