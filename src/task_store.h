@@ -273,6 +273,16 @@ int task_store_snapshot_intact(struct task_store *s, const struct task_store_sna
  * returned. Returns 0 with *num, or -1 with errno and err as the snapshot. */
 int task_store_count(struct task_store *s, uint64_t *num, char *err, size_t err_len);
 
+/* A reader of the whole file in its own way (taskctl verify): the file at
+ * path, opened read-only under the read lock, which waits as long as it takes
+ * (logging once which process holds the lock). Appends wait while it is
+ * held; the bytes read through it are a consistent list or the file's own
+ * damage, never an append half done. Refuses (EBUSY) a file this process has
+ * a store open on, for the reason above. Returns the descriptor, or -1 with
+ * errno and err. task_store_reader_close() closes it and drops the lock. */
+int task_store_reader_open(const char *path, char *err, size_t err_len);
+void task_store_reader_close(int fd);
+
 /* Finds task id within snap by interpolation over byte offsets (ids are
  * positions 1..n in file order), starting where earlier lookups of nearby ids
  * found their lines: usually one pread() of a small block. Copies its record

@@ -84,6 +84,8 @@ int64_t store_now_ns(void);
  * the deadline. */
 int store_lock(int fd, short type, unsigned timeout_ms);
 void store_unlock(int fd, const char *path);
+/* store_lock() with no deadline, logging once who holds it when it must wait. */
+int store_lock_saying(int fd, short type, const char *path);
 /* The sync lock (the byte TASK_STORE_SYNC_BYTE), held around one fdatasync. */
 int store_sync_lock(int fd, unsigned timeout_ms);
 void store_sync_unlock(int fd, const char *path);

@@ -299,6 +299,24 @@ void store_sync_unlock(int fd, const char *path)
     store_unlock_range(fd, path, TASK_STORE_SYNC_BYTE, 1);
 }
 
+int store_lock_saying(int fd, short type, const char *path)
+{
+#if TASKSERVER_LOCKING
+    struct flock who;
+    memset(&who, 0, sizeof(who));
+    who.l_type = type;
+    who.l_whence = SEEK_SET;
+    who.l_len = TASK_STORE_SYNC_BYTE;
+    if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
+        log_info("waiting for the %s lock on %s (process %ld holds the %s lock)",
+                 type == F_WRLCK ? "write" : "read", path, (long)who.l_pid,
+                 who.l_type == F_WRLCK ? "write" : "read");
+#else
+    (void)path;
+#endif
+    return store_lock(fd, type, 0);
+}
+
 const char *store_lock_errmsg(int e)
 {
     return e == ETIMEDOUT ? "lock not granted in time" : strerror(e);

@@ -413,3 +413,47 @@ out:
     }
     return r;
 }
+
+/* ---- a reader of its own ---- */
+
+int task_store_reader_open(const char *path, char *err, size_t err_len)
+{
+    struct stat st;
+    int fd;
+
+    if (stat(path, &st) == 0 && store_registered(st.st_dev, st.st_ino)) {
+        errno = EBUSY;
+        store_err(err, err_len, "%s: a store is open on it in this process", path);
+        return -1;
+    }
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        store_err(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        int e = errno;
+        if (e == 0 || !S_ISREG(st.st_mode))
+            e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+        store_err(err, err_len, "%s: %s", path,
+                  e == EISDIR ? "is a directory" : e == EINVAL ? "not a regular file" : strerror(e));
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (store_lock_saying(fd, F_RDLCK, path) < 0) {
+        int e = errno;
+        store_err(err, err_len, "%s: read lock: %s", path, strerror(e));
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+void task_store_reader_close(int fd)
+{
+    close(fd); /* drops the read lock with it */
+}

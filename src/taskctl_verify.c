@@ -2,14 +2,10 @@
 #include "taskctl_verify.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "build_config.h"
 #include "task_json.h"
 #include "task_store.h"
 #include "taskctl_lines.h"
@@ -473,71 +469,23 @@ static void verify_release(struct verify_state *st)
     free(st->slots);
 }
 
-/* A read lock on the whole file, held while the file is read, so that no
- * append is half done in what we see (writers wait meanwhile: about 0.7 s
- * per million tasks). The store's data range: l_len 0 would also cover the
- * sync byte and hold up every durable append's flush meanwhile. Behind a
- * holder that does not let go (a stopped server worker) it says what it
- * waits for, once, rather than hang in silence. */
-static int verify_lock(int fd, const char *path)
-{
-#if TASKSERVER_LOCKING
-    struct flock fl = {
-        .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = TASK_STORE_SYNC_BYTE};
-    int rc;
-    if (fcntl(fd, F_SETLK, &fl) == 0)
-        return 0;
-    if (errno != EACCES && errno != EAGAIN && errno != EINTR)
-        return -1;
-    struct flock who = fl;
-    if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK)
-        fprintf(stderr,
-                "taskctl: waiting for the read lock on %s (process %ld holds the %s lock)\n", path,
-                (long)who.l_pid, who.l_type == F_WRLCK ? "write" : "read");
-    do
-        rc = fcntl(fd, F_SETLKW, &fl);
-    while (rc < 0 && errno == EINTR);
-    return rc;
-#else
-    (void)fd;
-    (void)path;
-    return 0;
-#endif
-}
-
 int taskctl_verify(const char *path, const struct taskctl_verify_options *opts, FILE *out,
                    char *err, size_t err_len)
 {
     struct verify_state st;
     struct taskctl_lines reader;
     struct taskctl_line line;
-    struct stat sb;
     int rc = -1, fd, saved;
 
     memset(&st, 0, sizeof(st));
     st.glob = opts->cliente_glob;
     st.prev_has_cliente = -1;
-    do
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    if (fd < 0) {
-        snprintf(err, err_len, "open %s: %s", path, strerror(errno));
+    /* Under the read lock for the whole reading, so that no append is half
+     * done in what we see (writers wait meanwhile: about 0.7 s per million
+     * tasks). */
+    fd = task_store_reader_open(path, err, err_len);
+    if (fd < 0)
         return -1;
-    }
-    if (fstat(fd, &sb) < 0) {
-        snprintf(err, err_len, "stat %s: %s", path, strerror(errno));
-        goto out_close;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        errno = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
-        snprintf(err, err_len, "%s: %s", path,
-                 S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
-        goto out_close;
-    }
-    if (verify_lock(fd, path) < 0) {
-        snprintf(err, err_len, "read lock on %s: %s", path, strerror(errno));
-        goto out_close;
-    }
     if (taskctl_lines_init(&reader, fd, -1) < 0) {
         snprintf(err, err_len, "verify %s: %s", path, strerror(errno));
         goto out_close;
@@ -565,7 +513,7 @@ out_release:
     taskctl_lines_release(&reader);
 out_close:
     saved = errno;
-    close(fd);
+    task_store_reader_close(fd);
     verify_release(&st);
     errno = saved;
     return rc;

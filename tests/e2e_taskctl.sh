@@ -425,7 +425,7 @@ time.sleep(2)' held.json >held.out &
     holder=$!
     for _ in $(seq 50); do grep -q held held.out 2>/dev/null && break; sleep 0.1; done
     expect_rc 0 timeout 20 "$T" -f held.json verify --expect 1
-    expect_err "taskctl: waiting for the read lock on held.json (process $holder holds the write lock)"
+    expect_err "waiting for the read lock on held.json (process $holder holds the write lock)"
     expect_out "verdict: OK: 1 tasks"
     wait "$holder"
 fi
