@@ -7,8 +7,9 @@
 # Each round starts two fresh servers on 127.0.0.1 from BUILD_DIR (--quiet, each its own empty
 # tasks.json), one of them with --trace (and a cap high enough never to be reached), and runs
 # wrk -c CONNECTIONS -d SECONDS against each in turn, POST /tareas with a distinct titulo per
-# request; the order alternates from round to round. Prints every rate, the ratio traced /
-# untraced of each round, and the median and range of those ratios. Socket errors, non-2xx
+# request; the order alternates from round to round. Prints every rate and the server's CPU
+# time per request, the ratios traced / untraced of each round (for CPU: untraced / traced, so
+# that below 1 is a cost either way), and the median and range of those ratios. Socket errors, non-2xx
 # answers or a trace that hit its cap are reported: they void the figures. Needs wrk (Debian
 # package wrk; install it by hand, this is not a test). Not a test: the figures vary with the
 # machine's load.
@@ -60,7 +61,15 @@ request = function()
 end
 LUA
 
-# run MODE ROUND -> prints the POST rate; MODE is plain or trace.
+# cpu_ns PID...: CPU time so far of the processes, all their threads (/proc/PID/task/*/schedstat).
+cpu_ns() {
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done | awk '{n += $1} END {printf "%.0f", n}'
+}
+
+# run MODE ROUND -> prints "RATE CPU_US": the POST rate, and the CPU time the server's processes
+# spent per request (which depends much less than the rate on the machine's other work); MODE
+# is plain or trace.
 run() {
     local mode=$1 dir="$TMP/$1-$2" port="" extra=()
     mkdir -p "$dir"
@@ -74,7 +83,11 @@ run() {
         sleep 0.1
     done
     [ -n "$port" ] || { cat "$dir/server.err" >&2; echo "$ME: the server did not start" >&2; exit 1; }
+    local pids c0 c1
+    read -r -a pids <<<"$SERVER_PID $(pgrep -P "$SERVER_PID" | tr '\n' ' ')"
+    c0=$(cpu_ns "${pids[@]}")
     wrk -t 2 -c "$CONNS" -d "${SECS}s" -s "$TMP/post.lua" "http://127.0.0.1:$port" >"$dir/wrk.out" 2>&1
+    c1=$(cpu_ns "${pids[@]}")
     stop_server
     if grep -qE 'Socket errors|Non-2xx' "$dir/wrk.out"; then
         echo "$ME: $mode round $2: $(grep -E 'Socket errors|Non-2xx' "$dir/wrk.out" | tr '\n' ' ')" >&2
@@ -82,7 +95,8 @@ run() {
     if [ "$mode" = trace ] && grep -q '^# stopped' "$dir"/trace/*.trace; then
         echo "$ME: trace round $2 hit its event cap: figures void" >&2
     fi
-    awk '/^Requests\/sec:/ { printf "%.0f\n", $2 }' "$dir/wrk.out"
+    awk -v a="$c0" -v b="$c1" '/requests in/ { n = $1 } /^Requests\/sec:/ { r = $2 }
+        END { printf "%.0f %.2f\n", r, (b - a) / n / 1000 }' "$dir/wrk.out"
     [ "$mode" = trace ] && du -sk "$dir/trace" | awk '{ print $1 }' >"$TMP/kb-$2"
     rm -rf "$dir/tasks.json"
 }
@@ -90,6 +104,7 @@ run() {
 echo "taskserver $("$BUILD/src/taskserver" --version 2>&1 | head -1), $WORKERS workers," \
     "wrk -c $CONNS -d ${SECS}s POST /tareas, $ROUNDS rounds, order alternating"
 ratios=()
+cpus=()
 for r in $(seq 1 "$ROUNDS"); do
     if [ $((r % 2)) = 1 ]; then
         plain=$(run plain "$r")
@@ -98,14 +113,22 @@ for r in $(seq 1 "$ROUNDS"); do
         traced=$(run trace "$r")
         plain=$(run plain "$r")
     fi
-    ratio=$(awk -v a="$traced" -v b="$plain" 'BEGIN { printf "%.3f", a / b }')
+    read -r p_rate p_cpu <<<"$plain"
+    read -r t_rate t_cpu <<<"$traced"
+    ratio=$(awk -v a="$t_rate" -v b="$p_rate" 'BEGIN { printf "%.3f", a / b }')
+    cpu=$(awk -v a="$p_cpu" -v b="$t_cpu" 'BEGIN { printf "%.3f", a / b }')
     ratios+=("$ratio")
-    printf 'round %d: without %s req/s, with --trace %s req/s (trace %s KiB), ratio %s\n' \
-        "$r" "$plain" "$traced" "$(cat "$TMP/kb-$r" 2>/dev/null || echo '?')" "$ratio"
+    cpus+=("$cpu")
+    printf 'round %d: without %s req/s (%s us CPU/request), with --trace %s req/s (%s us CPU/request, trace %s KiB), ratio %s, CPU ratio without/with %s\n' \
+        "$r" "$p_rate" "$p_cpu" "$t_rate" "$t_cpu" "$(cat "$TMP/kb-$r" 2>/dev/null || echo '?')" "$ratio" "$cpu"
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '
-    { v[NR] = $1 }
-    END {
-        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "ratio with/without --trace: median %.3f, range %.3f .. %.3f (%d rounds)\n", m, v[1], v[NR], NR
-    }'
+summary() {
+    sort -n | awk -v what="$1" '
+        { v[NR] = $1 }
+        END {
+            m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%s: median %.3f, range %.3f .. %.3f (%d rounds)\n", what, m, v[1], v[NR], NR
+        }'
+}
+printf '%s\n' "${ratios[@]}" | summary "rate ratio with/without --trace"
+printf '%s\n' "${cpus[@]}" | summary "CPU per request, without/with --trace"
