@@ -467,7 +467,9 @@ static int cmd_repair(const struct taskctl_command *c, const char **path, int ar
     }
     if (rep.created)
         printf("repair %s: created an empty list\n", *path);
-    if (rep.canonicalized)
+    if (rep.canonicalized && rep.saved_path[0] == '\0') /* "[]": nothing worth a copy */
+        printf("repair %s: rewrote an empty list in the canonical layout\n", *path);
+    else if (rep.canonicalized)
         printf("repair %s: rewrote it in the canonical layout, %llu tasks, %llu of them with "
                "a new id (ids are positions, 1..n); the original is saved as %s\n",
                *path, (unsigned long long)rep.num_tasks, (unsigned long long)rep.renumbered,

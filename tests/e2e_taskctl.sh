@@ -336,7 +336,7 @@ echo "[]" >brackets.json
 expect_rc 1 "$T" -f brackets.json verify
 expect_out 'the first line is not "["'
 expect_rc 0 "$T" -f brackets.json repair
-expect_out "canonical layout"
+expect_out "rewrote an empty list in the canonical layout"
 checks=$((checks + 1))
 [ "$(cat brackets.json)" = $'[\n]' ] || fail "repair of [] wrote: $(cat brackets.json)"
 # An empty list has nothing to lose: no copy of it (a copy per `echo "[]" >` reset is clutter).
