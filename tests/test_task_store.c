@@ -184,13 +184,21 @@ static long reads_so_far(void)
 
 /* Looks up every id of the snapshot in a scrambled order and checks each
  * answer against the file's bytes; returns the reads they took. */
-static long find_all(struct task_store *s, const struct task_store_snapshot *snap,
-                     const char *file)
+static long find_all(struct task_store *s, const struct task_store_snapshot *snap, const char *file)
 {
     char line[TASK_JSON_RECORD_MAX];
     size_t line_len;
-    long r0 = reads_so_far();
     uint64_t n = snap->num_tasks;
+    /* Where each id's line starts in the file (line i + 1 holds id i). */
+    size_t *starts = malloc((n + 1) * sizeof(*starts));
+    ck_assert_ptr_nonnull(starts);
+    const char *p = file;
+    for (uint64_t id = 1; id <= n; id++) {
+        p = strchr(p, '\n');
+        ck_assert_ptr_nonnull(p);
+        starts[id] = (size_t)(++p - file);
+    }
+    long r0 = reads_so_far();
     for (uint64_t k = 0; k < n; k++) {
         uint64_t id = (k * 7919) % n + 1; /* 7919 is prime and no test's n shares it */
         ck_assert_int_eq(task_store_find(s, snap, id, line, sizeof(line), &line_len), 1);
@@ -198,16 +206,19 @@ static long find_all(struct task_store *s, const struct task_store_snapshot *sna
         int w = snprintf(want, sizeof(want), "{\"id\":%" PRIu64 ",", id);
         ck_assert_msg(line_len > (size_t)w && memcmp(line, want, (size_t)w) == 0,
                       "find %" PRIu64 " gave %.40s", id, line);
-        const char *at = file + 2;
-        line[line_len] = '\0';
-        ck_assert_msg(strstr(at, line) != NULL, "find %" PRIu64 ": not the file's line", id);
+        const char *at = file + starts[id];
+        ck_assert_msg(memcmp(at, line, line_len) == 0 &&
+                          (at[line_len] == ',' || at[line_len] == '\n'),
+                      "find %" PRIu64 ": not the file's line", id);
     }
-    return reads_so_far() - r0;
+    long reads = reads_so_far() - r0;
+    free(starts);
+    return reads;
 }
 
 /* Lookups remember where they found lines: on a file whose lines grow with
- * the id, a second pass takes about one read each. Hints made stale by a refill with other lengths, by a
- * shorter file and by a reset never give another task. */
+ * the id, a second pass takes about one read each. Hints made stale by a refill with other lengths,
+ * by a shorter file and by a reset never give another task. */
 START_TEST(test_find_hints)
 {
     char *file;
@@ -227,8 +238,8 @@ START_TEST(test_find_hints)
      * more. The first pass leaves a hint in every run of ids. */
     if (cold >= 0 && warm >= 0)
         ck_assert_msg(warm * 10 < (long)n * 12,
-                      "%ld reads for %" PRIu64 " lookups with hints (%ld in the first pass)",
-                      warm, n, cold);
+                      "%ld reads for %" PRIu64 " lookups with hints (%ld in the first pass)", warm,
+                      n, cold);
     free(file);
 
     /* The same ids at other places: every line longer by 40 bytes. */
@@ -454,10 +465,10 @@ static const struct {
      "indented, no final newline: rewritten, not cut"},
     {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\nextra\nlines\nhere\n", 0, -1,
      EBADMSG, "tasks.json: byte 49: data after the closing", 0, 0, 0, "lines after the array"},
-    /* Two writers without the lock wrote at the same offset and the shorter
-     * record landed last: the end of the longer one trails the array. Only the
-     * unlocked build's own writers do that, so only it cuts such a tail; the
-     * locked build sees bytes it never writes there (invariant I6). */
+/* Two writers without the lock wrote at the same offset and the shorter
+ * record landed last: the end of the longer one trails the array. Only the
+ * unlocked build's own writers do that, so only it cuts such a tail; the
+ * locked build sees bytes it never writes there (invariant I6). */
 #if TASKSERVER_LOCKING
     {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n\n", 0, 0, 0, "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 1,
      0, "a blank line after the array: valid JSON, rewritten"},
