@@ -236,7 +236,8 @@ START_TEST(test_find_hints)
     /* Without hints, 89% of this file's ids lie more than 2 KiB from where
      * the whole file's bounds put them (a first block misses): 2 reads or
      * more. The first pass leaves a hint in every run of ids. */
-    if (cold >= 0 && warm >= 0)
+    /* Valgrind reads files of its own, and /proc/self/io counts them too. */
+    if (cold >= 0 && warm >= 0 && getenv("TASKSERVER_UNDER_VALGRIND") == NULL)
         ck_assert_msg(warm * 10 < (long)n * 12,
                       "%ld reads for %" PRIu64 " lookups with hints (%ld in the first pass)", warm,
                       n, cold);
