@@ -279,6 +279,15 @@ checks=$((checks + 1))
 grep -qF "\"host\":\"$(hostname)\"" hostadd.json ||
     fail "taskctl add did not record the host name $(hostname): $(cat hostadd.json)"
 
+# A "]" in the middle, records after it (what writers without the lock leave): the records
+# after it are still counted (a line reader finds them), and the damage is reported.
+printf '[\n%s\n]\n%s,\n%s\n]\n' "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 b 1)" >midclose.json
+expect_rc 1 "$T" -f midclose.json verify --expect 3
+expect_out 'bytes after the closing "]"'
+expect_out "records: 3 readable, ids 1..3"
+expect_out "count: expected 3, found 3"
+expect_out "verdict: FAILED: damaged"
+
 write_file gap.json "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 a 4)" "$(rec 4 b 1)" "$(rec 5 a 7)" "$(rec 6 b 3)"
 expect_rc 1 "$T" -f gap.json verify
 expect_out 'cliente "a": seq 1..7: 3 missing: 3 5 6'
