@@ -408,6 +408,19 @@ LIST
     grep -q 'missing seq (first 20): 3 5$' "$TMP/t.out" || fail "text report: $(cat "$TMP/t.out")"
     grep -q 'damaged lines: 1, the first at line 7' "$TMP/t.out" ||
         fail "text report: $(cat "$TMP/t.out")"
+    # A "]" in the middle and records after it (writers without the lock leave that): the
+    # lines after it are damage, and the records on them are still found. The record cut
+    # short there is wrong three ways (after the "]", no ',' before it, cut): one line.
+    printf '[\n{"id":1,"cliente":"m","seq":1,"titulo":"m-1"}\n]\n{"id":2,"cliente":"m","seq":2,"titulo":"m-2"},\n{"id":3,"cliente":"m","seq":3,"titulo":"m-3"}\n{"id":4,"cliente":"m","se\n]\n' \
+        >"$TMP/mid.json"
+    kill -TERM "${PIDS[-1]}"
+    start_fake ok --list "$TMP/mid.json"
+    ce m --url "$URL" --id m --tasks 3 --verify-only --json
+    expect "exit code of --verify-only, records after a stray ']'" "$RC" 1
+    expect "records after a stray ']'" "$(json "$TMP/m.out" 'j["verify"]["records"]')" 3
+    expect "missing, records after a stray ']'" "$(json "$TMP/m.out" 'j["verify"]["missing"]')" 0
+    expect "damaged lines after a stray ']'" \
+        "$(json "$TMP/m.out" 'j["verify"]["damaged_lines"]')" 4
     # A clean list of the same client passes.
     printf '[\n{"id":1,"cliente":"w","seq":1,"titulo":"w-1"},\n{"id":2,"cliente":"w","seq":2,"titulo":"w-2"}\n]\n' \
         >"$TMP/ok.json"
