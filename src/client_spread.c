@@ -143,8 +143,8 @@ static void spread_clear(struct client_spread *sp)
  * description of those that did not goes to why. Returns 0, or -1 with err (resolving or
  * memory failed). */
 static int spread_round(struct client_spread *sp, const char *host, const char *port,
-                        const char *health_url, long timeout_ms, char *why, size_t why_len,
-                        char *err, size_t err_len)
+                        const char *health_url, unsigned want, long timeout_ms, char *why,
+                        size_t why_len, char *err, size_t err_len)
 {
     static char found[SPREAD_FOUND_MAX][CLIENT_SPREAD_ADDR_MAX];
     size_t used = 0;
@@ -154,6 +154,9 @@ static int spread_round(struct client_spread *sp, const char *host, const char *
     if (n < 0)
         return -1;
     sp->num_found = (unsigned)n;
+    /* One address and no minimum: nothing to spread, and no probe to send. */
+    if (n < 2 && want <= 1)
+        return 0;
     for (int i = 0; i < n; i++) {
         char entry[CLIENT_SPREAD_ADDR_MAX + 32], msg[512];
         struct client_http_health h;
@@ -220,8 +223,8 @@ int client_spread_find(struct client_spread *sp, const char *base_url, unsigned 
     long probe_ms = timeout_ms < SPREAD_PROBE_MAX_MS ? timeout_ms : SPREAD_PROBE_MAX_MS;
     uint64_t deadline = client_http_now_us() + (uint64_t)wait_ms * 1000u;
     for (unsigned round = 1;; round++) {
-        if (spread_round(sp, sp->host, port, health_url, probe_ms, why, sizeof(why), err, err_len) <
-            0) {
+        if (spread_round(sp, sp->host, port, health_url, want, probe_ms, why, sizeof(why), err,
+                         err_len) < 0) {
             if (errno == ENOMEM)
                 return -1;
             /* No minimum: the caller reached the server already, libcurl's way still works. */
