@@ -50,7 +50,7 @@ static int prefill(const char *path, uint64_t n)
     len = 2;
     for (uint64_t id = 1; id <= n; id++) {
         struct task t;
-        struct task_meta m = {id, (int64_t)time(NULL), (long)getpid()};
+        struct task_meta m = {id, (int64_t)time(NULL), (long)getpid(), NULL};
         make_task(&t, "prefill", (int64_t)id);
         if (id > 1) {
             memcpy(buf + len, ",\n", 2);

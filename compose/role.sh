@@ -30,11 +30,24 @@
 # leaves the server running alone, as in the original. A second `up` within those 2 s finds
 # the clients running and does not start them again: they join the new run themselves.
 #
+# The stack (compose/stack.yaml, docker stack deploy): several server replicas behind one
+# name, and no depends_on. There the run number comes from the environment (RUN, the same
+# for the verifier and every client), and the verifier opens it only once SERVERS replicas
+# answer (each one's /health printed), after the optional reset (RESET=1: taskctl reset,
+# under the write lock, never a server emptying the file at its start); the clients wait
+# for the run to be opened, send to every replica (clientemulator spreads its tasks over
+# the addresses `server` resolves to, and waits for SERVERS of them), and exit once done.
+# The verdict adds how many of the run's tasks each replica stored (the records' "host").
+#
 # Environment: CLIENT_ID, SERVER_URL, TASKS, CONCURRENCY, INTERVAL_MS, CLIENTS (clients and
 # verifier); TASKS_FILE (default /data/tasks.json); EXPECT_LOCKING (true|false: the build
 # the server must be, else it refuses to start, and the verdict fails); FRESH_START=1 (the
-# server empties TASKS_FILE first: the unlocked run, whose file is damaged by design);
-# VERIFY_TIMEOUT_S (how long the verifier waits for the clients, default 600).
+# server empties TASKS_FILE first: the unlocked run, whose file is damaged by design; never
+# in the stack, where other replicas would be serving the file); VERIFY_TIMEOUT_S (how long
+# the verifier waits for the clients, default 600). The stack's: RUN (the run number, given;
+# without it the verifier picks the next one and the clients read it from runs/current),
+# SERVERS (how many server replicas must answer), RESET=1, START_TIMEOUT_S (how long the
+# verifier waits for the replicas and a client for the run to open, default 300).
 set -u
 
 data=/data
@@ -131,6 +144,27 @@ say() {
     echo "verifier: $*"
 }
 
+# wait_replicas N URL: until N addresses of URL's host answer GET /health (the stack's
+# replicas, endpoint_mode dnsrr), bounded by START_TIMEOUT_S; prints each one's /health and
+# keeps, in $replicas, "N replicas, W workers each" for the verdict. 1 on timeout.
+wait_replicas() {
+    t=$(number START_TIMEOUT_S "${START_TIMEOUT_S:-300}") || exit 2
+    say "waiting for $1 server replicas behind $2 (at most $t s)"
+    if ! out=$(clientemulator --health --servers "$1" --url "$2" --wait "$t" 2>&1); then
+        printf '%s\n' "$out" | sed 's/^/verifier: /'
+        say "verdict: FAIL, fewer than $1 server replicas answered within $t s: no run"
+        return 1
+    fi
+    printf '%s\n' "$out" | sed 's/^/verifier: replica: /'
+    # One "workers":W per replica: the same W everywhere, or say each.
+    w=$(printf '%s\n' "$out" | sed -n 's/.*"workers":\([0-9]*\).*/\1/p' | sort -u | tr '\n' ' ')
+    w=${w% }
+    case "$w" in
+    *' '*) replicas="$1 replicas, workers per replica: $w" ;;
+    *) replicas="$1 replicas, $w workers each" ;;
+    esac
+}
+
 role_verifier() {
     clients=$(number CLIENTS "${CLIENTS:-2}") || exit 2
     tasks=$(number TASKS "${TASKS:-100}") || exit 2
@@ -138,21 +172,41 @@ role_verifier() {
     expect=$((clients * tasks))
     url=${SERVER_URL:-http://server:9000}
 
-    # A new run. mkdir is atomic: two verifiers never get the same number.
     mkdir -p "$runs" || exit 1
-    last=$(find "$runs" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*' -printf '%f\n' |
-        grep -E '^[0-9]+$' | sort -n | tail -n 1)
-    run=$((${last:-0} + 1))
-    while ! mkdir "$runs/$run" 2>/dev/null; do
-        [ -d "$runs/$run" ] || {
-            log "cannot create $runs/$run"
+    if [ -n "${SERVERS:-}" ]; then
+        servers=$(number SERVERS "$SERVERS") || exit 2
+        wait_replicas "$servers" "$url" || exit 1
+    fi
+    if [ "${RESET:-0}" = 1 ]; then
+        # Its own step, before the run opens: taskctl takes the write lock, so the
+        # replicas, which serve the file meanwhile, see the empty list and follow it.
+        say "RESET=1: taskctl reset of $file, under the write lock (the replicas keep serving)"
+        taskctl -f "$file" reset || exit 1
+    fi
+    if [ -n "${RUN:-}" ]; then
+        # Given (the stack): the clients know it already, so it must be new here.
+        run=$(number RUN "$RUN") || exit 2
+        if ! mkdir "$runs/$run" 2>/dev/null; then
+            say "verdict: FAIL, run $run exists on this volume already (an earlier deploy):" \
+                "deploy with another RUN, or remove the volume"
             exit 1
-        }
-        run=$((run + 1))
-    done
+        fi
+    else
+        # A new run. mkdir is atomic: two verifiers never get the same number.
+        last=$(find "$runs" -mindepth 1 -maxdepth 1 -type d -name '[0-9]*' -printf '%f\n' |
+            grep -E '^[0-9]+$' | sort -n | tail -n 1)
+        run=$((${last:-0} + 1))
+        while ! mkdir "$runs/$run" 2>/dev/null; do
+            [ -d "$runs/$run" ] || {
+                log "cannot create $runs/$run"
+                exit 1
+            }
+            run=$((run + 1))
+        done
+    fi
     { echo "$run" >"$runs/.current.$$" && mv "$runs/.current.$$" "$runs/current"; } || exit 1
-    # Healthy from now on: the clients start.
-    : >/tmp/run-ready || exit 1
+    # Healthy from now on: the clients start (the stack's wait for the file "open").
+    { : >/tmp/run-ready && : >"$runs/$run/open"; } || exit 1
     say "run $run: $clients clients x $tasks tasks, waiting for them (at most $timeout s)"
 
     if ! wait_files "$runs/$run/result" "$clients" "$timeout"; then
@@ -163,7 +217,8 @@ role_verifier() {
     fi
 
     failed=0
-    health=$(clientemulator --health --url "$url" --wait 5 2>&1)
+    # One answer is enough here (SERVERS emptied): each replica's was printed at the start.
+    health=$(SERVERS='' clientemulator --health --url "$url" --wait 5 2>&1)
     locking=$(locking_of "$health")
     say "server: $health"
     if [ -n "${EXPECT_LOCKING:-}" ] && [ "$locking" != "$EXPECT_LOCKING" ]; then
@@ -173,12 +228,13 @@ role_verifier() {
     fi
 
     # The clients' own reports: exit status, sent, acknowledged, and what each found missing.
-    sent=0 acked=0 missing=0 finished=0
+    sent=0 acked=0 missing=0 finished=0 checked=0
     for f in "$runs/$run/result"/*; do
         finished=$((finished + 1))
         rc=$(field exit "$f")
         s=$(field sent "$f") a=$(field acked "$f") m=$(field missing "$f")
         sent=$((sent + ${s:-0})) acked=$((acked + ${a:-0})) missing=$((missing + ${m:-0}))
+        [ -n "$m" ] && checked=$((checked + 1))
         if [ "$rc" != 0 ]; then
             say "client $(field id "$f") exited with status $rc (1: tasks lost, doubled or" \
                 "refused; 3: no server; 4: the other clients never came)"
@@ -217,7 +273,12 @@ role_verifier() {
     say "overlap: $overlap"
     [ -n "$switches" ] &&
         say "interleaving: $switches switches between clients in file order (at most $((expect - 1)))"
+    [ -n "${replicas:-}" ] && say "servers: $replicas"
     say "sent $sent, acknowledged (201) $acked, stored $stored: the records of run $run readable in $file"
+    # Who stored them: taskctl verify's "host NAME: N (P%)" lines, from the records' "host".
+    shares=$(printf '%s\n' "$out" | sed -n 's/^host \(.*\): \([0-9]*\) (\(.*\))$/\1 \2 (\3)/p' |
+        paste -sd, - | sed 's/,/, /g')
+    [ -n "$shares" ] && say "stored by: $shares"
     if [ "$acked" -lt "$sent" ]; then
         say "acknowledged < sent: $((sent - acked)) requests got an error or no answer, so" \
             "nothing was promised for them (each client's log above says which and why)"
@@ -235,11 +296,20 @@ role_verifier() {
         exit 0
     fi
     # Lost, counted in the file: acknowledged but not there. "At least": a task whose request
-    # failed may still have been written, and then it hides one that was lost.
+    # failed may still have been written, and then it hides one that was lost. The clients'
+    # own count has no such blind spot: each checked its 201s, seq by seq, against GET
+    # /tareas (the whole file up to its last complete record) once all clients were done.
+    # When every client reported one and it is larger, it is the count.
     lost=$((acked > stored ? acked - stored : 0))
-    [ "$missing" -eq "$lost" ] ||
+    if [ "$checked" -eq "$clients" ] && [ "$missing" -gt "$lost" ]; then
+        say "lost: the clients' own checks found $missing of their acknowledged tasks missing" \
+            "from the file (acknowledged - stored gives only $lost: the file also holds tasks" \
+            "whose requests failed)"
+        lost=$missing
+    elif [ "$missing" -ne "$lost" ]; then
         say "the clients' own checks (over GET /tareas, which serves the file up to the" \
             "damage the server can see) found $missing of their acknowledged tasks missing"
+    fi
     say "verdict: FAIL, $stored of $expect tasks of run $run stored; $acked acknowledged," \
         "at least $lost of them lost ($note)"
     : >"$runs/$run/verdict"
@@ -264,7 +334,34 @@ client_run() {
     return "$rc"
 }
 
+# The stack's client: run RUN, opened by the verifier once the replicas answer; no verdict
+# to wait for (no --exit-code-from in a stack), so it exits when its own run is done.
+role_stack_client() {
+    run=$(number RUN "$RUN") || exit 2
+    t=$(number START_TIMEOUT_S "${START_TIMEOUT_S:-300}") || exit 2
+    if [ -e "$runs/$run/verdict" ]; then
+        log "run $run was judged already (an earlier deploy on this volume):" \
+            "deploy with another RUN"
+        exit 1
+    fi
+    log "waiting for the verifier to open run $run (at most $t s)"
+    i=0
+    while [ ! -e "$runs/$run/open" ]; do
+        if [ "$i" -ge $((t * 10)) ]; then
+            log "run $run was not opened within $t s (is the verifier running? docker service logs)"
+            exit 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    client_run "$run"
+}
+
 role_client() {
+    if [ -n "${RUN:-}" ]; then
+        role_stack_client
+        exit $?
+    fi
     linger=$(number CLIENT_LINGER_S "${CLIENT_LINGER_S:-900}") || exit 2
     # The verifier opened the run before it turned healthy, and we started after that.
     run=$(cat "$runs/current" 2>/dev/null)

@@ -86,8 +86,10 @@ static size_t client_http_write(char *data, size_t size, size_t nmemb, void *arg
     return sink->body(sink->arg, status, data, len) < 0 ? 0 : len;
 }
 
-int client_http_get(const char *url, long timeout_ms, client_http_body_fn *body, void *arg,
-                    long *status, int *curl_code, char *err, size_t err_len)
+/* One GET of url; connect_to (a struct curl_slist *, may be NULL) pins the address. */
+static int client_http_get_at(const char *url, void *connect_to, long timeout_ms,
+                              client_http_body_fn *body, void *arg, long *status, int *curl_code,
+                              char *err, size_t err_len)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
     struct client_http_sink sink = {.body = body, .arg = arg};
@@ -102,6 +104,8 @@ int client_http_get(const char *url, long timeout_ms, client_http_body_fn *body,
     sink.curl = c;
     client_http_common_options(c, timeout_ms);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    if (connect_to != NULL)
+        curl_easy_setopt(c, CURLOPT_CONNECT_TO, (struct curl_slist *)connect_to);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, client_http_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
@@ -114,6 +118,12 @@ int client_http_get(const char *url, long timeout_ms, client_http_body_fn *body,
         return -1;
     }
     return 0;
+}
+
+int client_http_get(const char *url, long timeout_ms, client_http_body_fn *body, void *arg,
+                    long *status, int *curl_code, char *err, size_t err_len)
+{
+    return client_http_get_at(url, NULL, timeout_ms, body, arg, status, curl_code, err, err_len);
 }
 
 int client_http_wait_ok(const char *url, long wait_ms, long timeout_ms, char *err, size_t err_len)
@@ -183,13 +193,20 @@ static long long client_http_json_int(const char *body, const char *key)
 int client_http_health_get(const char *url, long timeout_ms, struct client_http_health *out,
                            int *curl_code, char *err, size_t err_len)
 {
+    return client_http_health_get_at(url, NULL, timeout_ms, out, curl_code, err, err_len);
+}
+
+int client_http_health_get_at(const char *url, void *connect_to, long timeout_ms,
+                              struct client_http_health *out, int *curl_code, char *err,
+                              size_t err_len)
+{
     long status;
     struct client_http_body_buf b = {.buf = out->body, .cap = sizeof(out->body)};
     out->body[0] = '\0';
     out->locking = -1;
     out->workers = out->tasks = -1;
-    if (client_http_get(url, timeout_ms, client_http_keep_body, &b, &status, curl_code, err,
-                        err_len) < 0)
+    if (client_http_get_at(url, connect_to, timeout_ms, client_http_keep_body, &b, &status,
+                           curl_code, err, err_len) < 0)
         return -1;
     if (status != 200) {
         snprintf(err, err_len, "GET %s answered HTTP %ld", url, status);

@@ -60,6 +60,12 @@ struct client_http_health {
 int client_http_health_get(const char *url, long timeout_ms, struct client_http_health *out,
                            int *curl_code, char *err, size_t err_len);
 
+/* The same, at one address of url's host: connect_to is a struct curl_slist * for
+ * CURLOPT_CONNECT_TO (client_spread.h), NULL for libcurl's own choice. */
+int client_http_health_get_at(const char *url, void *connect_to, long timeout_ms,
+                              struct client_http_health *out, int *curl_code, char *err,
+                              size_t err_len);
+
 /* Microseconds on the monotonic clock. */
 uint64_t client_http_now_us(void);
 

@@ -25,6 +25,7 @@ struct client_load_slot {
     uint64_t seq;       /* 0 when the slot is free */
     uint64_t start_us;  /* when it was handed to the multi handle */
     unsigned num_sends; /* times libcurl was about to send this task: 2 is a resend */
+    int addr;           /* the address it is pinned to (client_spread), -1 none */
     char answer[32];    /* the first bytes of the answer: {"id":N,... for a 201 */
     size_t answer_len;
     char body[CLIENT_LOAD_BODY_MAX];
@@ -133,8 +134,8 @@ static uint64_t client_load_tick(const struct client_load_config *cfg, uint64_t 
 }
 
 /* Puts task seq into a free slot and hands it to the multi handle. */
-static int client_load_start(CURLM *multi, struct client_load_slot *slot, const char *esc_id,
-                             uint64_t seq)
+static int client_load_start(CURLM *multi, struct client_spread *spread,
+                             struct client_load_slot *slot, const char *esc_id, uint64_t seq)
 {
     int n = snprintf(slot->body, sizeof(slot->body),
                      "{\"titulo\":\"%s-%llu\",\"cliente\":\"%s\",\"seq\":%llu}", esc_id,
@@ -144,6 +145,7 @@ static int client_load_start(CURLM *multi, struct client_load_slot *slot, const 
     /* POSTFIELDS points at slot->body (no copy); only its size changes. */
     curl_easy_setopt(slot->curl, CURLOPT_POSTFIELDSIZE, (long)n);
     slot->seq = seq;
+    slot->addr = client_spread_pin(spread, slot->curl, seq);
     slot->num_sends = 0;
     slot->answer_len = 0;
     slot->answer[0] = '\0';
@@ -219,7 +221,7 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
              * after the previous one, so that clients started together stay in step. */
             if (cfg->interval_us && now_us < start + client_load_tick(cfg, next_seq))
                 break;
-            if (client_load_start(multi, &slots[i], esc_id, next_seq) < 0) {
+            if (client_load_start(multi, cfg->spread, &slots[i], esc_id, next_seq) < 0) {
                 log_error("POST %s: could not start the request for seq %llu", cfg->url,
                           (unsigned long long)next_seq);
                 goto done;
@@ -249,7 +251,10 @@ int client_load_run(const struct client_load_config *cfg, struct client_stats *s
                          "(libcurl would have sent the POST again; clientemulator never does)",
                          (unsigned long long)slot->seq);
             uint64_t latency = client_http_now_us() - slot->start_us;
-            if (client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK) {
+            int ok =
+                client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK;
+            client_spread_count(cfg->spread, slot->addr, ok);
+            if (ok) {
                 acked[(slot->seq - 1) >> 3] |= (unsigned char)(1u << ((slot->seq - 1) & 7));
                 uint64_t id = client_load_answer_id(slot);
                 if (id > 0 && (st->min_acked_id == 0 || id < st->min_acked_id))

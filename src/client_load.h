@@ -16,6 +16,8 @@
  * each 201, and st->min_acked_id keeps the lowest id the 201s carried (the
  * tasks of this run are the ones at or above it: see client_verify.h).
  * st->start_ns and st->end_ns get the span of the run on CLOCK_REALTIME.
+ * With cfg->spread holding addresses (client_spread.h), task seq is sent to
+ * address (seq - 1) mod n, and each address counts its requests and 201s.
  *
  * Call curl_global_init() first. Bounded: every request has timeout_ms.
  * Needs libcurl 7.80.0 or later (checked when built and when run).
@@ -23,6 +25,7 @@
 #ifndef TASKSERVER_CLIENT_LOAD_H
 #define TASKSERVER_CLIENT_LOAD_H
 
+#include "client_spread.h"
 #include "client_stats.h"
 
 #include <stdint.h>
@@ -43,6 +46,7 @@ struct client_load_config {
     int progress;         /* draw a progress bar on stderr (the caller checks it is wanted) */
     client_load_ready_fn *ready; /* may be NULL */
     void *ready_arg;
+    struct client_spread *spread; /* may be NULL: libcurl picks the address */
 };
 
 /* Returns 0 when every task was attempted (failures are in st), or -1 with

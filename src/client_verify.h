@@ -29,8 +29,10 @@
  * The list is the store's layout, one record per line ("[", "{...},", ...,
  * "]"), but it is read defensively: the unlocked build can serve a damaged
  * list (two records on a line, a record cut short, bytes after the closing
- * bracket). A line that cannot be read in full is counted as damaged and the
- * reading goes on with the next line, so whatever can be read is counted.
+ * bracket). A line that cannot be read in full is counted as damaged (once,
+ * whatever else is wrong with it) and the reading goes on with the next line,
+ * so whatever can be read is counted: also the records on lines after a "]"
+ * in the middle, which writers without the lock leave and append after.
  *
  * Memory: three bitmaps of num_tasks bits for this client's seq numbers, one
  * bitmap indexed by id for the duplicate-id check (max id / 8 bytes, the

@@ -3,6 +3,7 @@
 #include "client_http.h"
 #include "client_load.h"
 #include "client_metrics.h"
+#include "client_spread.h"
 #include "client_stats.h"
 #include "client_verify.h"
 #include "log.h"
@@ -53,6 +54,7 @@ struct client_options {
     double barrier_timeout_s;
     double interval_ms; /* --interval-ms: 0 as fast as the concurrency allows */
     unsigned burst;     /* --burst: tasks per tick of --interval-ms */
+    unsigned servers;   /* --servers: wait until this many addresses of the name answer */
 };
 
 static void client_usage(FILE *out)
@@ -62,9 +64,9 @@ static void client_usage(FILE *out)
         "                      [--burst B] [--id NAME]\n"
         "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
         "                      [--metrics URL]\n"
-        "                      [--barrier DIR --clients K [--barrier-timeout S]]\n"
+        "                      [--barrier DIR --clients K [--barrier-timeout S]] [--servers N]\n"
         "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
-        "       clientemulator --health [--url URL]\n"
+        "       clientemulator --health [--url URL] [--servers N]\n"
         "       clientemulator --help | --version\n"
         "\n"
         "POSTs tasks {\"titulo\":\"<id>-<seq>\",\"cliente\":\"<id>\",\"seq\":<seq>}, seq 1..N, to\n"
@@ -98,6 +100,13 @@ static void client_usage(FILE *out)
         "                     and write DIR/result/ID (key=value lines) for a verifier\n"
         "  --clients K        how many clients meet at the barrier (env CLIENTS)\n"
         "  --barrier-timeout S  give up waiting for the others after S seconds (default 120)\n"
+        "  --servers N        the URL's host names several servers (Docker's dnsrr: one address\n"
+        "                     per replica): wait up to --wait until N of its addresses answer\n"
+        "                     GET /health (env SERVERS; with --health, print each one's)\n"
+        "\n"
+        "When the URL's host resolves to several addresses that answer GET /health, the tasks\n"
+        "are spread over them: task seq goes to address (seq - 1) mod n, each over its own\n"
+        "keep-alive connections, and the summary counts each address's requests and 201s.\n"
         "\n"
         "With --verify, this client's tasks are the ones at or above the lowest id its 201s\n"
         "carried: tasks of an earlier run with the same --id are reported, not counted.\n"
@@ -172,7 +181,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
 {
     uint64_t n;
     struct client_setting url = {0}, tasks = {0}, concurrency = {0}, id = {0}, clients = {0},
-                          interval = {0}, burst = {0};
+                          interval = {0}, burst = {0}, servers = {0};
 
     memset(o, 0, sizeof(*o));
     snprintf(o->url, sizeof(o->url), "http://localhost:9000");
@@ -194,6 +203,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
     client_setting_env(&clients, "CLIENTS", "environment CLIENTS");
     client_setting_env(&interval, "INTERVAL_MS", "environment INTERVAL_MS");
     client_setting_env(&burst, "BURST", "environment BURST");
+    client_setting_env(&servers, "SERVERS", "environment SERVERS");
 
     enum {
         OPT_VERIFY_ONLY = 256,
@@ -204,7 +214,8 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         OPT_CLIENTS,
         OPT_BARRIER_TIMEOUT,
         OPT_INTERVAL,
-        OPT_BURST
+        OPT_BURST,
+        OPT_SERVERS
     };
     static const struct option longopts[] = {
         {"url", required_argument, NULL, 'u'},
@@ -224,6 +235,7 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         {"barrier-timeout", required_argument, NULL, OPT_BARRIER_TIMEOUT},
         {"interval-ms", required_argument, NULL, OPT_INTERVAL},
         {"burst", required_argument, NULL, OPT_BURST},
+        {"servers", required_argument, NULL, OPT_SERVERS},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -279,6 +291,9 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         case OPT_INTERVAL:
             interval = (struct client_setting){optarg, "--interval-ms"};
             break;
+        case OPT_SERVERS:
+            servers = (struct client_setting){optarg, "--servers"};
+            break;
         case OPT_CLIENTS:
             clients = (struct client_setting){optarg, "--clients"};
             break;
@@ -329,6 +344,11 @@ static int client_parse(struct client_options *o, int argc, char **argv)
             return -1;
         o->burst = (unsigned)n;
     }
+    if (servers.text) {
+        if (client_parse_u64(servers.from, servers.text, 1, CLIENT_SPREAD_MAX, &n) < 0)
+            return -1;
+        o->servers = (unsigned)n;
+    }
     if (o->barrier) {
         if (!clients.text) {
             log_error("--barrier %s: needs --clients K (or CLIENTS), how many meet there",
@@ -363,11 +383,32 @@ static void client_print_json_string(FILE *out, const char *s)
     fprintf(out, "\"%s\"", buf);
 }
 
+/* --health --servers N: each answering address's /health, once N of them answer. */
+static int client_health_each(const struct client_options *o, const char *health_url)
+{
+    char err[2048];
+    struct client_spread sp;
+    int rc = CLIENT_EXIT_OK;
+    if (client_spread_find(&sp, o->url, o->servers, (long)(o->wait_s * 1000),
+                           (long)(o->timeout_s * 1000), err, sizeof(err)) < 0) {
+        log_error("health: %s", err);
+        rc = errno == EINVAL ? CLIENT_EXIT_USAGE : CLIENT_EXIT_UNREACHABLE;
+    } else if (!o->quiet) {
+        for (unsigned i = 0; i < sp.num_addrs; i++)
+            printf("GET %s at %s: 200 %s\n", health_url, sp.addrs[i].addr, sp.addrs[i].health);
+        printf("%u of %u addresses of %s answer\n", sp.num_addrs, sp.num_found, sp.host);
+    }
+    client_spread_release(&sp);
+    return rc;
+}
+
 static int client_health(const struct client_options *o, const char *health_url)
 {
     int code;
     char err[512];
     struct client_http_health h;
+    if (o->servers > 1)
+        return client_health_each(o, health_url);
     if (client_http_health_get(health_url, (long)(o->timeout_s * 1000), &h, &code, err,
                                sizeof(err)) < 0) {
         log_error("health: %s", err);
@@ -501,6 +542,35 @@ static void client_print_overlap_json(FILE *out, const struct client_barrier *b,
             (double)ov->union_ns / 1e6);
 }
 
+/* Which address got which tasks, when the name led to several. */
+static void client_print_spread(FILE *out, const struct client_spread *sp)
+{
+    if (sp->num_addrs == 0)
+        return;
+    fprintf(out,
+            "spread over %u addresses of %s (task seq n to address (n - 1) mod %u):", sp->num_addrs,
+            sp->host, sp->num_addrs);
+    for (unsigned i = 0; i < sp->num_addrs; i++)
+        fprintf(out, "%s %s %llu sent %llu acknowledged", i ? "," : "", sp->addrs[i].addr,
+                (unsigned long long)sp->addrs[i].num_sent,
+                (unsigned long long)sp->addrs[i].num_acked);
+    fputc('\n', out);
+}
+
+static void client_print_spread_json(FILE *out, const struct client_spread *sp)
+{
+    if (sp->num_addrs == 0) {
+        fputs("null", out);
+        return;
+    }
+    fputc('[', out);
+    for (unsigned i = 0; i < sp->num_addrs; i++)
+        fprintf(out, "%s{\"address\":\"%s\",\"sent\":%llu,\"acked\":%llu}", i ? "," : "",
+                sp->addrs[i].addr, (unsigned long long)sp->addrs[i].num_sent,
+                (unsigned long long)sp->addrs[i].num_acked);
+    fputc(']', out);
+}
+
 /* DIR/result/ID for the verifier: one key=value per line. */
 static void client_write_result(const struct client_barrier *b, const char *id, int rc, int locking,
                                 const struct client_stats *st, const struct client_verify *v)
@@ -536,7 +606,10 @@ int main(int argc, char **argv)
     unsigned char *acked = NULL;
     char metrics_url[CLIENT_HTTP_URL_MAX] = "";
     struct client_lock_report lock = {0};
+    struct client_spread spread;
     int stats_ready = 0, have_overlap = 0, rc = CLIENT_EXIT_FAILED;
+
+    memset(&spread, 0, sizeof(spread));
 
     log_init("clientemulator");
     int pr = client_parse(&o, argc, argv);
@@ -585,6 +658,16 @@ int main(int argc, char **argv)
     if (client_http_health_get(health_url, timeout_ms, &health, &code, err, sizeof(err)) < 0)
         log_warn("health: %s: the server's build is unknown", err);
     snprintf(note, sizeof(note), "server locking=%s", client_locking_word(health.locking));
+    /* Every server behind the name gets its share (client_spread.h). */
+    if (!o.verify_only && client_spread_find(&spread, o.url, o.servers, (long)(o.wait_s * 1000),
+                                             timeout_ms, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        rc = errno == EINVAL ? CLIENT_EXIT_USAGE : CLIENT_EXIT_UNREACHABLE;
+        goto done;
+    }
+    if (spread.num_ignored > 0)
+        log_warn("%s: %u more addresses answer; only the first %d get tasks", spread.host,
+                 spread.num_ignored, CLIENT_SPREAD_MAX);
 
     if (o.concurrency > o.num_tasks && o.num_tasks > 0)
         o.concurrency = (unsigned)o.num_tasks; /* no idle handles */
@@ -613,6 +696,7 @@ int main(int argc, char **argv)
             .burst = o.burst,
             .ready = o.barrier ? client_barrier_ready : NULL,
             .ready_arg = &call,
+            .spread = &spread,
         };
         /* The lock waits of the run alone: the difference of two scrapes. A
          * metrics problem is reported, never the run's verdict. */
@@ -692,6 +776,8 @@ report:
                                      : "null",
                health.workers, health.tasks);
         client_stats_print_json_fields(&st, stdout);
+        printf(",\"spread\":");
+        client_print_spread_json(stdout, &spread);
         printf(",\"min_acked_id\":%llu,\"barrier\":", (unsigned long long)st.min_acked_id);
         if (have_overlap)
             client_print_overlap_json(stdout, &barrier, &overlap);
@@ -717,6 +803,7 @@ report:
             printf("server: GET /health says locking=%s, %lld workers, %lld tasks in the file\n",
                    client_locking_word(health.locking), health.workers, health.tasks);
             client_stats_print_text(&st, stdout);
+            client_print_spread(stdout, &spread);
             if (metrics_url[0])
                 client_lock_print_text(&lock, metrics_url);
             if (have_overlap)
@@ -741,6 +828,7 @@ report:
         client_write_result(&barrier, o.id, rc, health.locking, &st, v);
 done:
     fflush(stdout);
+    client_spread_release(&spread);
     client_verify_free(v);
     free(acked);
     if (stats_ready)

@@ -687,6 +687,10 @@ long task_json_encode_record(const struct task *t, const struct task_meta *meta,
     out_put(&o, "\"", 1);
     out_str(&o, ",\"pid\":");
     out_i64(&o, meta->pid);
+    if (meta->host != NULL && meta->host[0] != '\0') {
+        out_str(&o, ",\"host\":");
+        out_json_string(&o, meta->host, strlen(meta->host));
+    }
     out_put(&o, "}", 1);
     return o.overflow ? -1 : (long)o.len;
 }
@@ -772,6 +776,7 @@ int task_json_decode_record(const char *text, size_t text_len, struct task_recor
         json_copy_member(obj, "creada", rec->creada, sizeof(rec->creada), NULL);
         int64_t pid;
         rec->pid = json_int_member(obj, "pid", &pid) && pid >= 0 ? (long)pid : -1;
+        json_copy_member(obj, "host", rec->host, sizeof(rec->host), NULL);
     }
     cJSON_Delete(obj);
     return 0;

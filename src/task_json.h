@@ -9,8 +9,9 @@
  *
  *   2. Encode a stored record: one line of tasks.json, without the newline:
  *        {"id":1,"titulo":"...","descripcion":"...","cliente":"...","seq":1,
- *         "creada":"2026-11-26T15:00:00Z","pid":4123}
- *      Optional fields are omitted when absent. Strings are escaped so that a
+ *         "creada":"2026-11-26T15:00:00Z","pid":4123,"host":"server-2"}
+ *      Optional fields are omitted when absent ("host" came later: records
+ *      written before it simply lack it). Strings are escaped so that a
  *      record never contains a raw newline: one record per line is the file's
  *      invariant, and the store relies on it.
  *
@@ -31,6 +32,7 @@
 #define TASK_DESCRIPCION_MAX 4096       /* bytes */
 #define TASK_CLIENTE_MAX 128            /* bytes */
 #define TASK_SEQ_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON reader */
+#define TASK_HOST_MAX 64                /* bytes: HOST_NAME_MAX on Linux */
 
 /* Upper bound of one encoded record line (every byte escaped as \uXXXX, plus
  * the other fields); records longer than this are refused by the store. */
@@ -52,9 +54,12 @@ struct task {
 
 /* What the store adds when it stores a task. */
 struct task_meta {
-    uint64_t id;    /* 1, 2, 3, ... in file order */
-    int64_t creada; /* seconds since the epoch, UTC */
-    long pid;       /* process that stored it */
+    uint64_t id;      /* 1, 2, 3, ... in file order */
+    int64_t creada;   /* seconds since the epoch, UTC */
+    long pid;         /* process that stored it */
+    const char *host; /* the host name of the machine or container it runs on (pid and host
+                         name the writer among several servers on one file); NULL or "":
+                         not recorded. Owned by the store, valid while it is open. */
 };
 
 /* A stored record as read back. Records written by other programs may lack
@@ -63,8 +68,9 @@ struct task_meta {
 struct task_record {
     uint64_t id;
     struct task task;
-    char creada[40]; /* as stored, e.g. "2026-11-26T15:00:00Z"; "" when absent */
-    long pid;        /* -1 when absent */
+    char creada[40];              /* as stored, e.g. "2026-11-26T15:00:00Z"; "" when absent */
+    long pid;                     /* -1 when absent */
+    char host[TASK_HOST_MAX + 1]; /* as stored (cut to fit); "" when absent */
 };
 
 /* Validates and copies a task sent by a client. Accepts exactly one JSON

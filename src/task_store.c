@@ -142,6 +142,11 @@ struct task_store *task_store_open(const char *path, const struct task_store_opt
     else
         s->opts.crash_after_bytes = -1;
     snprintf(s->path, sizeof(s->path), "%s", path);
+    /* With pid, it names the writer of each record when several machines or containers
+     * share the file. No name (an error, or one longer than TASK_HOST_MAX): no field. */
+    if (gethostname(s->host, sizeof(s->host)) < 0)
+        s->host[0] = '\0';
+    s->host[sizeof(s->host) - 1] = '\0';
     store_registry[store_num_registered].dev = f.dev;
     store_registry[store_num_registered].ino = f.ino;
     store_registry[store_num_registered].pid = s->owner = getpid();
@@ -214,7 +219,7 @@ static int store_reserve_buf(char **buf, size_t *cap, size_t need)
 int task_store_stage(struct task_store *s, const struct task *t, char *err, size_t err_len)
 {
     static const char id0[] = "{\"id\":0";
-    struct task_meta m = {0, (int64_t)time(NULL), (long)s->owner};
+    struct task_meta m = {0, (int64_t)time(NULL), (long)s->owner, s->host};
     if (s->num_staged == s->recs_cap) {
         size_t n = s->recs_cap > 0 ? 2 * s->recs_cap : 16;
         struct store_record *r = realloc(s->recs, n * sizeof(*r));
@@ -504,6 +509,7 @@ int task_store_commit(struct task_store *s, struct task_meta *metas, char *err, 
         metas[i].id = first_id + i;
         metas[i].creada = s->recs[i].creada;
         metas[i].pid = (long)s->owner;
+        metas[i].host = s->host;
     }
 out:;
     int saved = errno;

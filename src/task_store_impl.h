@@ -211,6 +211,7 @@ struct task_store {
     unsigned num_retired;
     int writable;
     pid_t owner; /* the process that opened it (see the registry); also each record's "pid" */
+    char host[TASK_HOST_MAX + 1]; /* the host name at open, each record's "host" ("": none) */
     struct task_store_options opts;
     char path[4096];
     /* Staged records (task_store_stage), committed together: their encoded

@@ -79,6 +79,8 @@ static const char list_usage[] =
     "\n"
     "Shows every task stored so far as a table (id, creada, pid, cliente, seq,\n"
     "titulo) cut to the terminal's width, or 80 columns when not on a terminal.\n"
+    "From about 90 columns on it also shows the host of the server that stored each\n"
+    "task (COLUMNS=120 taskctl list: several servers on one file).\n"
     "Control characters are shown escaped.\n"
     "\n"
     "  --json  print the JSON array exactly as stored, one task per line\n";

@@ -8,10 +8,14 @@
 
 #define TABLE_CREADA_WIDTH 20 /* "2026-11-26T15:00:00Z" */
 #define TABLE_PID_WIDTH 7
+#define TABLE_HOST_WIDTH 12 /* "server-3", a container's 12-digit id */
 #define TABLE_CLIENTE_WIDTH 12
 #define TABLE_SEQ_WIDTH 6
 #define TABLE_GAP 2
 #define TABLE_TITULO_MIN 10
+/* The host column is shown only where the titulo keeps this much room beside it: at 80
+ * columns the titulo matters more (the host is in `list --json` and `verify`). */
+#define TABLE_TITULO_BESIDE_HOST 20
 
 /* Decodes one UTF-8 sequence at s (len > 0). Returns its length and sets *cp,
  * or 0 when the bytes are not valid UTF-8 (overlong, surrogate, too large). */
@@ -176,6 +180,9 @@ void taskctl_table_init(struct taskctl_table *t, int columns, uint64_t num_tasks
         t->id_width++;
     int fixed = t->id_width + TABLE_CREADA_WIDTH + TABLE_PID_WIDTH + TABLE_CLIENTE_WIDTH +
                 TABLE_SEQ_WIDTH + 5 * TABLE_GAP;
+    t->host = columns - fixed - TABLE_HOST_WIDTH - TABLE_GAP >= TABLE_TITULO_BESIDE_HOST;
+    if (t->host)
+        fixed += TABLE_HOST_WIDTH + TABLE_GAP;
     t->titulo_width = columns - fixed;
     if (t->titulo_width < TABLE_TITULO_MIN)
         t->titulo_width = TABLE_TITULO_MIN;
@@ -183,8 +190,11 @@ void taskctl_table_init(struct taskctl_table *t, int columns, uint64_t num_tasks
 
 void taskctl_table_header(const struct taskctl_table *t, FILE *out)
 {
-    fprintf(out, "%*s  %-*s  %*s  %-*s  %*s  %s\n", t->id_width, "id", TABLE_CREADA_WIDTH, "creada",
-            TABLE_PID_WIDTH, "pid", TABLE_CLIENTE_WIDTH, "cliente", TABLE_SEQ_WIDTH, "seq",
+    fprintf(out, "%*s  %-*s  %*s  ", t->id_width, "id", TABLE_CREADA_WIDTH, "creada",
+            TABLE_PID_WIDTH, "pid");
+    if (t->host)
+        fprintf(out, "%-*s  ", TABLE_HOST_WIDTH, "host");
+    fprintf(out, "%-*s  %*s  %s\n", TABLE_CLIENTE_WIDTH, "cliente", TABLE_SEQ_WIDTH, "seq",
             "titulo");
 }
 
@@ -204,6 +214,13 @@ void taskctl_table_row(const struct taskctl_table *t, FILE *out, const struct ta
         strcpy(num, "-");
     print_padded(out, num, strlen(num), TABLE_PID_WIDTH, 1);
     fputs("  ", out);
+    if (t->host) {
+        if (rec->host[0] != '\0')
+            print_padded(out, rec->host, strlen(rec->host), TABLE_HOST_WIDTH, 0);
+        else
+            print_padded(out, "-", 1, TABLE_HOST_WIDTH, 0);
+        fputs("  ", out);
+    }
     if (k->has_cliente)
         print_padded(out, k->cliente, strlen(k->cliente), TABLE_CLIENTE_WIDTH, 0);
     else

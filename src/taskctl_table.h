@@ -28,6 +28,7 @@
 struct taskctl_table {
     int id_width;     /* digits of the largest id */
     int titulo_width; /* what is left of the line for the titulo */
+    int host;         /* the host column fits (wide terminals only) */
 };
 
 /* columns < TASKCTL_TABLE_MIN_COLUMNS is treated as that minimum. */

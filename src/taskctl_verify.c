@@ -12,6 +12,7 @@
 #include "taskctl_table.h"
 
 #define VERIFY_DAMAGE_LIST 5 /* damage places described one by one */
+#define VERIFY_HOSTS_MAX 64  /* hosts counted one by one; the rest together */
 
 /* The seq values seen for one cliente: bit n of seen is set when seq n was
  * found, bit n of doubled when it was found again. */
@@ -25,6 +26,12 @@ struct verify_cliente {
     uint64_t num_extra; /* copies beyond the first, over all doubled seqs */
     uint64_t num_too_large;
     int64_t first_too_large;
+};
+
+/* The judged records one server stored ("host" field): several replicas on one file. */
+struct verify_host {
+    char name[TASK_HOST_MAX + 1];
+    uint64_t count;
 };
 
 struct verify_damage {
@@ -62,6 +69,11 @@ struct verify_state {
     uint64_t num_switches; /* adjacent judged records of different clientes */
     int prev_has_cliente;  /* the previous judged record: -1 none, 0 no cliente, 1 one */
     char prev_cliente[TASK_CLIENTE_MAX + 1];
+
+    struct verify_host hosts[VERIFY_HOSTS_MAX];
+    size_t num_hosts;
+    uint64_t num_hosted;     /* judged records that name their host */
+    uint64_t num_host_other; /* ... whose host is past the first VERIFY_HOSTS_MAX */
 
     int last_closes; /* the last line ends with ']' (another layout's end) */
     uint64_t num_damaged;
@@ -203,6 +215,27 @@ static void verify_seq(struct verify_state *st, const struct task *t)
         c->max_seq = t->seq;
 }
 
+/* Counts a judged record for its host. A linear search: a run has a few replicas. */
+static void verify_host(struct verify_state *st, const char *host)
+{
+    if (host[0] == '\0')
+        return;
+    st->num_hosted++;
+    for (size_t i = 0; i < st->num_hosts; i++) {
+        if (strcmp(st->hosts[i].name, host) == 0) {
+            st->hosts[i].count++;
+            return;
+        }
+    }
+    if (st->num_hosts == VERIFY_HOSTS_MAX) {
+        st->num_host_other++;
+        return;
+    }
+    struct verify_host *h = &st->hosts[st->num_hosts++];
+    snprintf(h->name, sizeof(h->name), "%s", host);
+    h->count = 1;
+}
+
 static void verify_record(struct verify_state *st, const struct task_record *rec, uint64_t line)
 {
     if (st->num_records == 0) {
@@ -221,6 +254,7 @@ static void verify_record(struct verify_state *st, const struct task_record *rec
     if (st->glob != NULL && (!t->has_cliente || fnmatch(st->glob, t->cliente, 0) != 0))
         return;
     st->num_selected++;
+    verify_host(st, rec->host);
     int has = t->has_cliente;
     if (st->prev_has_cliente >= 0 &&
         (has != st->prev_has_cliente || (has && strcmp(t->cliente, st->prev_cliente) != 0)))
@@ -315,6 +349,14 @@ static void verify_line(struct verify_state *st, const struct taskctl_line *l)
         return;
     case VERIFY_AFTER_CLOSE:
         verify_damage(st, l->offset, l->number, "bytes after the closing \"]\"");
+        /* Still counted when it is a whole record: writers without the lock leave a "]"
+         * in the middle of the list (one append's end overwritten by another's shorter
+         * one) and go on appending after it. A line reader finds those records, so they
+         * are stored; only a JSON parser, which stops at the first "]", does not. */
+        if (l->len > 0 && l->text[0] == '{') {
+            st->prev_record = 0; /* no comma is owed across the "]" */
+            verify_record_line(st, l);
+        }
         return;
     }
 }
@@ -383,6 +425,34 @@ static size_t verify_report_seq(const struct verify_state *st, FILE *out)
     return bad;
 }
 
+static int host_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct verify_host *)a)->name, ((const struct verify_host *)b)->name);
+}
+
+/* Who stored the judged records, host by host (only when some record names its host). */
+static void verify_report_hosts(struct verify_state *st, FILE *out)
+{
+    if (st->num_hosted == 0)
+        return;
+    qsort(st->hosts, st->num_hosts, sizeof(st->hosts[0]), host_cmp);
+    fprintf(out, "hosts: %zu%s stored the %llu judged records", st->num_hosts,
+            st->num_host_other ? " and more" : "", (unsigned long long)st->num_selected);
+    if (st->num_hosted < st->num_selected)
+        fprintf(out, " (%llu of them name no host: written before records did)",
+                (unsigned long long)(st->num_selected - st->num_hosted));
+    fputc('\n', out);
+    for (size_t i = 0; i < st->num_hosts; i++) {
+        fputs("host ", out);
+        taskctl_table_print_cell(out, st->hosts[i].name, strlen(st->hosts[i].name), TASK_HOST_MAX);
+        fprintf(out, ": %llu (%.1f%%)\n", (unsigned long long)st->hosts[i].count,
+                100.0 * (double)st->hosts[i].count / (double)st->num_selected);
+    }
+    if (st->num_host_other > 0)
+        fprintf(out, "hosts beyond the first %d: %llu records\n", VERIFY_HOSTS_MAX,
+                (unsigned long long)st->num_host_other);
+}
+
 static int cliente_cmp(const void *a, const void *b)
 {
     const struct verify_cliente *x = *(struct verify_cliente *const *)a;
@@ -444,6 +514,7 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
                 (unsigned long long)st->num_switches,
                 (unsigned long long)(st->num_selected ? st->num_selected - 1 : 0),
                 (unsigned long long)st->num_selected);
+    verify_report_hosts(st, out);
     if (opts->has_expect) {
         bad_count = st->num_selected != opts->expect;
         fprintf(out, "count: expected %llu, found %llu\n", (unsigned long long)opts->expect,

@@ -18,7 +18,9 @@
  * and ids are always judged for the whole file. Among the judged records, in
  * file order, verify also counts the switches between clientes (two adjacent
  * judged records of different clientes): how interleaved the clients' appends
- * are.
+ * are, and, when records name their "host" (the server that stored them),
+ * how many of the judged records each host stored: the share of each replica
+ * when several servers write one file.
  *
  * The file is read line by line through one fixed buffer, never through
  * task_store_check() (which would repair): memory does not depend on the size

@@ -408,6 +408,19 @@ LIST
     grep -q 'missing seq (first 20): 3 5$' "$TMP/t.out" || fail "text report: $(cat "$TMP/t.out")"
     grep -q 'damaged lines: 1, the first at line 7' "$TMP/t.out" ||
         fail "text report: $(cat "$TMP/t.out")"
+    # A "]" in the middle and records after it (writers without the lock leave that): the
+    # lines after it are damage, and the records on them are still found. The record cut
+    # short there is wrong three ways (after the "]", no ',' before it, cut): one line.
+    printf '[\n{"id":1,"cliente":"m","seq":1,"titulo":"m-1"}\n]\n{"id":2,"cliente":"m","seq":2,"titulo":"m-2"},\n{"id":3,"cliente":"m","seq":3,"titulo":"m-3"}\n{"id":4,"cliente":"m","se\n]\n' \
+        >"$TMP/mid.json"
+    kill -TERM "${PIDS[-1]}"
+    start_fake ok --list "$TMP/mid.json"
+    ce m --url "$URL" --id m --tasks 3 --verify-only --json
+    expect "exit code of --verify-only, records after a stray ']'" "$RC" 1
+    expect "records after a stray ']'" "$(json "$TMP/m.out" 'j["verify"]["records"]')" 3
+    expect "missing, records after a stray ']'" "$(json "$TMP/m.out" 'j["verify"]["missing"]')" 0
+    expect "damaged lines after a stray ']'" \
+        "$(json "$TMP/m.out" 'j["verify"]["damaged_lines"]')" 4
     # A clean list of the same client passes.
     printf '[\n{"id":1,"cliente":"w","seq":1,"titulo":"w-1"},\n{"id":2,"cliente":"w","seq":2,"titulo":"w-2"}\n]\n' \
         >"$TMP/ok.json"
@@ -700,6 +713,94 @@ PY
     [ -n "$inter" ] && [ "$inter" -ge 10 ] ||
         fail "fewer than 10 taskctl adds landed between the server's appends (got '$inter')"
     echo "taskctl_concurrent: $adds adds, $inter of them among the clients' 1000 tasks" >&2
+    ;;
+spread)
+    # Three servers on one file behind one name, as Docker's dnsrr gives them: 127.0.0.1,
+    # .2 and .3 on one port, and a name that resolves to them and to 127.0.0.4, where nothing
+    # listens, through an /etc/hosts of the test's own, bind-mounted in a mount namespace of
+    # clientemulator's own (unshare; skipped where the kernel refuses it).
+    hosts="$TMP/hosts"
+    printf '127.0.0.2 replicas\n127.0.0.1 replicas\n127.0.0.4 replicas\n127.0.0.3 replicas\n' \
+        >"$hosts"
+    ns=(unshare -m)
+    [ "$(id -u)" = 0 ] || ns=(unshare -r -m)
+    # shellcheck disable=SC2016 # for the inner shell
+    if ! "${ns[@]}" sh -c 'mount --bind "$1" /etc/hosts && getent ahostsv4 replicas' sh "$hosts" \
+        >"$TMP/getent.out" 2>&1; then
+        echo "skip: no private /etc/hosts (unshare -m and mount --bind refused):" \
+            "$(head -c 200 "$TMP/getent.out")" >&2
+        exit 77
+    fi
+    # ns_ce NAME ARGS...: clientemulator where "replicas" has the four addresses.
+    ns_ce() {
+        local name=$1
+        shift
+        # shellcheck disable=SC2016
+        "${ns[@]}" sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' sh "$hosts" \
+            "$CLIENTEMULATOR" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+        RC=$?
+    }
+    start_server --workers 2
+    s1=$SERVER_PID port=$LISTEN_PORT
+    servers=("$s1")
+    for a in 127.0.0.2 127.0.0.3; do
+        "$TASKSERVER" --port "$port" --bind "$a" --workers 2 --file "$FILE" --quiet \
+            2>"$TMP/server-$a.err" &
+        servers+=($!)
+        PIDS+=($!)
+        for _ in $(seq 1 100); do
+            grep -q "listening on $a:$port" "$TMP/server-$a.err" && break
+            sleep 0.1
+        done
+        grep -q "listening on $a:$port" "$TMP/server-$a.err" ||
+            fail "no server listening on $a:$port after 10 s"
+    done
+    # Each server's workers: the pids its records carry.
+    pids_of() { pgrep -P "$1" | paste -sd, -; }
+
+    # One request at a time, so that the unlocked build keeps every task too: a client whose
+    # first free connection takes every task would send them all to one address.
+    ns_ce sp --url "http://replicas:$port" --id sp --tasks 300 --concurrency 1 --servers 3 \
+        --verify --wait 10 --json
+    expect "exit code, 300 tasks to 3 servers behind one name" "$RC" 0
+    expect "addresses used, each with its share" \
+        "$(json "$TMP/sp.out" 'sorted((a["address"], a["sent"], a["acked"]) for a in j["spread"])')" \
+        "[('127.0.0.1', 100, 100), ('127.0.0.2', 100, 100), ('127.0.0.3', 100, 100)]"
+    # In the file: each server stored its 100 (by the pids of its workers).
+    shares=$(python3 - "$FILE" "$(pids_of "${servers[0]}")" "$(pids_of "${servers[1]}")" \
+        "$(pids_of "${servers[2]}")" <<'PY'
+import json, sys
+recs = [r for r in json.load(open(sys.argv[1])) if r.get("cliente") == "sp"]
+print(" ".join(str(sum(1 for r in recs if str(r["pid"]) in a.split(","))) for a in sys.argv[2:]))
+PY
+)
+    expect "records stored by each server, by its workers' pids" "$shares" "100 100 100"
+    # shellcheck disable=SC2016
+    grep -q 'spread over 3 addresses of replicas' <(
+        "${ns[@]}" sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' sh "$hosts" \
+            "$CLIENTEMULATOR" --url "http://replicas:$port" --id sp2 --tasks 6 --concurrency 3 \
+            --wait 10 2>&1
+    ) || fail "the text summary does not say how the tasks were spread"
+
+    # Waiting for more servers than answer: bounded by --wait, names the silent address.
+    ns_ce four --url "http://replicas:$port" --id four --tasks 3 --servers 4 --wait 1
+    expect "exit code, --servers 4 with 3 answering" "$RC" 3
+    grep -q '127.0.0.4' "$TMP/four.err" || fail "--servers 4: 127.0.0.4 is not named: $(cat "$TMP/four.err")"
+    expect "tasks sent while waiting for a 4th server" "$(grep -c '"cliente":"four"' "$FILE")" 0
+    ns_ce h --url "http://replicas:$port" --health --servers 3
+    expect "exit code, --health --servers 3" "$RC" 0
+    expect "replicas listed by --health --servers 3" "$(grep -c ': 200 {' "$TMP/h.out")" 3
+    # An address is not a name of several servers.
+    ce ip --url "http://127.0.0.1:$port" --tasks 1 --servers 2 --wait 1
+    expect "exit code, --servers 2 with an address" "$RC" 2
+    # A name with one address: libcurl's own way, nothing pinned.
+    ce one --url "http://127.0.0.1:$port" --id one --tasks 3 --wait 5 --json
+    expect "exit code, one address" "$RC" 0
+    expect "spread with one address" "$(json "$TMP/one.out" 'j["spread"]')" None
+    for p in "${servers[@]:1}"; do kill -TERM "$p"; done
+    stop_server
+    "$TASKCTL" -f "$FILE" verify --expect 309 >"$TMP/verify.out" 2>&1 ||
+        fail "taskctl verify --expect 309 (300 + 6 + 3): $(tail -n 5 "$TMP/verify.out")"
     ;;
 *)
     echo "e2e_client.sh: unknown case $CASE" >&2

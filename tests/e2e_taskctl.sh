@@ -252,6 +252,42 @@ expect_out "verdict: FAILED: count"
 expect_rc 0 "$T" -f good.json check
 expect_out "canonical, 5 tasks"
 
+# Who stored what: "host" (the server's host name, beside pid) counted per host among the
+# judged records; records written before the field existed have none, and say so.
+hrec() { # hrec ID CLIENTE SEQ HOST
+    printf '{"id":%s,"titulo":"t%s","cliente":"%s","seq":%s,"creada":"2026-11-26T15:00:00Z","pid":1,"host":"%s"}' "$1" "$1" "$2" "$3" "$4"
+}
+write_file hosts.json "$(hrec 1 a@run1 1 server-2)" "$(hrec 2 a@run1 2 server-1)" \
+    "$(hrec 3 b@run1 1 server-2)" "$(rec 4 a@run1 3)" "$(hrec 5 x 1 server-3)"
+expect_rc 0 "$T" -f hosts.json verify --cliente '*@run1' --expect 4
+expect_out "hosts: 2 stored the 4 judged records (1 of them name no host: written before records did)"
+expect_out "host server-1: 1 (25.0%)"
+expect_out "host server-2: 2 (50.0%)"
+checks=$((checks + 1))
+! grep -q 'server-3' "$TMP/out" || fail "verify --cliente counted a host of a record it does not judge"
+expect_rc 0 "$T" -f good.json verify
+checks=$((checks + 1))
+! grep -q '^host' "$TMP/out" || fail "verify printed hosts for records that name none"
+expect_rc 0 env COLUMNS=100 "$T" -f hosts.json list
+expect_out "pid  host"
+checks=$((checks + 1))
+[ "$(grep -c ' 1  server-[123] ' "$TMP/out")" = 4 ] && grep -q ' 1  -  ' "$TMP/out" ||
+    fail "list: a host column with server-N (and - where there is none) expected: $(cat "$TMP/out")"
+# Written by the store itself: the host it runs on.
+expect_rc 0 "$T" -f hostadd.json add "con host"
+checks=$((checks + 1))
+grep -qF "\"host\":\"$(hostname)\"" hostadd.json ||
+    fail "taskctl add did not record the host name $(hostname): $(cat hostadd.json)"
+
+# A "]" in the middle, records after it (what writers without the lock leave): the records
+# after it are still counted (a line reader finds them), and the damage is reported.
+printf '[\n%s\n]\n%s,\n%s\n]\n' "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 b 1)" >midclose.json
+expect_rc 1 "$T" -f midclose.json verify --expect 3
+expect_out 'bytes after the closing "]"'
+expect_out "records: 3 readable, ids 1..3"
+expect_out "count: expected 3, found 3"
+expect_out "verdict: FAILED: damaged"
+
 write_file gap.json "$(rec 1 a 1)" "$(rec 2 a 2)" "$(rec 3 a 4)" "$(rec 4 b 1)" "$(rec 5 a 7)" "$(rec 6 b 3)"
 expect_rc 1 "$T" -f gap.json verify
 expect_out 'cliente "a": seq 1..7: 3 missing: 3 5 6'

@@ -97,7 +97,7 @@ size_t record_line(uint64_t id, char *buf, size_t cap)
     char titulo[64];
     snprintf(titulo, sizeof(titulo), "task %" PRIu64 " \"q\" \\ ]", id);
     make_task(&t, titulo, "c", (int64_t)id);
-    struct task_meta m = {id, 1795705200, 4123};
+    struct task_meta m = {id, 1795705200, 4123, NULL};
     long n = task_json_encode_record(&t, &m, buf, cap);
     ck_assert_int_gt(n, 0);
     return (size_t)n;

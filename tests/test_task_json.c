@@ -254,7 +254,7 @@ START_TEST(test_round_trip)
     t->cliente_len = n;
     t->has_cliente = 1;
     t->seq = 42;
-    struct task_meta meta = {7, 1795738800, 4123};
+    struct task_meta meta = {7, 1795738800, 4123, str}; /* each string as the host too */
     long len = task_json_encode_record(t, &meta, line, TASK_JSON_RECORD_MAX);
     ck_assert_int_gt(len, 0);
     ck_assert_msg(memchr(line, '\n', (size_t)len) == NULL, "raw newline in record: %.*s", (int)len,
@@ -273,6 +273,7 @@ START_TEST(test_round_trip)
                   rec->task.cliente);
     ck_assert_int_eq(rec->task.seq, 42);
     ck_assert_int_eq(rec->pid, 4123);
+    ck_assert_msg(strcmp(rec->host, str) == 0, "host: expected [%s] got [%s]", str, rec->host);
     ck_assert_str_eq(rec->creada, "2026-11-27T00:20:00Z");
     free(t);
     free(rec);
@@ -285,14 +286,23 @@ START_TEST(test_encode_exact)
     static const struct {
         const char *titulo;
         int with_optional;
+        const char *host; /* the store's host name: NULL or "" leave the field out */
         const char *expected;
     } cases[] = {
-        {"comprar pan", 1,
+        {"comprar pan", 1, NULL,
          "{\"id\":1,\"titulo\":\"comprar pan\",\"descripcion\":\"d\",\"cliente\":\"client1\","
          "\"seq\":1,\"creada\":\"2026-11-26T15:00:00Z\",\"pid\":4123}"},
-        {"a\"b\\c\nd\x01", 0,
+        {"a\"b\\c\nd\x01", 0, NULL,
          "{\"id\":1,\"titulo\":\"a\\\"b\\\\c\\nd\\u0001\",\"creada\":\"2026-11-26T15:00:00Z\","
          "\"pid\":4123}"},
+        {"comprar pan", 1, "server-2",
+         "{\"id\":1,\"titulo\":\"comprar pan\",\"descripcion\":\"d\",\"cliente\":\"client1\","
+         "\"seq\":1,\"creada\":\"2026-11-26T15:00:00Z\",\"pid\":4123,\"host\":\"server-2\"}"},
+        {"x", 0, "",
+         "{\"id\":1,\"titulo\":\"x\",\"creada\":\"2026-11-26T15:00:00Z\",\"pid\":4123}"},
+        {"x", 0, "a\"b\n",
+         "{\"id\":1,\"titulo\":\"x\",\"creada\":\"2026-11-26T15:00:00Z\",\"pid\":4123,"
+         "\"host\":\"a\\\"b\\n\"}"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct task *t = calloc(1, sizeof(*t));
@@ -308,7 +318,7 @@ START_TEST(test_encode_exact)
             t->has_cliente = 1;
             t->seq = 1;
         }
-        struct task_meta meta = {1, 1795705200, 4123};
+        struct task_meta meta = {1, 1795705200, 4123, cases[i].host};
         char line[1024];
         long len = task_json_encode_record(t, &meta, line, sizeof(line));
         ck_assert_int_gt(len, 0);
@@ -335,7 +345,10 @@ START_TEST(test_worst_case_fits)
     t->cliente_len = TASK_CLIENTE_MAX;
     t->has_cliente = 1;
     t->seq = TASK_SEQ_MAX;
-    struct task_meta meta = {UINT64_MAX, INT32_MAX, 2147483647};
+    char host[TASK_HOST_MAX + 1];
+    memset(host, 4, TASK_HOST_MAX);
+    host[TASK_HOST_MAX] = '\0';
+    struct task_meta meta = {UINT64_MAX, INT32_MAX, 2147483647, host};
     char *line = malloc(TASK_JSON_RECORD_MAX);
     long len = task_json_encode_record(t, &meta, line, TASK_JSON_RECORD_MAX);
     ck_assert_int_gt(len, 6 * (TASK_TITULO_MAX + TASK_DESCRIPCION_MAX));
@@ -360,6 +373,40 @@ static const struct {
     {"[{\"id\":1}]", "record: must start with '{'", 0, "array"},
     {"", "record: must start with '{'", 0, "empty"},
 };
+
+/* The "host" field as read back: records of older files have none. */
+static const struct {
+    const char *input;
+    const char *expected_host;
+    long expected_pid;
+    const char *description;
+} host_cases[] = {
+    {"{\"id\":1,\"titulo\":\"a\",\"pid\":7,\"host\":\"server-1\"}", "server-1", 7, "host and pid"},
+    {"{\"id\":1,\"titulo\":\"a\",\"pid\":7}", "", 7, "an older record: no host"},
+    {"{\"id\":1,\"host\":\"h\\u00e9\\n\"}", "h\xc3\xa9\n", -1, "escapes resolved"},
+    {"{\"id\":1,\"host\":5}", "", -1, "not a string: as absent"},
+    {"{\"id\":1,\"host\":\"\"}", "", -1, "empty"},
+    {"{\"id\":1,\"host\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaabbb\"}",
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", -1,
+     "longer than TASK_HOST_MAX: cut"},
+};
+
+START_TEST(test_decode_host)
+{
+    struct task_record *rec = malloc(sizeof(*rec));
+    const char *in = host_cases[_i].input;
+    size_t end = 0;
+    char err[256] = "";
+    ck_assert_msg(task_json_decode_record(in, strlen(in), rec, &end, err, sizeof(err)) == 0,
+                  "case %d (%s): %s", _i, host_cases[_i].description, err);
+    ck_assert_msg(strcmp(rec->host, host_cases[_i].expected_host) == 0,
+                  "case %d (%s): host expected [%s] got [%s]", _i, host_cases[_i].description,
+                  host_cases[_i].expected_host, rec->host);
+    ck_assert_msg(rec->pid == host_cases[_i].expected_pid, "case %d (%s): pid expected %ld got %ld",
+                  _i, host_cases[_i].description, host_cases[_i].expected_pid, rec->pid);
+    free(rec);
+}
+END_TEST
 
 START_TEST(test_decode_record)
 {
@@ -549,7 +596,7 @@ START_TEST(test_encode_extremes)
     memcpy(t.titulo, "x", 2);
     t.titulo_len = 1;
     t.seq = TASK_SEQ_MAX;
-    struct task_meta m = {UINT64_MAX, 951782400, -42};
+    struct task_meta m = {UINT64_MAX, 951782400, -42, NULL};
     char buf[512];
     long n = task_json_encode_record(&t, &m, buf, sizeof(buf));
     const char *want = "{\"id\":18446744073709551615,\"titulo\":\"x\",\"seq\":9007199254740991,"
@@ -558,7 +605,7 @@ START_TEST(test_encode_extremes)
     buf[n] = '\0';
     ck_assert_str_eq(buf, want);
     t.seq = 0;
-    struct task_meta m0 = {1, 0, 0};
+    struct task_meta m0 = {1, 0, 0, NULL};
     n = task_json_encode_record(&t, &m0, buf, sizeof(buf));
     want = "{\"id\":1,\"titulo\":\"x\",\"seq\":0,\"creada\":\"1970-01-01T00:00:00Z\",\"pid\":0}";
     ck_assert_int_eq(n, (long)strlen(want));
@@ -580,6 +627,7 @@ int main(void)
     tcase_add_test(tc, test_encode_exact);
     tcase_add_test(tc, test_worst_case_fits);
     tcase_add_loop_test(tc, test_decode_record, 0, N(record_cases));
+    tcase_add_loop_test(tc, test_decode_host, 0, N(host_cases));
     tcase_add_loop_test(tc, test_canonicalize, 0, N(canon_cases));
     tcase_add_loop_test(tc, test_format_time, 0, N(time_cases));
     tcase_add_test(tc, test_format_time_sweep);

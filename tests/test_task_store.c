@@ -156,7 +156,7 @@ static size_t padded_file(uint64_t n, size_t pad, char **out)
         titulo[(size_t)k + pad] = '\0';
         struct task t;
         make_task(&t, titulo, "c", (int64_t)id);
-        struct task_meta m = {id, 1795705200, 4123};
+        struct task_meta m = {id, 1795705200, 4123, NULL};
         long len = task_json_encode_record(&t, &m, buf + o, cap - o);
         ck_assert_int_gt(len, 0);
         o += (size_t)len;
@@ -726,7 +726,7 @@ START_TEST(test_last_line_at_block_edge)
     char *buf = malloc(cap);
     char err[512];
     struct task t;
-    struct task_meta m = {before + 1, 1795705200, 4123};
+    struct task_meta m = {before + 1, 1795705200, 4123, NULL};
 
     /* All records but the last as canonical_file() writes them, then a last
      * one padded through descripcion to exactly want bytes. */
@@ -1029,8 +1029,12 @@ START_TEST(test_killed_writer)
         char line[1024];
         struct task t;
         make_task(&t, "victim", "c", 4);
-        /* The record's length depends on the writer's pid and the time. */
-        struct task_meta m = {4, time(NULL), 0};
+        /* The record's length depends on the writer's pid, the time and the host name
+         * (the store records all three). */
+        char host[TASK_HOST_MAX + 1] = "";
+        if (gethostname(host, sizeof(host)) < 0)
+            host[0] = '\0';
+        struct task_meta m = {4, time(NULL), 0, host};
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         m.pid = pid == 0 ? getpid() : pid;

@@ -469,7 +469,7 @@ START_TEST(test_writer_round_trip)
 
     /* The store reports the record as stored: the writer reads titulo and cliente from it. */
     static char line[TASK_JSON_RECORD_MAX];
-    struct task_meta meta = {1, 0, 1};
+    struct task_meta meta = {1, 0, 1, NULL};
     long line_len = task_json_encode_record(&t, &meta, line, sizeof(line));
     ck_assert_int_gt(line_len, 0);
     struct trace *tr = trace_open(tmp_dir, 2, 1000, err, sizeof(err));
