@@ -175,14 +175,50 @@ static void client_setting_env(struct client_setting *set, const char *var, cons
     }
 }
 
-/* Environment first, flags over it. Returns 0 to run, 1 when --help or
- * --version was printed, -1 after a usage error was printed. */
-static int client_parse(struct client_options *o, int argc, char **argv)
-{
-    uint64_t n;
-    struct client_setting url = {0}, tasks = {0}, concurrency = {0}, id = {0}, clients = {0},
-                          interval = {0}, burst = {0}, servers = {0};
+/* The settings that the environment and a flag can both give. */
+struct client_settings {
+    struct client_setting url, tasks, concurrency, id, clients, interval, burst, servers;
+};
 
+enum {
+    OPT_VERIFY_ONLY = 256,
+    OPT_HEALTH,
+    OPT_VERSION,
+    OPT_METRICS,
+    OPT_BARRIER,
+    OPT_CLIENTS,
+    OPT_BARRIER_TIMEOUT,
+    OPT_INTERVAL,
+    OPT_BURST,
+    OPT_SERVERS
+};
+static const struct option client_longopts[] = {
+    {"url", required_argument, NULL, 'u'},
+    {"tasks", required_argument, NULL, 'n'},
+    {"concurrency", required_argument, NULL, 'c'},
+    {"id", required_argument, NULL, 'i'},
+    {"verify", no_argument, NULL, 'v'},
+    {"verify-only", no_argument, NULL, OPT_VERIFY_ONLY},
+    {"wait", required_argument, NULL, 'w'},
+    {"timeout", required_argument, NULL, 't'},
+    {"json", no_argument, NULL, 'j'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"health", no_argument, NULL, OPT_HEALTH},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"barrier", required_argument, NULL, OPT_BARRIER},
+    {"clients", required_argument, NULL, OPT_CLIENTS},
+    {"barrier-timeout", required_argument, NULL, OPT_BARRIER_TIMEOUT},
+    {"interval-ms", required_argument, NULL, OPT_INTERVAL},
+    {"burst", required_argument, NULL, OPT_BURST},
+    {"servers", required_argument, NULL, OPT_SERVERS},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* The defaults, then the environment's settings. */
+static void client_defaults(struct client_options *o, struct client_settings *set)
+{
     memset(o, 0, sizeof(*o));
     snprintf(o->url, sizeof(o->url), "http://localhost:9000");
     o->url_from = "default url";
@@ -196,65 +232,36 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         snprintf(o->id, sizeof(o->id), "client");
     o->id[sizeof(o->id) - 1] = '\0';
 
-    client_setting_env(&url, "SERVER_URL", "environment SERVER_URL");
-    client_setting_env(&tasks, "TASKS", "environment TASKS");
-    client_setting_env(&concurrency, "CONCURRENCY", "environment CONCURRENCY");
-    client_setting_env(&id, "CLIENT_ID", "environment CLIENT_ID");
-    client_setting_env(&clients, "CLIENTS", "environment CLIENTS");
-    client_setting_env(&interval, "INTERVAL_MS", "environment INTERVAL_MS");
-    client_setting_env(&burst, "BURST", "environment BURST");
-    client_setting_env(&servers, "SERVERS", "environment SERVERS");
+    client_setting_env(&set->url, "SERVER_URL", "environment SERVER_URL");
+    client_setting_env(&set->tasks, "TASKS", "environment TASKS");
+    client_setting_env(&set->concurrency, "CONCURRENCY", "environment CONCURRENCY");
+    client_setting_env(&set->id, "CLIENT_ID", "environment CLIENT_ID");
+    client_setting_env(&set->clients, "CLIENTS", "environment CLIENTS");
+    client_setting_env(&set->interval, "INTERVAL_MS", "environment INTERVAL_MS");
+    client_setting_env(&set->burst, "BURST", "environment BURST");
+    client_setting_env(&set->servers, "SERVERS", "environment SERVERS");
+}
 
-    enum {
-        OPT_VERIFY_ONLY = 256,
-        OPT_HEALTH,
-        OPT_VERSION,
-        OPT_METRICS,
-        OPT_BARRIER,
-        OPT_CLIENTS,
-        OPT_BARRIER_TIMEOUT,
-        OPT_INTERVAL,
-        OPT_BURST,
-        OPT_SERVERS
-    };
-    static const struct option longopts[] = {
-        {"url", required_argument, NULL, 'u'},
-        {"tasks", required_argument, NULL, 'n'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"id", required_argument, NULL, 'i'},
-        {"verify", no_argument, NULL, 'v'},
-        {"verify-only", no_argument, NULL, OPT_VERIFY_ONLY},
-        {"wait", required_argument, NULL, 'w'},
-        {"timeout", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"health", no_argument, NULL, OPT_HEALTH},
-        {"metrics", required_argument, NULL, OPT_METRICS},
-        {"barrier", required_argument, NULL, OPT_BARRIER},
-        {"clients", required_argument, NULL, OPT_CLIENTS},
-        {"barrier-timeout", required_argument, NULL, OPT_BARRIER_TIMEOUT},
-        {"interval-ms", required_argument, NULL, OPT_INTERVAL},
-        {"burst", required_argument, NULL, OPT_BURST},
-        {"servers", required_argument, NULL, OPT_SERVERS},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
+/* The flags: options set at once, settings noted for client_apply(). Returns
+ * 0, 1 after --help or --version, -1 after a usage error. */
+static int client_flags(struct client_options *o, struct client_settings *set, int argc,
+                        char **argv)
+{
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":u:n:c:i:vw:t:jqh", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":u:n:c:i:vw:t:jqh", client_longopts, NULL)) != -1) {
         switch (ch) {
         case 'u':
-            url = (struct client_setting){optarg, "--url"};
+            set->url = (struct client_setting){optarg, "--url"};
             break;
         case 'n':
-            tasks = (struct client_setting){optarg, "--tasks"};
+            set->tasks = (struct client_setting){optarg, "--tasks"};
             break;
         case 'c':
-            concurrency = (struct client_setting){optarg, "--concurrency"};
+            set->concurrency = (struct client_setting){optarg, "--concurrency"};
             break;
         case 'i':
-            id = (struct client_setting){optarg, "--id"};
+            set->id = (struct client_setting){optarg, "--id"};
             break;
         case 'v':
             o->verify = 1;
@@ -286,16 +293,16 @@ static int client_parse(struct client_options *o, int argc, char **argv)
             o->barrier = optarg;
             break;
         case OPT_BURST:
-            burst = (struct client_setting){optarg, "--burst"};
+            set->burst = (struct client_setting){optarg, "--burst"};
             break;
         case OPT_INTERVAL:
-            interval = (struct client_setting){optarg, "--interval-ms"};
+            set->interval = (struct client_setting){optarg, "--interval-ms"};
             break;
         case OPT_SERVERS:
-            servers = (struct client_setting){optarg, "--servers"};
+            set->servers = (struct client_setting){optarg, "--servers"};
             break;
         case OPT_CLIENTS:
-            clients = (struct client_setting){optarg, "--clients"};
+            set->clients = (struct client_setting){optarg, "--clients"};
             break;
         case OPT_BARRIER_TIMEOUT:
             if (client_parse_real("--barrier-timeout", optarg, 0, 86400, "seconds",
@@ -320,42 +327,52 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         log_error("argument \"%s\": unexpected (see --help)", argv[optind]);
         return -1;
     }
-    if (url.text) {
-        if (client_set_string(url.from, url.text, o->url, sizeof(o->url)) < 0)
+    return 0;
+}
+
+/* The settings parsed, each under the name it came from; the combinations
+ * checked. Returns 0, or -1 after a usage error. */
+static int client_apply(struct client_options *o, const struct client_settings *set)
+{
+    uint64_t n;
+
+    if (set->url.text) {
+        if (client_set_string(set->url.from, set->url.text, o->url, sizeof(o->url)) < 0)
             return -1;
-        o->url_from = url.from;
+        o->url_from = set->url.from;
     }
-    if (tasks.text &&
-        client_parse_u64(tasks.from, tasks.text, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
+    if (set->tasks.text &&
+        client_parse_u64(set->tasks.from, set->tasks.text, 0, CLIENT_TASKS_MAX, &o->num_tasks) < 0)
         return -1;
-    if (concurrency.text) {
-        if (client_parse_u64(concurrency.from, concurrency.text, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+    if (set->concurrency.text) {
+        if (client_parse_u64(set->concurrency.from, set->concurrency.text, 1,
+                             CLIENT_CONCURRENCY_MAX, &n) < 0)
             return -1;
         o->concurrency = (unsigned)n;
     }
-    if (id.text && client_set_string(id.from, id.text, o->id, sizeof(o->id)) < 0)
+    if (set->id.text && client_set_string(set->id.from, set->id.text, o->id, sizeof(o->id)) < 0)
         return -1;
-    if (interval.text && client_parse_real(interval.from, interval.text, 0, 60000, "milliseconds",
-                                           &o->interval_ms) < 0)
+    if (set->interval.text && client_parse_real(set->interval.from, set->interval.text, 0, 60000,
+                                                "milliseconds", &o->interval_ms) < 0)
         return -1;
     o->burst = 1;
-    if (burst.text) {
-        if (client_parse_u64(burst.from, burst.text, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
+    if (set->burst.text) {
+        if (client_parse_u64(set->burst.from, set->burst.text, 1, CLIENT_CONCURRENCY_MAX, &n) < 0)
             return -1;
         o->burst = (unsigned)n;
     }
-    if (servers.text) {
-        if (client_parse_u64(servers.from, servers.text, 1, CLIENT_SPREAD_MAX, &n) < 0)
+    if (set->servers.text) {
+        if (client_parse_u64(set->servers.from, set->servers.text, 1, CLIENT_SPREAD_MAX, &n) < 0)
             return -1;
         o->servers = (unsigned)n;
     }
     if (o->barrier) {
-        if (!clients.text) {
+        if (!set->clients.text) {
             log_error("--barrier %s: needs --clients K (or CLIENTS), how many meet there",
                       o->barrier);
             return -1;
         }
-        if (client_parse_u64(clients.from, clients.text, 1, 10000, &n) < 0)
+        if (client_parse_u64(set->clients.from, set->clients.text, 1, 10000, &n) < 0)
             return -1;
         o->clients = (unsigned)n;
         if (o->verify_only || o->health) {
@@ -365,6 +382,17 @@ static int client_parse(struct client_options *o, int argc, char **argv)
         }
     }
     return 0;
+}
+
+/* Environment first, flags over it. Returns 0 to run, 1 when --help or
+ * --version was printed, -1 after a usage error was printed. */
+static int client_parse(struct client_options *o, int argc, char **argv)
+{
+    struct client_settings set;
+    memset(&set, 0, sizeof(set));
+    client_defaults(o, &set);
+    int rc = client_flags(o, &set, argc, argv);
+    return rc != 0 ? rc : client_apply(o, &set);
 }
 
 /* The write callback of GET /tareas: every byte of a 200 goes to the verifier. */
@@ -592,247 +620,307 @@ static void client_write_result(const struct client_barrier *b, const char *id, 
         log_error("%s", err);
 }
 
-int main(int argc, char **argv)
-{
+/* One run of the client: what main() sets up and its phases share. */
+struct client_run {
     struct client_options o;
-    char health_url[CLIENT_HTTP_URL_MAX], tareas_url[CLIENT_HTTP_URL_MAX], err[1024];
-    char note[64] = "";
+    char health_url[CLIENT_HTTP_URL_MAX], tareas_url[CLIENT_HTTP_URL_MAX];
+    char metrics_url[CLIENT_HTTP_URL_MAX]; /* "" without --metrics */
+    char note[64];                         /* "server locking=...", for the verdict */
+    long timeout_ms;
     struct client_stats st;
-    struct client_verify *v = NULL;
-    struct client_http_health health = {.locking = -1};
+    int stats_ready;
+    struct client_verify *v; /* with --verify, once the list was read */
+    struct client_http_health health;
     struct client_barrier barrier;
     struct client_barrier_overlap overlap;
-    struct client_barrier_call call = {.b = &barrier};
-    unsigned char *acked = NULL;
-    char metrics_url[CLIENT_HTTP_URL_MAX] = "";
-    struct client_lock_report lock = {0};
+    int have_overlap;
+    struct client_barrier_call call;
+    unsigned char *acked; /* bit seq - 1: that task was acknowledged */
+    struct client_lock_report lock;
     struct client_spread spread;
-    int stats_ready = 0, have_overlap = 0, rc = CLIENT_EXIT_FAILED;
+};
 
-    memset(&spread, 0, sizeof(spread));
+/* Sends the tasks (after the barrier, with --barrier), then meets the others
+ * at the end and scrapes the lock waits. Returns 0, or an exit code. */
+static int client_send(struct client_run *r)
+{
+    const struct client_options *o = &r->o;
+    r->acked = calloc((size_t)(o->num_tasks / 8 + 1), 1);
+    if (!r->acked) {
+        log_error("%llu tasks: out of memory", (unsigned long long)o->num_tasks);
+        return CLIENT_EXIT_FAILED;
+    }
+    struct client_load_config cfg = {
+        .url = r->tareas_url,
+        .id = o->id,
+        .num_tasks = o->num_tasks,
+        .concurrency = o->concurrency,
+        .timeout_ms = r->timeout_ms,
+        /* Only for a person watching a terminal: the bar goes to stderr, but when
+         * stdout is piped or captured (a script, compose's logs) or holds --json,
+         * its carriage-return frames would only litter what is read later. */
+        .progress = !o->quiet && !o->json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO),
+        .interval_us = (uint64_t)llround(o->interval_ms * 1000),
+        .burst = o->burst,
+        .ready = o->barrier ? client_barrier_ready : NULL,
+        .ready_arg = &r->call,
+        .spread = &r->spread,
+    };
+    /* The lock waits of the run alone: the difference of two scrapes. A
+     * metrics problem is reported, never the run's verdict. */
+    struct client_lock_report *lock = &r->lock;
+    if (r->metrics_url[0])
+        lock->ok = client_metrics_scrape(r->metrics_url, r->timeout_ms, &lock->before, lock->err,
+                                         sizeof(lock->err)) == 0;
+    if (client_load_run(&cfg, &r->st, r->acked) < 0) {
+        if (!r->call.failed)
+            return CLIENT_EXIT_FAILED;
+        log_error("%s", r->call.err);
+        client_write_result(&r->barrier, o->id, CLIENT_EXIT_BARRIER, r->health.locking, NULL, NULL);
+        return CLIENT_EXIT_BARRIER;
+    }
+    if (o->barrier) {
+        /* Waits for the others to finish too: verifying before they are done would
+         * miss what a late racing write destroys. */
+        char err[1024];
+        struct client_barrier_span me = {r->st.start_ns, r->st.end_ns, r->st.num_sent,
+                                         r->st.num_acked};
+        int br = client_barrier_finish(&r->barrier, &me, &r->overlap, err, sizeof(err));
+        if (br != 0)
+            log_warn("%s", err);
+        r->have_overlap = br >= 0;
+    }
+    if (lock->ok) {
+        struct client_metrics_hist after;
+        lock->ok = client_metrics_scrape(r->metrics_url, r->timeout_ms, &after, lock->err,
+                                         sizeof(lock->err)) == 0;
+        if (lock->ok)
+            client_metrics_diff(&lock->before, &after, &lock->run);
+    }
+    if (r->metrics_url[0] && !lock->ok)
+        log_error("--metrics: %s", lock->err);
+    return 0;
+}
+
+/* --verify: GET /tareas, every byte through the verifier. Returns the exit
+ * code rc becomes; r->v stays NULL when the list could not be read whole. */
+static int client_check(struct client_run *r, int rc)
+{
+    char err[1024];
+    long status;
+    int code;
+    struct client_verify *v = client_verify_new(r->o.id, r->o.num_tasks, r->acked,
+                                                r->o.verify_only ? 0 : r->st.min_acked_id);
+    if (!v) {
+        log_error("verify %s: out of memory for %llu tasks", r->tareas_url,
+                  (unsigned long long)r->o.num_tasks);
+        return CLIENT_EXIT_FAILED;
+    }
+    if (client_http_get(r->tareas_url, r->timeout_ms, client_verify_body, v, &status, &code, err,
+                        sizeof(err)) < 0) {
+        log_error("verify: %s", err);
+        client_verify_free(v);
+        return code == CURLE_COULDNT_CONNECT ? CLIENT_EXIT_UNREACHABLE : CLIENT_EXIT_FAILED;
+    }
+    if (status != 200) {
+        log_error("verify: GET %s answered HTTP %ld", r->tareas_url, status);
+        client_verify_free(v);
+        return CLIENT_EXIT_FAILED;
+    }
+    client_verify_finish(v);
+    r->v = v;
+    return client_verify_ok(v) ? rc : CLIENT_EXIT_FAILED;
+}
+
+static void client_report_json(const struct client_run *r, int rc)
+{
+    const struct client_options *o = &r->o;
+    printf("{\"url\":");
+    client_print_json_string(stdout, o->url);
+    printf(",\"id\":");
+    client_print_json_string(stdout, o->id);
+    printf(",\"tasks\":%llu,\"concurrency\":%u,\"locking_build\":%s,",
+           (unsigned long long)o->num_tasks, o->concurrency, version_locking() ? "true" : "false");
+    printf("\"server\":{\"locking\":%s,\"workers\":%lld,\"tasks\":%lld},",
+           r->health.locking == 1   ? "true"
+           : r->health.locking == 0 ? "false"
+                                    : "null",
+           r->health.workers, r->health.tasks);
+    client_stats_print_json_fields(&r->st, stdout);
+    printf(",\"spread\":");
+    client_print_spread_json(stdout, &r->spread);
+    printf(",\"min_acked_id\":%llu,\"barrier\":", (unsigned long long)r->st.min_acked_id);
+    if (r->have_overlap)
+        client_print_overlap_json(stdout, &r->barrier, &r->overlap);
+    else
+        printf("null");
+    printf(",\"verify\":");
+    if (r->v)
+        client_verify_print_json(r->v, stdout);
+    else
+        printf("null");
+    if (r->metrics_url[0]) {
+        printf(",\"server_lock_waits\":");
+        client_lock_print_json(&r->lock);
+    }
+    printf(",\"exit\":%d}\n", rc);
+}
+
+static void client_report_text(const struct client_run *r)
+{
+    const struct client_options *o = &r->o;
+    if (!o->verify_only) {
+        printf("client \"%s\": %llu tasks to %s, concurrency %u", o->id,
+               (unsigned long long)o->num_tasks, r->tareas_url, o->concurrency);
+        if (o->interval_ms > 0)
+            printf(", %u every %g ms", o->burst, o->interval_ms);
+        putchar('\n');
+        printf("server: GET /health says locking=%s, %lld workers, %lld tasks in the file\n",
+               client_locking_word(r->health.locking), r->health.workers, r->health.tasks);
+        client_stats_print_text(&r->st, stdout);
+        client_print_spread(stdout, &r->spread);
+        if (r->metrics_url[0])
+            client_lock_print_text(&r->lock, r->metrics_url);
+        if (r->have_overlap)
+            client_print_overlap(stdout, &r->barrier, &r->overlap);
+    }
+    if (r->v)
+        client_verify_print_text(r->v, stdout, r->tareas_url, r->note);
+}
+
+/* The summary (JSON or text), the failures on stderr, the barrier's result file. */
+static void client_report(const struct client_run *r, int rc)
+{
+    const struct client_stats *st = &r->st;
+    if (r->o.json)
+        client_report_json(r, rc);
+    else if (!r->o.quiet)
+        client_report_text(r);
+    if (rc == CLIENT_EXIT_FAILED && client_stats_num_failed(st))
+        log_error("POST %s: %llu of %llu requests failed, the first: %s", r->tareas_url,
+                  (unsigned long long)client_stats_num_failed(st), (unsigned long long)st->num_sent,
+                  st->first_error);
+    if (r->v && !client_verify_ok(r->v)) {
+        const struct client_verify_result *res = client_verify_result(r->v);
+        log_error("verify %s: %llu of this client's acknowledged tasks lost, %llu doubled, "
+                  "%llu duplicate ids, %llu damaged lines",
+                  r->tareas_url, (unsigned long long)res->num_missing,
+                  (unsigned long long)res->num_doubled, (unsigned long long)res->num_dup_ids,
+                  (unsigned long long)res->num_damaged_lines);
+    }
+    if (r->o.barrier)
+        client_write_result(&r->barrier, r->o.id, rc, r->health.locking, st, r->v);
+}
+
+/* The URLs and the barrier from the options. Returns 0, or -1 after a usage
+ * error was printed. */
+static int client_prepare(struct client_run *r)
+{
+    char err[1024];
+    const struct client_options *o = &r->o;
+    if (client_http_endpoint(o->url, "/health", r->health_url, sizeof(r->health_url), err,
+                             sizeof(err)) < 0 ||
+        client_http_endpoint(o->url, "/tareas", r->tareas_url, sizeof(r->tareas_url), err,
+                             sizeof(err)) < 0) {
+        log_error("%s: %s", o->url_from, err);
+        return -1;
+    }
+    if (o->metrics && client_metrics_url(o->metrics, r->metrics_url, sizeof(r->metrics_url), err,
+                                         sizeof(err)) < 0) {
+        log_error("--metrics: %s", err);
+        return -1;
+    }
+    if (o->barrier &&
+        client_barrier_init(&r->barrier, o->barrier, o->id, o->clients,
+                            (long)(o->barrier_timeout_s * 1000), err, sizeof(err)) < 0) {
+        log_error("--barrier: %s", err);
+        return -1;
+    }
+    r->call.b = &r->barrier;
+    r->timeout_ms = (long)ceil(o->timeout_s * 1000);
+    return 0;
+}
+
+/* Waits for the server, learns its build, finds the servers behind the name.
+ * Returns 0, or an exit code. */
+static int client_reach(struct client_run *r)
+{
+    char err[2048];
+    int code;
+    const struct client_options *o = &r->o;
+    if (client_http_wait_ok(r->health_url, (long)(o->wait_s * 1000), r->timeout_ms, err,
+                            sizeof(err)) < 0) {
+        log_error("%s", err);
+        return CLIENT_EXIT_UNREACHABLE;
+    }
+    /* Which build answers: the verdict names it, so a stale image cannot pass unnoticed. */
+    if (client_http_health_get(r->health_url, r->timeout_ms, &r->health, &code, err, sizeof(err)) <
+        0)
+        log_warn("health: %s: the server's build is unknown", err);
+    snprintf(r->note, sizeof(r->note), "server locking=%s", client_locking_word(r->health.locking));
+    /* Every server behind the name gets its share (client_spread.h). */
+    if (!o->verify_only &&
+        client_spread_find(&r->spread, o->url, o->servers, (long)(o->wait_s * 1000), r->timeout_ms,
+                           err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        return errno == EINVAL ? CLIENT_EXIT_USAGE : CLIENT_EXIT_UNREACHABLE;
+    }
+    if (r->spread.num_ignored > 0)
+        log_warn("%s: %u more addresses answer; only the first %d get tasks", r->spread.host,
+                 r->spread.num_ignored, CLIENT_SPREAD_MAX);
+    return 0;
+}
+
+static int client_main(struct client_run *r)
+{
+    struct client_options *o = &r->o;
+    if (o->health)
+        return client_health(o, r->health_url);
+    int rc = client_reach(r);
+    if (rc != 0)
+        return rc;
+    if (o->concurrency > o->num_tasks && o->num_tasks > 0)
+        o->concurrency = (unsigned)o->num_tasks; /* no idle handles */
+    if (client_stats_init(&r->st, o->verify_only ? 0 : o->num_tasks) < 0) {
+        log_error("%llu tasks: out of memory for the latencies", (unsigned long long)o->num_tasks);
+        return CLIENT_EXIT_FAILED;
+    }
+    r->stats_ready = 1;
+    if (!o->verify_only && (rc = client_send(r)) != 0)
+        return rc;
+    rc = client_stats_num_failed(&r->st) ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
+    if (o->verify)
+        rc = client_check(r, rc);
+    client_report(r, rc);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static struct client_run run; /* large (URLs, spread): not on the stack */
+    struct client_run *r = &run;
+    r->health.locking = -1;
 
     log_init("clientemulator");
-    int pr = client_parse(&o, argc, argv);
+    int pr = client_parse(&r->o, argc, argv);
     if (pr != 0)
         return pr > 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_USAGE;
     version_warn_if_unlocked("clientemulator");
-    int bad_url = client_http_endpoint(o.url, "/health", health_url, sizeof(health_url), err,
-                                       sizeof(err)) < 0 ||
-                  client_http_endpoint(o.url, "/tareas", tareas_url, sizeof(tareas_url), err,
-                                       sizeof(err)) < 0;
-    if (bad_url) {
-        log_error("%s: %s", o.url_from, err);
+    if (client_prepare(r) < 0)
         return CLIENT_EXIT_USAGE;
-    }
-    if (o.metrics &&
-        client_metrics_url(o.metrics, metrics_url, sizeof(metrics_url), err, sizeof(err)) < 0) {
-        log_error("--metrics: %s", err);
-        return CLIENT_EXIT_USAGE;
-    }
-    if (o.barrier &&
-        client_barrier_init(&barrier, o.barrier, o.id, o.clients,
-                            (long)(o.barrier_timeout_s * 1000), err, sizeof(err)) < 0) {
-        log_error("--barrier: %s", err);
-        return CLIENT_EXIT_USAGE;
-    }
     /* A peer that closes while we write must be an error code, not a signal. */
     signal(SIGPIPE, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("curl_global_init failed");
         return CLIENT_EXIT_FAILED;
     }
-    long timeout_ms = (long)ceil(o.timeout_s * 1000);
-    if (o.health) {
-        rc = client_health(&o, health_url);
-        goto done;
-    }
-
-    if (client_http_wait_ok(health_url, (long)(o.wait_s * 1000), timeout_ms, err, sizeof(err)) <
-        0) {
-        log_error("%s", err);
-        rc = CLIENT_EXIT_UNREACHABLE;
-        goto done;
-    }
-    /* Which build answers: the verdict names it, so a stale image cannot pass unnoticed. */
-    int code;
-    if (client_http_health_get(health_url, timeout_ms, &health, &code, err, sizeof(err)) < 0)
-        log_warn("health: %s: the server's build is unknown", err);
-    snprintf(note, sizeof(note), "server locking=%s", client_locking_word(health.locking));
-    /* Every server behind the name gets its share (client_spread.h). */
-    if (!o.verify_only && client_spread_find(&spread, o.url, o.servers, (long)(o.wait_s * 1000),
-                                             timeout_ms, err, sizeof(err)) < 0) {
-        log_error("%s", err);
-        rc = errno == EINVAL ? CLIENT_EXIT_USAGE : CLIENT_EXIT_UNREACHABLE;
-        goto done;
-    }
-    if (spread.num_ignored > 0)
-        log_warn("%s: %u more addresses answer; only the first %d get tasks", spread.host,
-                 spread.num_ignored, CLIENT_SPREAD_MAX);
-
-    if (o.concurrency > o.num_tasks && o.num_tasks > 0)
-        o.concurrency = (unsigned)o.num_tasks; /* no idle handles */
-    if (client_stats_init(&st, o.verify_only ? 0 : o.num_tasks) < 0) {
-        log_error("%llu tasks: out of memory for the latencies", (unsigned long long)o.num_tasks);
-        goto done;
-    }
-    stats_ready = 1;
-    if (!o.verify_only) {
-        acked = calloc((size_t)(o.num_tasks / 8 + 1), 1);
-        if (!acked) {
-            log_error("%llu tasks: out of memory", (unsigned long long)o.num_tasks);
-            goto done;
-        }
-        struct client_load_config cfg = {
-            .url = tareas_url,
-            .id = o.id,
-            .num_tasks = o.num_tasks,
-            .concurrency = o.concurrency,
-            .timeout_ms = timeout_ms,
-            /* Only for a person watching a terminal: the bar goes to stderr, but when
-             * stdout is piped or captured (a script, compose's logs) or holds --json,
-             * its carriage-return frames would only litter what is read later. */
-            .progress = !o.quiet && !o.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO),
-            .interval_us = (uint64_t)llround(o.interval_ms * 1000),
-            .burst = o.burst,
-            .ready = o.barrier ? client_barrier_ready : NULL,
-            .ready_arg = &call,
-            .spread = &spread,
-        };
-        /* The lock waits of the run alone: the difference of two scrapes. A
-         * metrics problem is reported, never the run's verdict. */
-        if (metrics_url[0])
-            lock.ok = client_metrics_scrape(metrics_url, timeout_ms, &lock.before, lock.err,
-                                            sizeof(lock.err)) == 0;
-        if (client_load_run(&cfg, &st, acked) < 0) {
-            if (call.failed) {
-                log_error("%s", call.err);
-                rc = CLIENT_EXIT_BARRIER;
-                client_write_result(&barrier, o.id, rc, health.locking, NULL, NULL);
-            }
-            goto done;
-        }
-        if (o.barrier) {
-            /* Waits for the others to finish too: verifying before they are done would
-             * miss what a late racing write destroys. */
-            struct client_barrier_span me = {st.start_ns, st.end_ns, st.num_sent, st.num_acked};
-            int br = client_barrier_finish(&barrier, &me, &overlap, err, sizeof(err));
-            if (br != 0)
-                log_warn("%s", err);
-            have_overlap = br >= 0;
-        }
-        if (lock.ok) {
-            struct client_metrics_hist after;
-            lock.ok = client_metrics_scrape(metrics_url, timeout_ms, &after, lock.err,
-                                            sizeof(lock.err)) == 0;
-            if (lock.ok)
-                client_metrics_diff(&lock.before, &after, &lock.run);
-        }
-        if (metrics_url[0] && !lock.ok)
-            log_error("--metrics: %s", lock.err);
-    }
-
-    rc = client_stats_num_failed(&st) ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
-    if (o.verify) {
-        long status;
-        v = client_verify_new(o.id, o.num_tasks, acked, o.verify_only ? 0 : st.min_acked_id);
-        if (!v) {
-            log_error("verify %s: out of memory for %llu tasks", tareas_url,
-                      (unsigned long long)o.num_tasks);
-            rc = CLIENT_EXIT_FAILED;
-            goto done;
-        }
-        if (client_http_get(tareas_url, timeout_ms, client_verify_body, v, &status, &code, err,
-                            sizeof(err)) < 0) {
-            log_error("verify: %s", err);
-            rc = code == CURLE_COULDNT_CONNECT ? CLIENT_EXIT_UNREACHABLE : CLIENT_EXIT_FAILED;
-            client_verify_free(v);
-            v = NULL;
-            goto report;
-        }
-        if (status != 200) {
-            log_error("verify: GET %s answered HTTP %ld", tareas_url, status);
-            rc = CLIENT_EXIT_FAILED;
-            client_verify_free(v);
-            v = NULL;
-            goto report;
-        }
-        client_verify_finish(v);
-        if (!client_verify_ok(v))
-            rc = CLIENT_EXIT_FAILED;
-    }
-
-report:
-    if (o.json) {
-        printf("{\"url\":");
-        client_print_json_string(stdout, o.url);
-        printf(",\"id\":");
-        client_print_json_string(stdout, o.id);
-        printf(",\"tasks\":%llu,\"concurrency\":%u,\"locking_build\":%s,",
-               (unsigned long long)o.num_tasks, o.concurrency,
-               version_locking() ? "true" : "false");
-        printf("\"server\":{\"locking\":%s,\"workers\":%lld,\"tasks\":%lld},",
-               health.locking == 1   ? "true"
-               : health.locking == 0 ? "false"
-                                     : "null",
-               health.workers, health.tasks);
-        client_stats_print_json_fields(&st, stdout);
-        printf(",\"spread\":");
-        client_print_spread_json(stdout, &spread);
-        printf(",\"min_acked_id\":%llu,\"barrier\":", (unsigned long long)st.min_acked_id);
-        if (have_overlap)
-            client_print_overlap_json(stdout, &barrier, &overlap);
-        else
-            printf("null");
-        printf(",\"verify\":");
-        if (v)
-            client_verify_print_json(v, stdout);
-        else
-            printf("null");
-        if (metrics_url[0]) {
-            printf(",\"server_lock_waits\":");
-            client_lock_print_json(&lock);
-        }
-        printf(",\"exit\":%d}\n", rc);
-    } else if (!o.quiet) {
-        if (!o.verify_only) {
-            printf("client \"%s\": %llu tasks to %s, concurrency %u", o.id,
-                   (unsigned long long)o.num_tasks, tareas_url, o.concurrency);
-            if (o.interval_ms > 0)
-                printf(", %u every %g ms", o.burst, o.interval_ms);
-            putchar('\n');
-            printf("server: GET /health says locking=%s, %lld workers, %lld tasks in the file\n",
-                   client_locking_word(health.locking), health.workers, health.tasks);
-            client_stats_print_text(&st, stdout);
-            client_print_spread(stdout, &spread);
-            if (metrics_url[0])
-                client_lock_print_text(&lock, metrics_url);
-            if (have_overlap)
-                client_print_overlap(stdout, &barrier, &overlap);
-        }
-        if (v)
-            client_verify_print_text(v, stdout, tareas_url, note);
-    }
-    if (rc == CLIENT_EXIT_FAILED && client_stats_num_failed(&st))
-        log_error("POST %s: %llu of %llu requests failed, the first: %s", tareas_url,
-                  (unsigned long long)client_stats_num_failed(&st), (unsigned long long)st.num_sent,
-                  st.first_error);
-    if (v && !client_verify_ok(v)) {
-        const struct client_verify_result *r = client_verify_result(v);
-        log_error("verify %s: %llu of this client's acknowledged tasks lost, %llu doubled, "
-                  "%llu duplicate ids, %llu damaged lines",
-                  tareas_url, (unsigned long long)r->num_missing,
-                  (unsigned long long)r->num_doubled, (unsigned long long)r->num_dup_ids,
-                  (unsigned long long)r->num_damaged_lines);
-    }
-    if (o.barrier && stats_ready)
-        client_write_result(&barrier, o.id, rc, health.locking, &st, v);
-done:
+    int rc = client_main(r);
     fflush(stdout);
-    client_spread_release(&spread);
-    client_verify_free(v);
-    free(acked);
-    if (stats_ready)
-        client_stats_release(&st);
+    client_spread_release(&r->spread);
+    client_verify_free(r->v);
+    free(r->acked);
+    if (r->stats_ready)
+        client_stats_release(&r->st);
     curl_global_cleanup();
     return rc;
 }
