@@ -11,7 +11,7 @@ int taskctl_lines_init(struct taskctl_lines *r, int fd, off_t end)
     memset(r, 0, sizeof(*r));
     r->fd = fd;
     r->end = end;
-    r->buf = malloc(TASKCTL_LINES_MAX);
+    r->buf = malloc(TASKCTL_LINES_BUF);
     if (r->buf == NULL)
         return -1;
     return 0;
@@ -33,7 +33,7 @@ static int lines_fill(struct taskctl_lines *r)
         r->len -= r->start;
         r->start = 0;
     }
-    size_t want = TASKCTL_LINES_MAX - r->len;
+    size_t want = TASKCTL_LINES_BUF - r->len;
     if (r->end >= 0) {
         off_t left = r->end - r->read_pos;
         if (left <= 0) {
@@ -84,9 +84,10 @@ int taskctl_lines_next(struct taskctl_lines *r, struct taskctl_line *line)
         } else if (nl != NULL) {
             lines_emit(r, line, (size_t)(nl - p), 1, 0);
             return 1;
-        } else if (avail == TASKCTL_LINES_MAX) {
-            /* A full buffer and no newline: hand out what fits, skip the rest. */
-            lines_emit(r, line, avail, 0, 1);
+        } else if (avail == TASKCTL_LINES_BUF) {
+            /* A full buffer and no newline: the line is longer than TASKCTL_LINES_MAX.
+             * Hand out that much, skip the rest. */
+            lines_emit(r, line, TASKCTL_LINES_MAX, 0, 1);
             r->skipping = 1;
             return 1;
         } else if (r->eof) {

@@ -12,9 +12,11 @@
  *   taskctl_lines_release(&r);
  *
  * The caller owns fd (never closed here) and r. Memory is one buffer of
- * TASKCTL_LINES_MAX bytes whatever the size of the file: a longer line is
- * returned cut at that size with too_long set, and the rest of it skipped, so
- * a damaged file without newlines cannot make the reader grow.
+ * TASKCTL_LINES_BUF bytes whatever the size of the file: a line of up to
+ * TASKCTL_LINES_MAX bytes is returned whole, a longer one cut at that size with
+ * too_long set, and the rest of it skipped, so a damaged file without newlines
+ * cannot make the reader grow. The text is returned as stored: a CR before the
+ * newline stays in it.
  */
 #ifndef TASKSERVER_TASKCTL_LINES_H
 #define TASKSERVER_TASKCTL_LINES_H
@@ -27,6 +29,8 @@
 
 /* A record line is at most TASK_JSON_RECORD_MAX bytes plus its comma. */
 #define TASKCTL_LINES_MAX (TASK_JSON_RECORD_MAX + 64)
+/* One byte more, for the newline of a line of exactly TASKCTL_LINES_MAX bytes. */
+#define TASKCTL_LINES_BUF (TASKCTL_LINES_MAX + 1)
 
 struct taskctl_line {
     const char *text; /* not NUL-terminated, without the newline */
