@@ -26,17 +26,17 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "driver.h"
 
 #define FAKE_MAX_CONNS 512
 #define FAKE_BUF 16384
@@ -52,7 +52,7 @@ static volatile sig_atomic_t fake_stop;
 static const char *fake_mode = "ok";
 static char *fake_list;
 static size_t fake_list_len;
-static int fake_list_status = 200;
+static long fake_list_status = 200;
 static unsigned long fake_num_posts;
 static int fake_lfd = -1; /* the listening socket; -1 once refuse-posts closed it */
 static struct fake_conn fake_conns[FAKE_MAX_CONNS];
@@ -63,20 +63,6 @@ static void fake_on_signal(int sig)
     fake_stop = 1;
 }
 
-static int fake_write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int fake_respond(int fd, int status, const char *reason, const char *extra, const char *body,
                         size_t body_len)
 {
@@ -85,9 +71,9 @@ static int fake_respond(int fd, int status, const char *reason, const char *extr
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n%s\r\n",
                      status, reason, body_len, extra);
-    if (fake_write_all(fd, head, (size_t)n) < 0)
+    if (driver_send_all(fd, head, (size_t)n) < 0)
         return -1;
-    return fake_write_all(fd, body, body_len);
+    return driver_send_all(fd, body, body_len);
 }
 
 static void fake_close(struct fake_conn *c)
@@ -106,11 +92,10 @@ static int fake_serve(struct fake_conn *c)
         if (!end)
             return 0;
         size_t head_len = (size_t)(end - c->buf) + 4;
-        size_t body_len = 0;
-        for (char *p = c->buf; p < end; p++) {
-            if ((p == c->buf || p[-1] == '\n') && strncasecmp(p, "content-length:", 15) == 0)
-                body_len = strtoul(p + 15, NULL, 10);
-        }
+        size_t body_len = 0, v_len;
+        const char *v = driver_http_header(c->buf, head_len, "Content-Length", &v_len);
+        if (v != NULL)
+            body_len = strtoul(v, NULL, 10); /* the value ends at its CR */
         if (head_len + body_len > c->len)
             return 0; /* the body is still coming */
         int is_post = strncmp(c->buf, "POST ", 5) == 0;
@@ -132,7 +117,8 @@ static int fake_serve(struct fake_conn *c)
             if (fake_list_status == 200)
                 rc = fake_respond(c->fd, 200, "OK", "", fake_list, fake_list_len);
             else
-                rc = fake_respond(c->fd, fake_list_status, "Error", "", "{\"error\":\"fake\"}", 16);
+                rc = fake_respond(c->fd, (int)fake_list_status, "Error", "", "{\"error\":\"fake\"}",
+                                  16);
         } else if (!is_post) {
             rc = fake_respond(c->fd, 404, "Not Found", "", "{}", 2);
         } else {
@@ -153,7 +139,7 @@ static int fake_serve(struct fake_conn *c)
                 rc = -1;
             } else if (strcmp(mode, "partial") == 0) {
                 const char *h = "HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{";
-                fake_write_all(c->fd, h, strlen(h));
+                driver_send_all(c->fd, h, strlen(h));
                 rc = -1;
             } else {
                 rc = -1; /* close: no response at all */
@@ -189,42 +175,51 @@ static int fake_load_list(const char *path)
     return 0;
 }
 
-static void fake_usage(void)
+static const char fake_usage[] =
+    "usage: fake_http_server --mode ok|500|close|partial|mixed|close-second|hang|refuse-posts\n"
+    "                        [--list FILE | --list-status CODE] [--max-seconds S]\n";
+
+/* Binds 127.0.0.1 on a free port and says which on stderr. Returns the socket or -1. */
+static int fake_listen(void)
 {
-    fprintf(stderr, "usage: fake_http_server --mode ok|500|close|partial|mixed|close-second|hang|"
-                    "refuse-posts [--list FILE | --list-status CODE] [--max-seconds S]\n");
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sin);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 512) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &sl) < 0) {
+        fprintf(stderr, "fake_http_server: listen on 127.0.0.1: %s\n", strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
+    return fd;
 }
 
 int main(int argc, char **argv)
 {
     long max_seconds = 120;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
-            fake_mode = argv[++i];
-        } else if (strcmp(argv[i], "--list") == 0 && i + 1 < argc) {
-            if (fake_load_list(argv[++i]) < 0)
-                return 1;
-        } else if (strcmp(argv[i], "--list-status") == 0 && i + 1 < argc) {
-            fake_list_status = (int)strtol(argv[++i], NULL, 10);
-            if (fake_list_status < 100 || fake_list_status > 599) {
-                fake_usage();
-                return 2;
-            }
-        } else if (strcmp(argv[i], "--max-seconds") == 0 && i + 1 < argc) {
-            max_seconds = strtol(argv[++i], NULL, 10);
-        } else {
-            fake_usage();
-            return 2;
-        }
+    const char *list_path = NULL;
+    const struct driver_option options[] = {
+        {0, "mode", DRIVER_OPT_TEXT, &fake_mode, 0, 0, 0},
+        {0, "list", DRIVER_OPT_TEXT, &list_path, 0, 0, 0},
+        {0, "list-status", DRIVER_OPT_LONG, &fake_list_status, 100, 599, 0},
+        {0, "max-seconds", DRIVER_OPT_LONG, &max_seconds, 1, 86400, 0},
+    };
+    if (driver_options("fake_http_server", fake_usage, argc, argv, options,
+                       sizeof(options) / sizeof(options[0]), 0) != argc) {
+        fputs(fake_usage, stderr);
+        return 2;
     }
+    if (list_path != NULL && fake_load_list(list_path) < 0)
+        return 1;
     static const char *const modes[] = {"ok",    "500",          "close", "partial",
                                         "mixed", "close-second", "hang",  "refuse-posts"};
     int known = 0;
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
         known |= strcmp(fake_mode, modes[i]) == 0;
     if (!known) {
-        fprintf(stderr, "fake_http_server: unknown mode \"%s\"\n", fake_mode);
-        fake_usage();
+        fprintf(stderr, "fake_http_server: unknown mode \"%s\"\n%s", fake_mode, fake_usage);
         return 2;
     }
     if (!fake_list) {
@@ -236,17 +231,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    fake_lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof(sin);
-    if (fake_lfd < 0 || setsockopt(fake_lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fake_lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fake_lfd, 512) < 0 ||
-        getsockname(fake_lfd, (struct sockaddr *)&sin, &sl) < 0) {
-        fprintf(stderr, "fake_http_server: listen on 127.0.0.1: %s\n", strerror(errno));
+    fake_lfd = fake_listen();
+    if (fake_lfd < 0)
         return 1;
-    }
-    fprintf(stderr, "listening on 127.0.0.1:%u\n", ntohs(sin.sin_port));
 
     for (int i = 0; i < FAKE_MAX_CONNS; i++)
         fake_conns[i].fd = -1;

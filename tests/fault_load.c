@@ -28,34 +28,33 @@
  * (failed: sent but no response; refused: connects refused or reset at once).
  * Exit status: 0 done, 2 usage error, 3 system error.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "driver.h"
 
 #define LOAD_MAX_CLIENTS 64
 #define LOAD_MAX_STATUS 600
 #define LOAD_RESP_MAX 65536 /* a POST answer is small: a task or an error object */
 
-static unsigned load_port;
+static long load_port;
 static const char *load_dir;
 static const char *load_prefix = "c";
+static long load_clients = 8;
 static long load_duration_ms = 10000;
 static long load_max = 0; /* 0: no limit but the duration */
-static int load_timeout_ms = 10000;
-static int load_stop_status = 0;
+static long load_timeout_ms = 10000;
+static long load_stop_status = 0;
 static int load_log = 0; /* -l: DIR/log.CLIENTE, one line per request */
 
 /* What one client counted; written to DIR/stats.CLIENTE for the parent. */
@@ -67,93 +66,26 @@ struct load_counts {
     long status[LOAD_MAX_STATUS];
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-/* Blocking connect to 127.0.0.1:port. Returns the descriptor or -1 with errno. */
-static int load_connect(void)
-{
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)load_port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc;
-    do
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-/* Writes all of buf. Returns 0, or -1 with errno. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = send(fd, buf, len, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Reads one response within deadline. Returns its status (> 0) and sets
  * *keep to 0 if the server said Connection: close; -1 on EOF, reset, timeout
  * or a response this loader cannot parse. */
 static int read_response(int fd, long long deadline, int *keep)
 {
-    static char buf[LOAD_RESP_MAX + 1];
+    static char buf[LOAD_RESP_MAX];
     size_t len = 0;
     *keep = 1;
     for (;;) {
-        buf[len] = '\0';
-        char *end = strstr(buf, "\r\n\r\n");
+        const char *end = memmem(buf, len, "\r\n\r\n", 4);
         if (end != NULL) {
-            size_t head_len = (size_t)(end - buf) + 4;
-            long body_len = 0;
-            int status;
-            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+            size_t head_len = (size_t)(end - buf) + 4, v_len;
+            int status = driver_http_status(buf, head_len);
+            if (status < 0)
                 return -1;
-            for (char *line = strstr(buf, "\r\n"); line != NULL && line < end;
-                 line = strstr(line + 2, "\r\n")) {
-                if (strncasecmp(line + 2, "Content-Length:", 15) == 0)
-                    body_len = atol(line + 17);
-                else if (strncasecmp(line + 2, "Connection:", 11) == 0 &&
-                         strstr(line + 13, "close") != NULL && strstr(line + 13, "close") < end)
-                    *keep = 0;
-            }
+            const char *v = driver_http_header(buf, head_len, "Content-Length", &v_len);
+            long body_len = v != NULL ? atol(v) : 0; /* the value ends at its CR */
+            v = driver_http_header(buf, head_len, "Connection", &v_len);
+            if (v != NULL && memmem(v, v_len, "close", 5) != NULL)
+                *keep = 0;
             if (body_len < 0 || head_len + (size_t)body_len > LOAD_RESP_MAX)
                 return -1;
             if (len >= head_len + (size_t)body_len) {
@@ -165,7 +97,7 @@ static int read_response(int fd, long long deadline, int *keep)
         }
         if (len == LOAD_RESP_MAX)
             return -1;
-        long long left = deadline - now_ms();
+        long long left = deadline - driver_now_ms();
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -208,7 +140,7 @@ static void load_record_log(int log_fd, long seq, long long sent_ns, int status,
                             const char *log_path)
 {
     char line[96];
-    int n = snprintf(line, sizeof(line), "%ld %lld %lld %d\n", seq, sent_ns, now_ns(),
+    int n = snprintf(line, sizeof(line), "%ld %lld %lld %d\n", seq, sent_ns, driver_now_ns(),
                      status < 0 ? 0 : status);
     load_record(log_fd, line, n, log_path);
 }
@@ -240,11 +172,11 @@ static void load_client(int k, long long deadline)
     }
     int fd = -1;
     long seq = 1;
-    while (now_ms() < deadline && (load_max == 0 || c->sent < load_max) &&
+    while (driver_now_ms() < deadline && (load_max == 0 || c->sent < load_max) &&
            access(stop_path, F_OK) < 0) {
-        if (fd < 0 && (fd = load_connect()) < 0) {
+        if (fd < 0 && (fd = driver_connect("127.0.0.1", load_port, 0)) < 0) {
             c->refused++;
-            sleep_ms(20);
+            driver_sleep_ms(20);
             continue;
         }
         char body[256], req[512];
@@ -252,11 +184,11 @@ static void load_client(int k, long long deadline)
                                 "{\"titulo\":\"falla %s %ld\",\"cliente\":\"%s\",\"seq\":%ld}",
                                 cliente, seq, cliente, seq);
         int req_len = snprintf(req, sizeof(req),
-                               "POST /tareas HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                               "POST /tareas HTTP/1.1\r\nHost: 127.0.0.1:%ld\r\n"
                                "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                                load_port, body_len, body);
-        long long sent_ns = now_ns();
-        if (write_all(fd, req, (size_t)req_len) < 0) {
+        long long sent_ns = driver_now_ns();
+        if (driver_send_all(fd, req, (size_t)req_len) < 0) {
             /* Nothing may have reached a worker, but a seq is never reused. */
             if (log_fd >= 0)
                 load_record_log(log_fd, seq, sent_ns, 0, log_path);
@@ -269,7 +201,7 @@ static void load_client(int k, long long deadline)
         }
         c->sent++;
         int keep;
-        int status = read_response(fd, now_ms() + load_timeout_ms, &keep);
+        int status = read_response(fd, driver_now_ms() + load_timeout_ms, &keep);
         if (log_fd >= 0)
             load_record_log(log_fd, seq, sent_ns, status, log_path);
         if (status < 0) {
@@ -340,56 +272,32 @@ static int load_add_stats(int k, struct load_counts *t)
     return 0;
 }
 
-static void usage(void)
-{
-    fputs("usage: fault_load -p PORT -o DIR [-c CLIENTS] [-d DURATION_MS] [-n MAX]\n"
-          "                  [-i PREFIX] [-t TIMEOUT_MS] [-x STATUS] [-l]\n",
-          stderr);
-    exit(2);
-}
+static const char load_usage[] =
+    "usage: fault_load -p PORT -o DIR [-c CLIENTS] [-d DURATION_MS] [-n MAX]\n"
+    "                  [-i PREFIX] [-t TIMEOUT_MS] [-x STATUS] [-l]\n";
+
+static const struct driver_option load_options[] = {
+    {'p', NULL, DRIVER_OPT_LONG, &load_port, 1, 65535, 1},
+    {'o', NULL, DRIVER_OPT_TEXT, &load_dir, 0, 0, 1},
+    {'c', NULL, DRIVER_OPT_LONG, &load_clients, 1, LOAD_MAX_CLIENTS, 0},
+    {'d', NULL, DRIVER_OPT_LONG, &load_duration_ms, 0, LONG_MAX / 2, 0},
+    {'n', NULL, DRIVER_OPT_LONG, &load_max, 0, LONG_MAX, 0},
+    {'i', NULL, DRIVER_OPT_TEXT, &load_prefix, 0, 0, 0},
+    {'t', NULL, DRIVER_OPT_LONG, &load_timeout_ms, 1, INT_MAX, 0},
+    {'x', NULL, DRIVER_OPT_LONG, &load_stop_status, 0, LOAD_MAX_STATUS - 1, 0},
+    {'l', NULL, DRIVER_OPT_FLAG, &load_log, 0, 0, 0},
+};
 
 int main(int argc, char **argv)
 {
-    int clients = 8;
-    int opt;
-    while ((opt = getopt(argc, argv, "p:o:c:d:n:i:t:x:l")) != -1) {
-        switch (opt) {
-        case 'p':
-            load_port = (unsigned)atoi(optarg);
-            break;
-        case 'o':
-            load_dir = optarg;
-            break;
-        case 'c':
-            clients = atoi(optarg);
-            break;
-        case 'd':
-            load_duration_ms = atol(optarg);
-            break;
-        case 'n':
-            load_max = atol(optarg);
-            break;
-        case 'i':
-            load_prefix = optarg;
-            break;
-        case 't':
-            load_timeout_ms = atoi(optarg);
-            break;
-        case 'x':
-            load_stop_status = atoi(optarg);
-            break;
-        case 'l':
-            load_log = 1;
-            break;
-        default:
-            usage();
-        }
+    if (driver_options("fault_load", load_usage, argc, argv, load_options,
+                       sizeof(load_options) / sizeof(load_options[0]), 0) != argc ||
+        strlen(load_prefix) > 32) {
+        fputs(load_usage, stderr);
+        return 2;
     }
-    if (load_port == 0 || load_port > 65535 || load_dir == NULL || clients < 1 ||
-        clients > LOAD_MAX_CLIENTS || load_duration_ms < 0 || load_timeout_ms < 1 ||
-        strlen(load_prefix) > 32 || optind != argc)
-        usage();
-    long long deadline = now_ms() + load_duration_ms;
+    int clients = (int)load_clients;
+    long long deadline = driver_now_ms() + load_duration_ms;
     pid_t pids[LOAD_MAX_CLIENTS];
     for (int k = 1; k <= clients; k++) {
         pids[k - 1] = fork();

@@ -27,7 +27,7 @@
  *     std-headers      the last response has Date, Server, Content-Type, Content-Length
  *     body:SUB         the last response's body contains SUB (escapes allowed)
  *
- * Hold mode, for slow and idle clients (issue 3 and the fault suite):
+ * Hold mode, for slow and idle clients (timeouts and the fault suite):
  *
  *     raw_http hold -p PORT -n COUNT -d HOLD_MS [-s PREFIX] [-i DRIP_MS] [-R]
  *
@@ -49,27 +49,25 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "driver.h"
 
 #define RAW_HTTP_IN_MAX (8 * 1024 * 1024) /* the largest transcript a test reads */
 #define RAW_HTTP_MAX_STATUSES 16
 
 static const char *raw_http_addr = "127.0.0.1";
-static unsigned raw_http_port;
-static int raw_http_timeout_ms = 5000;
+static long raw_http_port;
+static long raw_http_timeout_ms = 5000;
 static int raw_http_quiet;
 
 /* What the server sent on the script connection, parsed from the front. */
@@ -83,79 +81,6 @@ static int out_closed; /* a write failed: the server no longer reads */
 /* The last parsed response, as offsets into in_buf. */
 static size_t last_start, last_head_len, last_body_start, last_body_len;
 static int last_status;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes the escapes of an action argument into a malloc'd buffer. Returns it
- * (never NULL: exits on allocation failure) and its length in *out_len. */
-static char *unescape(const char *s, size_t *out_len)
-{
-    size_t n = strlen(s);
-    char *out = malloc(n + 1);
-    size_t o = 0;
-    if (out == NULL) {
-        perror("raw_http: malloc");
-        exit(3);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] != '\\' || i + 1 == n) {
-            out[o++] = s[i];
-            continue;
-        }
-        char c = s[++i];
-        if (c == 'x' && i + 2 < n && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-            out[o++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-            continue;
-        }
-        switch (c) {
-        case 'r':
-            out[o++] = '\r';
-            break;
-        case 'n':
-            out[o++] = '\n';
-            break;
-        case 't':
-            out[o++] = '\t';
-            break;
-        case '0':
-            out[o++] = '\0';
-            break;
-        case '\\':
-            out[o++] = '\\';
-            break;
-        default: /* not an escape: kept literally */
-            out[o++] = '\\';
-            out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-    *out_len = o;
-    return out;
-}
 
 /* Prints bytes on stderr with control characters escaped, at most max of them. */
 static void dump(const char *what, const char *p, size_t len, size_t max)
@@ -184,37 +109,18 @@ static int raise_fd_limit(void)
     return setrlimit(RLIMIT_NOFILE, &rl);
 }
 
-/* Connects to the server. blocking: wait for the handshake. Returns the
- * descriptor (non-blocking) or -1 with a message naming the address. */
-static int connect_server(int blocking)
+/* Connects to the server and makes the descriptor non-blocking. Returns it, or -1 with a
+ * message naming the address. */
+static int connect_server(void)
 {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)raw_http_port);
-    if (inet_pton(AF_INET, raw_http_addr, &sa.sin_addr) != 1) {
-        fprintf(stderr, "raw_http: bad address %s\n", raw_http_addr);
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (blocking ? 0 : SOCK_NONBLOCK), 0);
+    int fd = driver_connect(raw_http_addr, raw_http_port, 0);
     if (fd < 0) {
-        fprintf(stderr, "raw_http: socket: %s\n", strerror(errno));
-        return -1;
-    }
-    int one = 1;
-    /* Without NODELAY a drip would be coalesced by Nagle and prove nothing. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc;
-    do
-        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    while (rc < 0 && errno == EINTR);
-    if (rc < 0 && !(errno == EINPROGRESS && !blocking)) {
-        fprintf(stderr, "raw_http: connect %s:%u: %s\n", raw_http_addr, raw_http_port,
+        fprintf(stderr, "raw_http: connect %s:%ld: %s\n", raw_http_addr, raw_http_port,
                 strerror(errno));
-        close(fd);
         return -1;
     }
-    if (blocking && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         fprintf(stderr, "raw_http: fcntl O_NONBLOCK: %s\n", strerror(errno));
         close(fd);
         return -1;
@@ -273,7 +179,7 @@ static int wait_input(int fd, long ms)
 static void send_bytes(int fd, const char *p, size_t len, size_t step)
 {
     size_t off = 0;
-    long long deadline = now_ms() + raw_http_timeout_ms;
+    long long deadline = driver_now_ms() + raw_http_timeout_ms;
     while (off < len && !out_closed) {
         read_available(fd);
         size_t n = len - off < step ? len - off : step;
@@ -285,8 +191,8 @@ static void send_bytes(int fd, const char *p, size_t len, size_t step)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (now_ms() > deadline) {
-                fprintf(stderr, "raw_http: send stalled for %d ms after %zu of %zu bytes\n",
+            if (driver_now_ms() > deadline) {
+                fprintf(stderr, "raw_http: send stalled for %ld ms after %zu of %zu bytes\n",
                         raw_http_timeout_ms, off, len);
                 exit(1);
             }
@@ -311,34 +217,10 @@ static size_t find_head_end(size_t from)
     return 0;
 }
 
-/* The value of header name within [start, end) of in_buf, or NULL; *vlen its length. */
+/* The value of header name in the head at [start, end) of in_buf, or NULL; *vlen its length. */
 static const char *find_header(size_t start, size_t end, const char *name, size_t *vlen)
 {
-    size_t nlen = strlen(name);
-    size_t i = start;
-    /* skip the status line */
-    while (i + 1 < end && memcmp(in_buf + i, "\r\n", 2) != 0)
-        i++;
-    i += 2;
-    while (i + 2 <= end) {
-        size_t eol = i;
-        while (eol + 1 < end && memcmp(in_buf + eol, "\r\n", 2) != 0)
-            eol++;
-        if (eol == i)
-            break;
-        if (eol - i > nlen && in_buf[i + nlen] == ':' && strncasecmp(in_buf + i, name, nlen) == 0) {
-            size_t v = i + nlen + 1;
-            while (v < eol && (in_buf[v] == ' ' || in_buf[v] == '\t'))
-                v++;
-            size_t ve = eol;
-            while (ve > v && (in_buf[ve - 1] == ' ' || in_buf[ve - 1] == '\t'))
-                ve--;
-            *vlen = ve - v;
-            return in_buf + v;
-        }
-        i = eol + 2;
-    }
-    return NULL;
+    return driver_http_header(in_buf + start, end - start, name, vlen);
 }
 
 /* Length of a chunked body starting at off, or -2 if incomplete, -1 if bad. */
@@ -380,13 +262,12 @@ static long chunked_length(size_t off)
  * response (or a bad one), with what was received dumped. */
 static int next_response(int fd, int no_body)
 {
-    long long deadline = now_ms() + raw_http_timeout_ms;
+    long long deadline = driver_now_ms() + raw_http_timeout_ms;
     for (;;) {
         size_t head_end = find_head_end(in_pos);
         if (head_end != 0) {
-            int status = 0;
-            if (head_end - in_pos < 12 || memcmp(in_buf + in_pos, "HTTP/1.", 7) != 0 ||
-                sscanf(in_buf + in_pos + 9, "%3d", &status) != 1) {
+            int status = driver_http_status(in_buf + in_pos, head_end - in_pos);
+            if (status < 0) {
                 dump("not an HTTP/1.x response", in_buf + in_pos, head_end - in_pos, 400);
                 return -1;
             }
@@ -424,9 +305,9 @@ static int next_response(int fd, int no_body)
                  in_buf + in_pos, in_len - in_pos, 400);
             return -1;
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - driver_now_ms();
         if (left <= 0) {
-            fprintf(stderr, "raw_http: no complete response within %d ms\n", raw_http_timeout_ms);
+            fprintf(stderr, "raw_http: no complete response within %ld ms\n", raw_http_timeout_ms);
             dump("unparsed bytes", in_buf + in_pos, in_len - in_pos, 400);
             return -1;
         }
@@ -440,7 +321,7 @@ static int fail(int step, const char *action, const char *fmt, ...)
 static int fail(int step, const char *action, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "raw_http: port %u, action %d (%.80s): ", raw_http_port, step, action);
+    fprintf(stderr, "raw_http: port %ld, action %d (%.80s): ", raw_http_port, step, action);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -448,157 +329,220 @@ static int fail(int step, const char *action, const char *fmt, ...)
     return 1;
 }
 
+/* ---- the actions: each returns 0 when it passed, 1 when it failed ---- */
+
+static int act_send(int fd, int step, const char *a, const char *arg)
+{
+    size_t len;
+    char *p = driver_unescape(arg, &len);
+    (void)step;
+    send_bytes(fd, p, len, a[0] == 'd' ? 1 : len ? len : 1); /* drip: one byte per write */
+    free(p);
+    return 0;
+}
+
+static int act_file(int fd, int step, const char *a, const char *path)
+{
+    (void)step;
+    (void)a;
+    int ffd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (ffd < 0 || fstat(ffd, &st) < 0) {
+        fprintf(stderr, "raw_http: open %s: %s\n", path, strerror(errno));
+        exit(3);
+    }
+    char *p = malloc((size_t)st.st_size + 1);
+    ssize_t r = p ? read(ffd, p, (size_t)st.st_size) : -1;
+    if (r != st.st_size) {
+        fprintf(stderr, "raw_http: read %s: %s\n", path, r < 0 ? strerror(errno) : "short");
+        exit(3);
+    }
+    close(ffd);
+    send_bytes(fd, p, (size_t)r, (size_t)r ? (size_t)r : 1);
+    free(p);
+    return 0;
+}
+
+static int act_sleep(int fd, int step, const char *a, const char *ms)
+{
+    (void)step;
+    (void)a;
+    driver_sleep_ms(atol(ms));
+    read_available(fd);
+    return 0;
+}
+
+static int act_mark(int fd, int step, const char *a, const char *text)
+{
+    (void)fd;
+    (void)step;
+    (void)a;
+    fprintf(stderr, "raw_http: mark: %s\n", text);
+    fflush(stderr);
+    return 0;
+}
+
+static int act_shut(int fd, int step, const char *a, const char *arg)
+{
+    (void)step;
+    (void)a;
+    (void)arg;
+    shutdown(fd, SHUT_WR);
+    return 0;
+}
+
+/* status:NNN[:head] and status-or-close:NNN. */
+static int act_status(int fd, int step, const char *a, const char *arg)
+{
+    int want = atoi(arg);
+    int head = strstr(arg, ":head") != NULL;
+    if (a[6] == '-') {
+        /* Wait for either: a response, or EOF with nothing unparsed. */
+        long long deadline = driver_now_ms() + raw_http_timeout_ms;
+        while (!in_eof && in_len == in_pos && driver_now_ms() < deadline)
+            wait_input(fd, deadline - driver_now_ms());
+        if (in_eof && in_len == in_pos)
+            return 0;
+    }
+    if (next_response(fd, head) < 0)
+        return fail(step, a, "expected status %d, got no complete response", want);
+    if (last_status != want) {
+        dump("response", in_buf + last_start, last_head_len + last_body_len, 600);
+        return fail(step, a, "expected status %d, got %d", want, last_status);
+    }
+    return 0;
+}
+
+static int act_close(int fd, int step, const char *a, const char *ms)
+{
+    long wait_ms = ms != NULL ? atol(ms) : raw_http_timeout_ms;
+    if (wait_ms <= 0) {
+        fprintf(stderr, "raw_http: bad wait in \"%s\"\n", a);
+        exit(2);
+    }
+    long long deadline = driver_now_ms() + wait_ms;
+    while (!in_eof && driver_now_ms() < deadline)
+        wait_input(fd, deadline - driver_now_ms());
+    if (in_len != in_pos) {
+        dump("unexpected bytes", in_buf + in_pos, in_len - in_pos, 400);
+        return fail(step, a, "expected the connection closed, got %zu more bytes", in_len - in_pos);
+    }
+    if (!in_eof)
+        return fail(step, a, "expected the connection closed, still open after %ld ms", wait_ms);
+    return 0;
+}
+
+static int act_open(int fd, int step, const char *a, const char *ms)
+{
+    long long deadline = driver_now_ms() + atol(ms);
+    while (!in_eof && in_len == in_pos && driver_now_ms() < deadline)
+        wait_input(fd, deadline - driver_now_ms());
+    if (in_len != in_pos) {
+        dump("unexpected bytes", in_buf + in_pos, in_len - in_pos, 400);
+        return fail(step, a, "expected silence, got %zu bytes", in_len - in_pos);
+    }
+    if (in_eof)
+        return fail(step, a, "expected the connection open, got it %s",
+                    in_reset ? "reset" : "closed");
+    return 0;
+}
+
+/* The last response has each of names (with sub in its value, unless NULL). */
+static int check_headers(int step, const char *a, const char *const *names, size_t num_names,
+                         const char *sub)
+{
+    for (size_t i = 0; i < num_names; i++) {
+        size_t vlen;
+        const char *v = find_header(last_start, last_start + last_head_len, names[i], &vlen);
+        if (v == NULL) {
+            dump("response head", in_buf + last_start, last_head_len, 600);
+            return fail(step, a, "expected header %s, got none", names[i]);
+        }
+        if (sub != NULL && (vlen < strlen(sub) || memmem(v, vlen, sub, strlen(sub)) == NULL))
+            return fail(step, a, "expected header %s containing \"%s\", got \"%.*s\"", names[i],
+                        sub, (int)vlen, v);
+    }
+    return 0;
+}
+
+/* header:NAME[:SUB] */
+static int act_header(int fd, int step, const char *a, const char *arg)
+{
+    char name[128];
+    const char *one = name, *colon = strchr(arg, ':');
+    (void)fd;
+    snprintf(name, sizeof(name), "%.*s", colon != NULL ? (int)(colon - arg) : (int)strlen(arg),
+             arg);
+    return check_headers(step, a, &one, 1, colon != NULL ? colon + 1 : NULL);
+}
+
+static int act_std_headers(int fd, int step, const char *a, const char *arg)
+{
+    static const char *const std[] = {"Date", "Server", "Content-Type", "Content-Length"};
+    (void)fd;
+    (void)arg;
+    return check_headers(step, a, std, 4, NULL);
+}
+
+static int act_body(int fd, int step, const char *a, const char *text)
+{
+    size_t len;
+    char *want = driver_unescape(text, &len);
+    (void)fd;
+    int ok = len == 0 || memmem(in_buf + last_body_start, last_body_len, want, len) != NULL;
+    free(want);
+    if (!ok) {
+        dump("body", in_buf + last_body_start, last_body_len, 600);
+        return fail(step, a, "expected the body to contain \"%s\"", text);
+    }
+    return 0;
+}
+
+enum { ARG_NONE, ARG_REQUIRED, ARG_OPTIONAL };
+
+static const struct raw_action {
+    const char *name;   /* the text before the first ':' */
+    int arg;            /* whether ":ARG" follows */
+    int needs_response; /* looks at the last response parsed */
+    int (*run)(int fd, int step, const char *action, const char *arg);
+} raw_actions[] = {
+    {"send", ARG_REQUIRED, 0, act_send},     {"drip", ARG_REQUIRED, 0, act_send},
+    {"file", ARG_REQUIRED, 0, act_file},     {"sleep", ARG_REQUIRED, 0, act_sleep},
+    {"mark", ARG_REQUIRED, 0, act_mark},     {"shut", ARG_NONE, 0, act_shut},
+    {"status", ARG_REQUIRED, 0, act_status}, {"status-or-close", ARG_REQUIRED, 0, act_status},
+    {"close", ARG_OPTIONAL, 0, act_close},   {"open", ARG_REQUIRED, 0, act_open},
+    {"header", ARG_REQUIRED, 1, act_header}, {"std-headers", ARG_NONE, 1, act_std_headers},
+    {"body", ARG_REQUIRED, 1, act_body},
+};
+
 /* Runs one action. Returns 0 when it passed, 1 when it failed. */
 static int run_action(int fd, int step, const char *a)
 {
-    if (strncmp(a, "send:", 5) == 0 || strncmp(a, "drip:", 5) == 0) {
-        size_t len;
-        char *p = unescape(a + 5, &len);
-        send_bytes(fd, p, len, a[0] == 'd' ? 1 : len ? len : 1);
-        free(p);
-        return 0;
-    }
-    if (strncmp(a, "file:", 5) == 0) {
-        int ffd = open(a + 5, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (ffd < 0 || fstat(ffd, &st) < 0) {
-            fprintf(stderr, "raw_http: open %s: %s\n", a + 5, strerror(errno));
-            exit(3);
-        }
-        char *p = malloc((size_t)st.st_size + 1);
-        ssize_t r = p ? read(ffd, p, (size_t)st.st_size) : -1;
-        if (r != st.st_size) {
-            fprintf(stderr, "raw_http: read %s: %s\n", a + 5, r < 0 ? strerror(errno) : "short");
-            exit(3);
-        }
-        close(ffd);
-        send_bytes(fd, p, (size_t)r, (size_t)r ? (size_t)r : 1);
-        free(p);
-        return 0;
-    }
-    if (strncmp(a, "sleep:", 6) == 0) {
-        sleep_ms(atol(a + 6));
-        read_available(fd);
-        return 0;
-    }
-    if (strncmp(a, "mark:", 5) == 0) {
-        fprintf(stderr, "raw_http: mark: %s\n", a + 5);
-        fflush(stderr);
-        return 0;
-    }
-    if (strcmp(a, "shut") == 0) {
-        shutdown(fd, SHUT_WR);
-        return 0;
-    }
-    if (strncmp(a, "status:", 7) == 0 || strncmp(a, "status-or-close:", 16) == 0) {
-        int or_close = a[6] == '-';
-        const char *arg = a + (or_close ? 16 : 7);
-        int want = atoi(arg);
-        int head = strstr(arg, ":head") != NULL;
-        if (or_close) {
-            /* Wait for either: a response, or EOF with nothing unparsed. */
-            long long deadline = now_ms() + raw_http_timeout_ms;
-            while (!in_eof && in_len == in_pos && now_ms() < deadline)
-                wait_input(fd, deadline - now_ms());
-            if (in_eof && in_len == in_pos)
-                return 0;
-        }
-        if (next_response(fd, head) < 0)
-            return fail(step, a, "expected status %d, got no complete response", want);
-        if (last_status != want) {
-            dump("response", in_buf + last_start, last_head_len + last_body_len, 600);
-            return fail(step, a, "expected status %d, got %d", want, last_status);
-        }
-        return 0;
-    }
-    if (strcmp(a, "close") == 0 || strncmp(a, "close:", 6) == 0) {
-        long wait_ms = a[5] == ':' ? atol(a + 6) : raw_http_timeout_ms;
-        if (wait_ms <= 0) {
-            fprintf(stderr, "raw_http: bad wait in \"%s\"\n", a);
-            exit(2);
-        }
-        long long deadline = now_ms() + wait_ms;
-        while (!in_eof && now_ms() < deadline)
-            wait_input(fd, deadline - now_ms());
-        if (in_len != in_pos) {
-            dump("unexpected bytes", in_buf + in_pos, in_len - in_pos, 400);
-            return fail(step, a, "expected the connection closed, got %zu more bytes",
-                        in_len - in_pos);
-        }
-        if (!in_eof)
-            return fail(step, a, "expected the connection closed, still open after %ld ms",
-                        wait_ms);
-        return 0;
-    }
-    if (strncmp(a, "open:", 5) == 0) {
-        long long deadline = now_ms() + atol(a + 5);
-        while (!in_eof && in_len == in_pos && now_ms() < deadline)
-            wait_input(fd, deadline - now_ms());
-        if (in_len != in_pos) {
-            dump("unexpected bytes", in_buf + in_pos, in_len - in_pos, 400);
-            return fail(step, a, "expected silence, got %zu bytes", in_len - in_pos);
-        }
-        if (in_eof)
-            return fail(step, a, "expected the connection open, got it %s",
-                        in_reset ? "reset" : "closed");
-        return 0;
-    }
-    if (last_status == 0 && (strncmp(a, "header:", 7) == 0 || strcmp(a, "std-headers") == 0 ||
-                             strncmp(a, "body:", 5) == 0))
-        return fail(step, a, "no response parsed yet");
-    if (strncmp(a, "header:", 7) == 0 || strcmp(a, "std-headers") == 0) {
-        static const char *const std[] = {"Date", "Server", "Content-Type", "Content-Length"};
-        char name[128];
-        const char *sub = NULL;
-        const char *const *names = std;
-        size_t num_names = 4;
-        const char *one = name;
-        if (a[0] == 'h') {
-            snprintf(name, sizeof(name), "%s", a + 7);
-            char *colon = strchr(name, ':');
-            if (colon != NULL) {
-                *colon = '\0';
-                sub = a + 7 + (colon - name) + 1;
-            }
-            names = &one;
-            num_names = 1;
-        }
-        for (size_t i = 0; i < num_names; i++) {
-            size_t vlen;
-            const char *v = find_header(last_start, last_start + last_head_len, names[i], &vlen);
-            if (v == NULL) {
-                dump("response head", in_buf + last_start, last_head_len, 600);
-                return fail(step, a, "expected header %s, got none", names[i]);
-            }
-            if (sub != NULL && (vlen < strlen(sub) || memmem(v, vlen, sub, strlen(sub)) == NULL))
-                return fail(step, a, "expected header %s containing \"%s\", got \"%.*s\"", names[i],
-                            sub, (int)vlen, v);
-        }
-        return 0;
-    }
-    if (strncmp(a, "body:", 5) == 0) {
-        size_t len;
-        char *want = unescape(a + 5, &len);
-        int ok = len == 0 || memmem(in_buf + last_body_start, last_body_len, want, len) != NULL;
-        free(want);
-        if (!ok) {
-            dump("body", in_buf + last_body_start, last_body_len, 600);
-            return fail(step, a, "expected the body to contain \"%s\"", a + 5);
-        }
-        return 0;
+    const char *colon = strchr(a, ':');
+    size_t name_len = colon != NULL ? (size_t)(colon - a) : strlen(a);
+    for (size_t i = 0; i < sizeof(raw_actions) / sizeof(raw_actions[0]); i++) {
+        const struct raw_action *r = &raw_actions[i];
+        if (strlen(r->name) != name_len || memcmp(r->name, a, name_len) != 0 ||
+            (colon != NULL && r->arg == ARG_NONE) || (colon == NULL && r->arg == ARG_REQUIRED))
+            continue;
+        if (r->needs_response && last_status == 0)
+            return fail(step, a, "no response parsed yet");
+        return r->run(fd, step, a, colon != NULL ? colon + 1 : NULL);
     }
     fprintf(stderr, "raw_http: unknown action \"%s\"\n", a);
     exit(2);
 }
 
+static const char raw_http_usage[] =
+    "usage: raw_http -p PORT [-h ADDR] [-t TIMEOUT_MS] [-q] ACTION...\n"
+    "       raw_http hold -p PORT -n COUNT -d HOLD_MS [-s PREFIX] [-i DRIP_MS] [-R]\n"
+    "actions: send:TEXT drip:TEXT file:PATH sleep:MS mark:TEXT shut status:NNN[:head]\n"
+    "         status-or-close:NNN close[:MS] open:MS header:NAME[:SUB] std-headers\n"
+    "         body:SUB\n";
+
 static void usage(void)
 {
-    fputs("usage: raw_http -p PORT [-h ADDR] [-t TIMEOUT_MS] [-q] ACTION...\n"
-          "       raw_http hold -p PORT -n COUNT -d HOLD_MS [-s PREFIX] [-i DRIP_MS] [-R]\n"
-          "actions: send:TEXT drip:TEXT file:PATH sleep:MS mark:TEXT shut status:NNN[:head]\n"
-          "         status-or-close:NNN close[:MS] open:MS header:NAME[:SUB] std-headers\n"
-          "         body:SUB\n",
-          stderr);
+    fputs(raw_http_usage, stderr);
     exit(2);
 }
 
@@ -631,174 +575,154 @@ static void hold_poll_conn(struct hold_conn *c, int no_read)
                 c->status = atoi(c->head + 9);
         } else if (r == 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) {
             c->closed = 1;
-            c->closed_ms = now_ms();
+            c->closed_ms = driver_now_ms();
         } else if (errno != EINTR) {
             break;
         }
     }
 }
 
-static int hold_main(int argc, char **argv)
-{
-    long count = 0, hold_ms = -1, drip_ms = 0;
-    const char *prefix = "";
-    int no_read = 0;
-    int opt;
-    while ((opt = getopt(argc, argv, "p:h:n:d:s:i:R")) != -1) {
-        switch (opt) {
-        case 'p':
-            raw_http_port = (unsigned)atoi(optarg);
-            break;
-        case 'h':
-            raw_http_addr = optarg;
-            break;
-        case 'n':
-            count = atol(optarg);
-            break;
-        case 'd':
-            hold_ms = atol(optarg);
-            break;
-        case 's':
-            prefix = optarg;
-            break;
-        case 'i':
-            drip_ms = atol(optarg);
-            break;
-        case 'R':
-            no_read = 1;
-            break;
-        default:
-            usage();
-        }
-    }
-    if (raw_http_port == 0 || count <= 0 || hold_ms < 0 || optind != argc)
-        usage();
-    if (raise_fd_limit() < 0)
-        fprintf(stderr, "raw_http: setrlimit RLIMIT_NOFILE: %s\n", strerror(errno));
+/* Hold mode: COUNT connections, their prefixes, what came back. */
+struct hold {
+    struct hold_conn *conns;
+    long count;
+    char *pre; /* the prefix, unescaped */
     size_t prefix_len;
-    char *pre = unescape(prefix, &prefix_len);
-    struct hold_conn *conns = calloc((size_t)count, sizeof(*conns));
-    if (conns == NULL) {
-        perror("raw_http: calloc");
-        return 3;
-    }
-    long connected = 0, failed = 0;
-    for (long i = 0; i < count; i++) {
-        conns[i].fd = connect_server(1);
-        if (conns[i].fd < 0) {
-            failed++;
-            conns[i].closed = 1;
+    long drip_ms, hold_ms;
+    int no_read;
+    struct pollfd *pfds; /* the open connections of the last poll() */
+    long *pconn;         /* pfds[k] is conns[pconn[k]] */
+    long num_pfds;
+    long connected, failed;
+};
+
+static void hold_connect_all(struct hold *h)
+{
+    for (long i = 0; i < h->count; i++) {
+        h->conns[i].fd = connect_server();
+        if (h->conns[i].fd < 0) {
+            h->failed++;
+            h->conns[i].closed = 1;
             continue;
         }
-        connected++;
-        if (no_read) {
+        h->connected++;
+        if (h->no_read) {
             /* A small window makes a stopped reader stall the server sooner. */
             int small = 4096;
-            setsockopt(conns[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+            setsockopt(h->conns[i].fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
         }
     }
-    /* One poll() over the open connections between rounds: a close is seen
-     * when it happens (not at the next round), and idle connections cost
-     * nothing. */
-    struct pollfd *pfds = calloc((size_t)count, sizeof(*pfds));
-    long *pconn = calloc((size_t)count, sizeof(*pconn));
-    if (pfds == NULL || pconn == NULL) {
-        perror("raw_http: calloc");
-        return 3;
+}
+
+/* One round: reads what poll() found (everything on the first round), sends the prefix
+ * (or the next byte of it). Returns 1 when every connection is closed. */
+static int hold_round(struct hold *h, long long now, int sending, int first)
+{
+    for (long k = 0; k < h->num_pfds; k++)
+        if (h->pfds[k].revents != 0)
+            hold_poll_conn(&h->conns[h->pconn[k]], h->no_read);
+    int all_closed = 1;
+    for (long i = 0; i < h->count; i++) {
+        struct hold_conn *c = &h->conns[i];
+        if (c->closed)
+            continue;
+        if (c->started_ms == 0 && h->prefix_len == 0)
+            c->started_ms = now;
+        if (sending && c->sent < h->prefix_len) {
+            size_t n = h->drip_ms ? 1 : h->prefix_len - c->sent;
+            ssize_t w = send(c->fd, h->pre + c->sent, n, MSG_NOSIGNAL);
+            if (w > 0) {
+                if (c->sent == 0)
+                    c->started_ms = driver_now_ms();
+                c->sent += (size_t)w;
+            } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                c->closed = 1;
+                c->closed_ms = driver_now_ms();
+            }
+        }
+        if (first)
+            hold_poll_conn(c, h->no_read);
+        if (!c->closed)
+            all_closed = 0;
     }
-    long long start = now_ms();
-    long long next_drip = start;
-    int ready = 0;
-    int first = 1;
-    long num_pfds = 0;
+    return all_closed;
+}
+
+/* 1 once every open connection has its prefix (its first byte, when dripping). */
+static int hold_ready(const struct hold *h)
+{
+    long pending = 0;
+    for (long i = 0; i < h->count; i++)
+        pending += !h->conns[i].closed && h->conns[i].sent < (h->drip_ms ? 1 : h->prefix_len) &&
+                   h->prefix_len > 0;
+    return pending == 0;
+}
+
+/* One poll() over the open connections, for at most wait ms: a close is seen when it
+ * happens (not at the next round), and idle connections cost nothing. */
+static void hold_wait(struct hold *h, long wait)
+{
+    h->num_pfds = 0;
+    for (long i = 0; i < h->count && !h->no_read; i++) {
+        if (h->conns[i].closed)
+            continue;
+        h->pfds[h->num_pfds].fd = h->conns[i].fd;
+        h->pfds[h->num_pfds].events = POLLIN;
+        h->pfds[h->num_pfds].revents = 0;
+        h->pconn[h->num_pfds++] = i;
+    }
+    if (h->num_pfds == 0) {
+        driver_sleep_ms(wait < 50 ? wait : 50);
+        return;
+    }
+    if (poll(h->pfds, (nfds_t)h->num_pfds, (int)wait) < 0 && errno != EINTR) {
+        fprintf(stderr, "raw_http: poll: %s\n", strerror(errno));
+        exit(3);
+    }
+}
+
+/* Sends the prefixes and holds the connections for hold_ms, or until all are closed. */
+static void hold_run(struct hold *h)
+{
+    long long start = driver_now_ms(), next_drip = start;
+    int ready = 0, first = 1;
     for (;;) {
-        long long now = now_ms();
+        long long now = driver_now_ms();
         int drip_now = now >= next_drip;
-        int sending = first || (drip_ms != 0 && drip_now);
-        /* Reads: the connections poll() found readable (all of them the first time). */
-        for (long k = 0; k < num_pfds; k++)
-            if (pfds[k].revents != 0)
-                hold_poll_conn(&conns[pconn[k]], no_read);
-        int all_closed = 1;
-        for (long i = 0; i < count; i++) {
-            struct hold_conn *c = &conns[i];
-            if (c->closed)
-                continue;
-            if (c->started_ms == 0 && prefix_len == 0)
-                c->started_ms = now;
-            if (sending && c->sent < prefix_len) {
-                size_t n = drip_ms ? 1 : prefix_len - c->sent;
-                ssize_t w = send(c->fd, pre + c->sent, n, MSG_NOSIGNAL);
-                if (w > 0) {
-                    if (c->sent == 0)
-                        c->started_ms = now_ms();
-                    c->sent += (size_t)w;
-                } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                    c->closed = 1;
-                    c->closed_ms = now_ms();
-                }
-            }
-            if (first)
-                hold_poll_conn(c, no_read);
-            if (!c->closed)
-                all_closed = 0;
-        }
+        int all_closed = hold_round(h, now, first || (h->drip_ms != 0 && drip_now), first);
         first = 0;
-        if (drip_now && drip_ms)
-            next_drip = now + drip_ms;
-        if (!ready) {
-            /* Every connection has its prefix (or first byte): the stall is in place.
-             * A prefix stuck behind a full socket is sent again at the next round. */
-            long pending = 0;
-            for (long i = 0; i < count; i++)
-                pending += !conns[i].closed && conns[i].sent < (drip_ms ? 1 : prefix_len) &&
-                           prefix_len > 0;
-            if (pending == 0) {
-                fprintf(stderr, "raw_http: hold: ready, %ld connected\n", connected);
-                fflush(stderr);
-                ready = 1;
-            } else {
-                first = drip_ms == 0; /* a whole prefix still to send: again soon */
-            }
+        if (drip_now && h->drip_ms)
+            next_drip = now + h->drip_ms;
+        if (!ready && hold_ready(h)) {
+            fprintf(stderr, "raw_http: hold: ready, %ld connected\n", h->connected);
+            fflush(stderr);
+            ready = 1;
+        } else if (!ready) {
+            first = h->drip_ms == 0; /* a prefix stuck behind a full socket: again soon */
         }
-        now = now_ms();
-        if (all_closed || now - start >= hold_ms)
-            break;
-        long long until = start + hold_ms;
-        if (drip_ms != 0 && next_drip < until)
+        now = driver_now_ms();
+        if (all_closed || now - start >= h->hold_ms)
+            return;
+        long long until = start + h->hold_ms;
+        if (h->drip_ms != 0 && next_drip < until)
             until = next_drip;
         long wait = (long)(until - now);
         if (first && wait > 10)
             wait = 10;
-        if (wait < 0)
-            wait = 0;
-        num_pfds = 0;
-        for (long i = 0; i < count && !no_read; i++) {
-            if (conns[i].closed)
-                continue;
-            pfds[num_pfds].fd = conns[i].fd;
-            pfds[num_pfds].events = POLLIN;
-            pfds[num_pfds].revents = 0;
-            pconn[num_pfds++] = i;
-        }
-        if (num_pfds == 0) {
-            sleep_ms(wait < 50 ? wait : 50);
-            continue;
-        }
-        if (poll(pfds, (nfds_t)num_pfds, (int)wait) < 0 && errno != EINTR) {
-            fprintf(stderr, "raw_http: poll: %s\n", strerror(errno));
-            return 3;
-        }
+        hold_wait(h, wait < 0 ? 0 : wait);
     }
-    free(pfds);
-    free(pconn);
+}
+
+/* Drains, closes and counts the connections; prints the summary line. */
+static void hold_report(struct hold *h)
+{
     long closed = 0, answered = 0;
     long long close_min = -1, close_max = -1;
     char statuses[512] = "";
     int codes[RAW_HTTP_MAX_STATUSES], code_counts[RAW_HTTP_MAX_STATUSES];
     int num_codes = 0;
-    for (long i = 0; i < count; i++) {
-        struct hold_conn *c = &conns[i];
+    for (long i = 0; i < h->count; i++) {
+        struct hold_conn *c = &h->conns[i];
         if (c->fd < 0)
             continue;
         /* A reader that stopped: did the server give up on it? Drain to find out. */
@@ -836,49 +760,72 @@ static int hold_main(int argc, char **argv)
     char close_ms[64] = "";
     if (close_min >= 0)
         snprintf(close_ms, sizeof(close_ms), "%lld..%lld", close_min, close_max);
-    printf("connected=%ld failed=%ld closed=%ld answered=%ld statuses=%s close_ms=%s\n", connected,
-           failed, closed, answered, statuses, close_ms);
-    free(conns);
-    free(pre);
-    return failed ? 3 : 0;
+    printf("connected=%ld failed=%ld closed=%ld answered=%ld statuses=%s close_ms=%s\n",
+           h->connected, h->failed, closed, answered, statuses, close_ms);
+}
+
+static int hold_main(int argc, char **argv)
+{
+    struct hold h = {.hold_ms = -1};
+    const char *prefix = "";
+    const struct driver_option options[] = {
+        {'p', NULL, DRIVER_OPT_LONG, &raw_http_port, 1, 65535, 1},
+        {'h', NULL, DRIVER_OPT_TEXT, &raw_http_addr, 0, 0, 0},
+        {'n', NULL, DRIVER_OPT_LONG, &h.count, 1, 1000000, 1},
+        {'d', NULL, DRIVER_OPT_LONG, &h.hold_ms, 0, 3600000, 1},
+        {'s', NULL, DRIVER_OPT_TEXT, &prefix, 0, 0, 0},
+        {'i', NULL, DRIVER_OPT_LONG, &h.drip_ms, 0, 3600000, 0},
+        {'R', NULL, DRIVER_OPT_FLAG, &h.no_read, 0, 0, 0},
+    };
+    if (driver_options("raw_http hold", raw_http_usage, argc, argv, options,
+                       sizeof(options) / sizeof(options[0]), 0) != argc)
+        usage();
+    if (raise_fd_limit() < 0)
+        fprintf(stderr, "raw_http: setrlimit RLIMIT_NOFILE: %s\n", strerror(errno));
+    h.pre = driver_unescape(prefix, &h.prefix_len);
+    h.conns = calloc((size_t)h.count, sizeof(*h.conns));
+    h.pfds = calloc((size_t)h.count, sizeof(*h.pfds));
+    h.pconn = calloc((size_t)h.count, sizeof(*h.pconn));
+    if (h.conns == NULL || h.pfds == NULL || h.pconn == NULL) {
+        perror("raw_http: calloc");
+        return 3;
+    }
+    hold_connect_all(&h);
+    hold_run(&h);
+    hold_report(&h);
+    free(h.pfds);
+    free(h.pconn);
+    free(h.conns);
+    free(h.pre);
+    return h.failed ? 3 : 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "hold") == 0)
         return hold_main(argc - 1, argv + 1);
-    int opt;
-    while ((opt = getopt(argc, argv, "+p:h:t:q")) != -1) {
-        switch (opt) {
-        case 'p':
-            raw_http_port = (unsigned)atoi(optarg);
-            break;
-        case 'h':
-            raw_http_addr = optarg;
-            break;
-        case 't':
-            raw_http_timeout_ms = atoi(optarg);
-            break;
-        case 'q':
-            raw_http_quiet = 1;
-            break;
-        default:
-            usage();
-        }
-    }
-    if (raw_http_port == 0 || raw_http_port > 65535 || raw_http_timeout_ms <= 0 || optind == argc)
+    const struct driver_option options[] = {
+        {'p', NULL, DRIVER_OPT_LONG, &raw_http_port, 1, 65535, 1},
+        {'h', NULL, DRIVER_OPT_TEXT, &raw_http_addr, 0, 0, 0},
+        {'t', NULL, DRIVER_OPT_LONG, &raw_http_timeout_ms, 1, 3600000, 0},
+        {'q', NULL, DRIVER_OPT_FLAG, &raw_http_quiet, 0, 0, 0},
+    };
+    /* Stops at the first action: "send:-x" is not an option. */
+    int first = driver_options("raw_http", raw_http_usage, argc, argv, options,
+                               sizeof(options) / sizeof(options[0]), 1);
+    if (first == argc)
         usage();
     in_buf = malloc(RAW_HTTP_IN_MAX);
     if (in_buf == NULL) {
         perror("raw_http: malloc");
         return 3;
     }
-    int fd = connect_server(1);
+    int fd = connect_server();
     if (fd < 0)
         return 3;
     int rc = 0;
-    for (int i = optind; i < argc && rc == 0; i++)
-        rc = run_action(fd, i - optind + 1, argv[i]);
+    for (int i = first; i < argc && rc == 0; i++)
+        rc = run_action(fd, i - first + 1, argv[i]);
     close(fd);
     free(in_buf);
     fflush(stdout);
