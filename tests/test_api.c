@@ -10,49 +10,26 @@
 #include "api.h"
 #include "config.h"
 #include "log.h"
+#include "server_fixture.h"
 #include "task_store.h"
 
-static char dir[64];
-static char path[128];
 static struct config cfg;
+/* tasks.json: server_fixture_config() puts its path in cfg.file. */
+static const char *const path = cfg.file;
 static struct task_store *store;
 static struct api *api;
 
-static const char *no_env(const char *name)
-{
-    (void)name;
-    return NULL;
-}
-
 static void setup(void)
 {
-    char *argv[] = {"test_api", NULL};
-    char err[512];
-    struct task_store_report rep;
-    struct task_store_options opts = {.lock_timeout_ms = 5000, .crash_after_bytes = -1};
-
-    ck_assert_int_eq(config_parse(&cfg, 1, argv, no_env), 0);
-    snprintf(dir, sizeof(dir), "/tmp/test_api.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/tasks.json", dir);
-    snprintf(cfg.file, sizeof(cfg.file), "%s", path);
+    server_fixture_config(&cfg, "test_api");
     cfg.workers = 3;
-    log_set_quiet(1);
-    ck_assert_msg(task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0, "%s",
-                  err);
-    snprintf(cfg.file, sizeof(cfg.file), "%s", path);
-    api = api_create(&cfg, &opts);
-    ck_assert_ptr_nonnull(api);
+    api = server_fixture_open(&cfg);
     store = api_store(api);
-    ck_assert_msg(store != NULL, "%s: no store", path);
-    ck_assert_ptr_nonnull(api);
 }
 
 static void teardown(void)
 {
-    api_free(api); /* and the store */
-    unlink(path);
-    rmdir(dir);
+    server_fixture_close(api, &cfg);
 }
 
 static void body_is(const struct api_response *r, const char *want)

@@ -15,47 +15,29 @@
 #include "conn.h"
 #include "event_loop.h"
 #include "log.h"
+#include "server_fixture.h"
 #include "task_store.h"
 #include "version.h"
 
-static char dir[64];
-static char path[128];
 static struct config cfg;
+/* tasks.json: server_fixture_config() puts its path in cfg.file. */
+static const char *const path = cfg.file;
 static struct task_store *store;
 static struct api *api;
 static struct event_loop *loop;
 static struct conn_server *srv;
 static int client = -1;
 
-static const char *no_env(const char *name)
-{
-    (void)name;
-    return NULL;
-}
-
 static void setup(void)
 {
-    char *argv[] = {"test_conn", NULL};
-    char err[512];
-    struct task_store_report rep;
-    struct task_store_options opts = {.lock_timeout_ms = 5000, .crash_after_bytes = -1};
     int sv[2];
 
-    ck_assert_int_eq(config_parse(&cfg, 1, argv, no_env), 0);
+    server_fixture_config(&cfg, "test_conn");
     cfg.max_body = 1000;
     cfg.header_timeout_ms = 1500;
     cfg.quiet = 1;
-    log_set_quiet(1);
-    snprintf(dir, sizeof(dir), "/tmp/test_conn.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    snprintf(path, sizeof(path), "%s/tasks.json", dir);
-    ck_assert_msg(task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0, "%s",
-                  err);
-    snprintf(cfg.file, sizeof(cfg.file), "%s", path);
-    api = api_create(&cfg, &opts);
-    ck_assert_ptr_nonnull(api);
+    api = server_fixture_open(&cfg);
     store = api_store(api);
-    ck_assert_msg(store != NULL, "%s: no store", path);
     loop = event_loop_create();
     ck_assert_ptr_nonnull(loop);
     srv = conn_server_create(loop, api, &cfg);
@@ -71,9 +53,7 @@ static void teardown(void)
         close(client);
     conn_server_free(srv);
     event_loop_free(loop);
-    api_free(api); /* and the store */
-    unlink(path);
-    rmdir(dir);
+    server_fixture_close(api, &cfg);
 }
 
 static long now_ms(void)
