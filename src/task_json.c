@@ -904,3 +904,89 @@ out:
     cJSON_Delete(root);
     return count;
 }
+
+uint64_t task_json_line_id(const char *line, size_t len)
+{
+    static const char head[] = "{\"id\":";
+    size_t i = sizeof(head) - 1;
+    uint64_t id = 0;
+    if (len <= i || memcmp(line, head, i) != 0 || line[i] < '1' || line[i] > '9')
+        return 0;
+    for (; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
+        if (id > (UINT64_MAX - 9) / 10)
+            return 0;
+        id = id * 10 + (uint64_t)(line[i] - '0');
+    }
+    if (i >= len || (line[i] != ',' && line[i] != '}'))
+        return 0;
+    return id;
+}
+
+static size_t line_skip_spaces(const char *line, size_t len, size_t i, unsigned flags)
+{
+    if (flags & TASK_JSON_LINE_SPACES)
+        while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+            i++;
+    return i;
+}
+
+/* The line is damaged at byte at: kind DAMAGE, with what and why. */
+static enum task_json_line_kind
+line_damage(struct task_json_line *it, enum task_json_line_damage what, size_t at, const char *why)
+{
+    it->kind = TASK_JSON_LINE_DAMAGE;
+    it->damage = what;
+    it->at = at;
+    if (why != NULL)
+        snprintf(it->why, sizeof(it->why), "%s", why);
+    return it->kind;
+}
+
+/* One pass: the first byte names the item, a record is decoded once, and what
+ * follows the item decides between "done", "more items" and "damage". Per line
+ * this costs the record's decoding and a few comparisons: the store's check
+ * runs it on every line of a file that may hold millions. */
+enum task_json_line_kind task_json_line_read(const char *line, size_t len, unsigned flags,
+                                             struct task_record *rec, struct task_json_line *it)
+{
+    size_t i = line_skip_spaces(line, len, 0, flags);
+    it->damage = TASK_JSON_DAMAGE_NONE;
+    it->start = it->at = i;
+    it->end = it->next = len;
+    it->comma = 0;
+    it->head_id = 0;
+    it->why[0] = '\0';
+    if (i == len) {
+        it->kind = TASK_JSON_LINE_BLANK;
+        return it->kind;
+    }
+    if (line[i] == '[' || line[i] == ']') {
+        it->kind = line[i] == '[' ? TASK_JSON_LINE_OPEN : TASK_JSON_LINE_CLOSE;
+        it->end = i + 1;
+    } else if (line[i] == ',' && (flags & TASK_JSON_LINE_ITEMS)) {
+        it->kind = TASK_JSON_LINE_COMMA;
+        it->end = i + 1;
+    } else if (line[i] == '{') {
+        size_t end = 0;
+        it->head_id = task_json_line_id(line + i, len - i);
+        if (task_json_decode_record(line + i, len - i, rec, &end, it->why, sizeof(it->why)) < 0)
+            return line_damage(it, TASK_JSON_DAMAGE_BAD_RECORD, i + end, NULL);
+        it->kind = TASK_JSON_LINE_RECORD;
+        it->end = i + end;
+    } else {
+        return line_damage(it, TASK_JSON_DAMAGE_NOT_ITEM, i, "not \"[\", \"]\" or a record");
+    }
+    size_t j = line_skip_spaces(line, len, it->end, flags);
+    if (it->kind == TASK_JSON_LINE_RECORD && j < len && line[j] == ',') {
+        it->comma = 1;
+        j = line_skip_spaces(line, len, j + 1, flags);
+    }
+    it->next = j;
+    if (j < len && !(flags & TASK_JSON_LINE_ITEMS)) {
+        if (it->kind == TASK_JSON_LINE_RECORD)
+            return line_damage(it, TASK_JSON_DAMAGE_AFTER_RECORD, it->end,
+                               "bytes after the record's closing brace");
+        return line_damage(it, TASK_JSON_DAMAGE_AFTER_BRACKET, it->end, "bytes after the bracket");
+    }
+    return it->kind;
+}

@@ -15,8 +15,14 @@
  *      record never contains a raw newline: one record per line is the file's
  *      invariant, and the store relies on it.
  *
- *   3. Decode a stored record (one line) for taskctl, the store's checks and
- *      clientemulator's verification.
+ *   3. Read the lines of tasks.json for the store's check, taskctl verify and
+ *      clientemulator's verification: task_json_line_read() says what a line
+ *      is ("[", "]", a record, blank, or damage and where), each caller
+ *      judging it with its own strictness; task_json_decode_record() decodes
+ *      one record.
+ *
+ *   Every JSON string the project writes (records, error bodies, taskctl's and
+ *   clientemulator's request bodies) is escaped by task_json_escape().
  *
  * Return convention: 0 or a byte count on success, -1 on bad input with a
  * NUL-terminated, lower-case message in err (never longer than err_len).
@@ -124,5 +130,69 @@ int task_json_decode_record(const char *text, size_t text_len, struct task_recor
 typedef int task_json_emit_fn(void *arg, const char *line, size_t line_len);
 long task_json_canonicalize(const char *text, size_t text_len, task_json_emit_fn *emit, void *arg,
                             char *err, size_t err_len, size_t *err_offset, size_t *renumbered);
+
+/* ---- Lines of tasks.json: the one reader of the line format ----
+ *
+ * The store writes "[", then one record per line, each but the last followed
+ * by ",", then "]". Three readers judge such lines, each with its own
+ * strictness: the store's check (canonical bytes only), taskctl verify (one
+ * item per line, damage reported line by line) and clientemulator's verifier
+ * (any layout a JSON writer may use, several items on a line). All of them
+ * classify with task_json_line_read():
+ *
+ *   struct task_json_line it;
+ *   switch (task_json_line_read(line, len, flags, rec, &it)) { ... }
+ *
+ * flags 0 (the store, taskctl): the line is exactly one item, nothing around
+ * it. TASK_JSON_LINE_SPACES: spaces, tabs and CRs around items are allowed.
+ * TASK_JSON_LINE_ITEMS: only the first item is read, and it.next says where
+ * the rest of the line starts (call again there). No allocation of its own
+ * (a record is decoded by task_json_decode_record()), no I/O. */
+#define TASK_JSON_LINE_SPACES 1u /* spaces, tabs and CRs around items are not damage */
+#define TASK_JSON_LINE_ITEMS 2u  /* read the first item only; more may follow at it.next */
+
+enum task_json_line_kind {
+    TASK_JSON_LINE_BLANK,  /* nothing (or only spaces, with TASK_JSON_LINE_SPACES) */
+    TASK_JSON_LINE_OPEN,   /* "[" */
+    TASK_JSON_LINE_CLOSE,  /* "]" */
+    TASK_JSON_LINE_RECORD, /* one record, "{...}" or "{...}," (comma set) */
+    TASK_JSON_LINE_COMMA,  /* TASK_JSON_LINE_ITEMS only: a ',' that follows no record on this
+                              line (the record may end the line before) */
+    TASK_JSON_LINE_DAMAGE  /* anything else: damage says what, at says where */
+};
+
+enum task_json_line_damage {
+    TASK_JSON_DAMAGE_NONE,
+    TASK_JSON_DAMAGE_NOT_ITEM,     /* starts with none of '[', ']', '{' */
+    TASK_JSON_DAMAGE_BAD_RECORD,   /* starts with '{' but is not a record (why says how) */
+    TASK_JSON_DAMAGE_AFTER_RECORD, /* a whole record, then bytes other than one ',' */
+    TASK_JSON_DAMAGE_AFTER_BRACKET /* "[" or "]", then more bytes */
+};
+
+struct task_json_line {
+    enum task_json_line_kind kind;
+    enum task_json_line_damage damage;
+    size_t start;     /* the item's first byte */
+    size_t end;       /* just past the item ('[', ']', ',' or the record's '}') */
+    size_t next;      /* past the item, a record's ',' and spaces: where the rest starts */
+    size_t at;        /* DAMAGE: the byte where it was found (BAD_RECORD: where the decoder
+                         stopped; AFTER_*: end) */
+    int comma;        /* RECORD: a ',' follows it */
+    uint64_t head_id; /* N when the item starts exactly with {"id":N then ',' or '}' (the
+                         store's own layout; read before the JSON is checked, so also set for
+                         a BAD_RECORD), else 0 */
+    char why[160];    /* DAMAGE: what is wrong, lower-case (BAD_RECORD: the decoder's message) */
+};
+
+/* Classifies line[0, len) (without its '\n'); offsets in it count from line.
+ * With rec not NULL, a record's fields are decoded into it (valid when the
+ * kind is RECORD, or DAMAGE with AFTER_RECORD). Returns it->kind. */
+enum task_json_line_kind task_json_line_read(const char *line, size_t len, unsigned flags,
+                                             struct task_record *rec, struct task_json_line *it);
+
+/* The id of a line that starts exactly with {"id":N followed by ',' or '}' (the
+ * store's layout, read without parsing the rest: for the store's fast paths),
+ * or 0 if it does not. */
+uint64_t task_json_line_id(const char *line, size_t len);
 
 #endif

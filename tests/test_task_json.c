@@ -1,5 +1,5 @@
 /* test_task_json.c - task_json as tables: every rejection with its message, round trips,
- * canonicalization. */
+ * canonicalization, the escaper, the line classifier. */
 #include "task_json.h"
 
 #include <check.h>
@@ -614,6 +614,296 @@ START_TEST(test_encode_extremes)
 }
 END_TEST
 
+/* ---- task_json_escape: the one escaper ---- */
+
+static const struct {
+    const char *input;
+    size_t input_len;
+    const char *expected; /* the literal, quotes included */
+    const char *description;
+} escape_cases[] = {
+    {S(""), "\"\"", "empty"},
+    {S("comprar pan"), "\"comprar pan\"", "plain ASCII"},
+    {S("a\"b"), "\"a\\\"b\"", "a quote"},
+    {S("a\\b"), "\"a\\\\b\"", "a backslash"},
+    {S("\n\r\t\b\f"), "\"\\n\\r\\t\\b\\f\"", "the short escapes"},
+    {S("\x01\x1f"), "\"\\u0001\\u001f\"", "other control characters as \\u00XX"},
+    {S("a\0b"), "\"a\\u0000b\"", "a NUL inside the length"},
+    {S("\x7f"), "\"\x7f\"", "DEL is not a control character in JSON"},
+    {S("/"), "\"/\"", "a slash stays"},
+    {S("\xc3\xb1 \xe2\x9c\x93 \xf0\x9f\x98\x80"), "\"\xc3\xb1 \xe2\x9c\x93 \xf0\x9f\x98\x80\"",
+     "UTF-8 stays raw"},
+    {S("\xff\xfe"), "\"\xff\xfe\"", "bytes that are not UTF-8 pass (validation is the decoder's)"},
+    {S("\"}\n]\n"), "\"\\\"}\\n]\\n\"", "a record's end cannot break out of the string"},
+};
+
+START_TEST(test_escape)
+{
+    const char *in = escape_cases[_i].input, *want = escape_cases[_i].expected;
+    size_t in_len = escape_cases[_i].input_len, want_len = strlen(want);
+    char out[128];
+    /* Every cap below the length is refused without writing past cap; the exact length fits. */
+    for (size_t cap = 0; cap <= want_len; cap++) {
+        memset(out, '#', sizeof(out));
+        long n = task_json_escape(in, in_len, out, cap);
+        if (cap < want_len) {
+            ck_assert_msg(n == -1, "%s: cap %zu: expected -1, got %ld",
+                          escape_cases[_i].description, cap, n);
+        } else {
+            ck_assert_msg(n == (long)want_len && memcmp(out, want, want_len) == 0,
+                          "%s: expected [%s], got %ld [%.*s]", escape_cases[_i].description, want,
+                          n, n > 0 ? (int)n : 0, out);
+        }
+        ck_assert_msg(out[cap] == '#', "%s: cap %zu: wrote past it", escape_cases[_i].description,
+                      cap);
+    }
+    /* And it reads back as the input. */
+    char body[160];
+    int m = snprintf(body, sizeof(body), "{\"titulo\":%s}", want);
+    struct task t;
+    char err[128] = "";
+    if (in_len > 0 && memchr(in, '\0', in_len) == NULL && in[0] != '\xff') {
+        ck_assert_msg(task_json_decode_input(body, (size_t)m, &t, err, sizeof(err)) == 0, "%s: %s",
+                      escape_cases[_i].description, err);
+        ck_assert(t.titulo_len == in_len && memcmp(t.titulo, in, in_len) == 0);
+    }
+}
+END_TEST
+
+START_TEST(test_escape_worst_case)
+{
+    /* 6 bytes per input byte + 2, the bound the header promises. */
+    char in[64], out[6 * 64 + 2];
+    memset(in, '\x01', sizeof(in));
+    ck_assert_int_eq(task_json_escape(in, sizeof(in), out, sizeof(out)), (long)sizeof(out));
+    ck_assert_int_eq(task_json_escape(in, sizeof(in), out, sizeof(out) - 1), -1);
+}
+END_TEST
+
+/* ---- task_json_line_read: the one reader of the line format ---- */
+
+/* A record line as the store writes it. */
+#define L(id) "{\"id\":" #id ",\"titulo\":\"t\",\"cliente\":\"a\",\"seq\":1,\"pid\":4}"
+#define L_LEN(id) (sizeof(L(id)) - 1)
+
+#define BLANK TASK_JSON_LINE_BLANK
+#define OPEN TASK_JSON_LINE_OPEN
+#define CLOSE TASK_JSON_LINE_CLOSE
+#define RECORD TASK_JSON_LINE_RECORD
+#define COMMA TASK_JSON_LINE_COMMA
+#define DAMAGE TASK_JSON_LINE_DAMAGE
+#define NONE TASK_JSON_DAMAGE_NONE
+#define NOT_ITEM TASK_JSON_DAMAGE_NOT_ITEM
+#define BAD_RECORD TASK_JSON_DAMAGE_BAD_RECORD
+#define AFTER_RECORD TASK_JSON_DAMAGE_AFTER_RECORD
+#define AFTER_BRACKET TASK_JSON_DAMAGE_AFTER_BRACKET
+#define SP TASK_JSON_LINE_SPACES
+#define IT TASK_JSON_LINE_ITEMS
+
+static const struct {
+    const char *line;
+    size_t line_len;
+    unsigned flags;
+    enum task_json_line_kind kind;
+    enum task_json_line_damage damage;
+    size_t start, end, next, at;
+    int comma;
+    uint64_t head_id; /* and, for a record, the decoded id */
+    const char *why;  /* a part of it.why, or NULL */
+    const char *description;
+} line_cases[] = {
+    /* the store's layout, read strictly (the store, taskctl) */
+    {S("["), 0, OPEN, NONE, 0, 1, 1, 0, 0, 0, NULL, "open"},
+    {S("]"), 0, CLOSE, NONE, 0, 1, 1, 0, 0, 0, NULL, "close"},
+    {S(""), 0, BLANK, NONE, 0, 0, 0, 0, 0, 0, NULL, "empty"},
+    {S(L(1)), 0, RECORD, NONE, 0, L_LEN(1), L_LEN(1), 0, 0, 1, NULL, "the last record"},
+    {S(L(7) ","), 0, RECORD, NONE, 0, L_LEN(7), L_LEN(7) + 1, 0, 1, 7, NULL, "record and comma"},
+    {S("{\"id\":99999999999999999999}"), 0, DAMAGE, BAD_RECORD, 0, 27, 27, 27, 0, 0, "\"id\"",
+     "an id past 2^64: no head id, and the decoder wants an exact integer"},
+    {S("{\"titulo\":\"a\",\"id\":3}"), 0, RECORD, NONE, 0, 21, 21, 0, 0, 0, NULL,
+     "id not first: a record, but not the store's head"},
+    {S("{\"id\": 3}"), 0, RECORD, NONE, 0, 9, 9, 0, 0, 0, NULL, "a space in the head"},
+    {S("{\"id\":03}"), 0, RECORD, NONE, 0, 9, 9, 0, 0, 0, NULL,
+     "a leading zero: the decoder takes it (other programs' files), the head does not"},
+    {S(" ["), 0, DAMAGE, NOT_ITEM, 0, 2, 2, 0, 0, 0, NULL, "strict: no space before"},
+    {S("[ "), 0, DAMAGE, AFTER_BRACKET, 0, 1, 1, 1, 0, 0, NULL, "strict: no space after"},
+    {S("[\r"), 0, DAMAGE, AFTER_BRACKET, 0, 1, 1, 1, 0, 0, NULL, "strict: no CR"},
+    {S("]]"), 0, DAMAGE, AFTER_BRACKET, 0, 1, 1, 1, 0, 0, "after the bracket", "two brackets"},
+    {S("],"), 0, DAMAGE, AFTER_BRACKET, 0, 1, 1, 1, 0, 0, NULL, "a bracket takes no comma"},
+    {S("[" L(1)), 0, DAMAGE, AFTER_BRACKET, 0, 1, 1, 1, 0, 0, NULL,
+     "strict: a compact array is not one item"},
+    {S(","), 0, DAMAGE, NOT_ITEM, 0, 1, 1, 0, 0, 0, NULL, "strict: a lone comma"},
+    {S("hello"), 0, DAMAGE, NOT_ITEM, 0, 5, 5, 0, 0, 0, "not \"[\"", "not JSON"},
+    {S("\0\0\0"), 0, DAMAGE, NOT_ITEM, 0, 3, 3, 0, 0, 0, NULL, "NULs"},
+    {S(L(2) ",,"), 0, DAMAGE, AFTER_RECORD, 0, L_LEN(2), L_LEN(2) + 1, L_LEN(2), 1, 2,
+     "closing brace", "two commas"},
+    {S(L(2) " ,"), 0, DAMAGE, AFTER_RECORD, 0, L_LEN(2), L_LEN(2), L_LEN(2), 0, 2, NULL,
+     "strict: a space before the comma"},
+    {S(L(2) L(3)), 0, DAMAGE, AFTER_RECORD, 0, L_LEN(2), L_LEN(2), L_LEN(2), 0, 2, NULL,
+     "two records glued"},
+    {S(L(2) "," L(3)), 0, DAMAGE, AFTER_RECORD, 0, L_LEN(2), L_LEN(2) + 1, L_LEN(2), 1, 2, NULL,
+     "strict: two records on a line"},
+    {S(L(2) "}"), 0, DAMAGE, AFTER_RECORD, 0, L_LEN(2), L_LEN(2), L_LEN(2), 0, 2, NULL,
+     "a brace too many"},
+    {S("{\"id\":4,\"titulo\":\"a"), 0, DAMAGE, BAD_RECORD, 0, 19, 19, 18, 0, 4, "invalid JSON",
+     "torn: the head is read, the record is not"},
+    {S("{\"id\":4,\"ti@@@\"b\"},"), 0, DAMAGE, BAD_RECORD, 0, 19, 19, 15, 0, 4, "invalid JSON",
+     "damage inside: where the decoder stopped"},
+    {S("{\"titulo\":\"a\"}"), 0, DAMAGE, BAD_RECORD, 0, 14, 14, 14, 0, 0, "\"id\"",
+     "no id: not a record"},
+    {S("{\"id\":0}"), 0, DAMAGE, BAD_RECORD, 0, 8, 8, 8, 0, 0, "\"id\"", "id 0"},
+    {S("{\"id\":1,\"titulo\":\"a\nb\"}"), 0, DAMAGE, BAD_RECORD, 0, 23, 23, 19, 0, 1, "raw control",
+     "a raw newline inside (a line reader never passes one, a caller might)"},
+    {S("{\"id\":1}\0"), 0, DAMAGE, AFTER_RECORD, 0, 8, 8, 8, 0, 1, NULL, "a NUL after the record"},
+    /* with spaces (the client) */
+    {S("  [ \t"), SP, OPEN, NONE, 2, 3, 5, 2, 0, 0, NULL, "spaces around the bracket"},
+    {S(" \t\r"), SP, BLANK, NONE, 3, 3, 3, 3, 0, 0, NULL, "only spaces"},
+    {S("\t" L(5) " , \r"), SP, RECORD, NONE, 1, 1 + L_LEN(5), L_LEN(5) + 5, 1, 1, 5, NULL,
+     "spaces around the record and its comma"},
+    {S("\n"), SP, DAMAGE, NOT_ITEM, 0, 1, 1, 0, 0, 0, NULL, "a newline is not a space here"},
+    /* several items on a line (the client) */
+    {S("[" L(1) ",]"), SP | IT, OPEN, NONE, 0, 1, 1, 0, 0, 0, NULL, "items: the '[' first"},
+    {S(L(1) "," L(2) "]"), SP | IT, RECORD, NONE, 0, L_LEN(1), L_LEN(1) + 1, 0, 1, 1, NULL,
+     "items: a record, then more"},
+    {S(L(1) L(2)), IT, RECORD, NONE, 0, L_LEN(1), L_LEN(1), 0, 0, 1, NULL,
+     "items: glued records, no comma"},
+    {S(", " L(1)), SP | IT, COMMA, NONE, 0, 1, 2, 0, 0, 0, NULL, "items: a leading comma"},
+    {S("] x"), SP | IT, CLOSE, NONE, 0, 1, 2, 0, 0, 0, NULL, "items: the rest is the caller's"},
+    {S("x]"), SP | IT, DAMAGE, NOT_ITEM, 0, 2, 2, 0, 0, 0, NULL, "items: damage first"},
+    {S("{\"id\":1,"), SP | IT, DAMAGE, BAD_RECORD, 0, 8, 8, 7, 0, 1, "invalid JSON",
+     "items: a record cut short"},
+};
+
+START_TEST(test_line_read)
+{
+    const char *d = line_cases[_i].description;
+    static struct task_record rec; /* 5 KiB */
+    struct task_json_line it;
+    memset(&it, 0x5a, sizeof(it)); /* every field must be set, whatever was there */
+    memset(&rec, 0, sizeof(rec));
+    enum task_json_line_kind k = task_json_line_read(line_cases[_i].line, line_cases[_i].line_len,
+                                                     line_cases[_i].flags, &rec, &it);
+    ck_assert_msg(k == it.kind, "%s: returned %d, it.kind %d", d, k, it.kind);
+    ck_assert_msg(k == line_cases[_i].kind && it.damage == line_cases[_i].damage,
+                  "%s: kind %d damage %d, expected %d %d (why: %s)", d, k, it.damage,
+                  line_cases[_i].kind, line_cases[_i].damage, it.why);
+    ck_assert_msg(it.start == line_cases[_i].start, "%s: start %zu, expected %zu", d, it.start,
+                  line_cases[_i].start);
+    ck_assert_msg(it.at == line_cases[_i].at, "%s: at %zu, expected %zu", d, it.at,
+                  line_cases[_i].at);
+    ck_assert_msg(it.comma == line_cases[_i].comma, "%s: comma %d", d, it.comma);
+    ck_assert_msg(it.head_id == line_cases[_i].head_id,
+                  "%s: head_id %" PRIu64 ", expected %" PRIu64, d, it.head_id,
+                  line_cases[_i].head_id);
+    if (k != DAMAGE || it.damage != NOT_ITEM) {
+        ck_assert_msg(it.end == line_cases[_i].end, "%s: end %zu, expected %zu", d, it.end,
+                      line_cases[_i].end);
+        ck_assert_msg(it.next == line_cases[_i].next, "%s: next %zu, expected %zu", d, it.next,
+                      line_cases[_i].next);
+    }
+    if (k == DAMAGE)
+        ck_assert_msg(it.why[0] != '\0', "%s: damage without a why", d);
+    else
+        ck_assert_msg(it.why[0] == '\0', "%s: a why without damage: %s", d, it.why);
+    if (line_cases[_i].why != NULL)
+        ck_assert_msg(strstr(it.why, line_cases[_i].why) != NULL, "%s: why \"%s\", expected \"%s\"",
+                      d, it.why, line_cases[_i].why);
+    if (k == RECORD && it.head_id != 0)
+        ck_assert_msg(rec.id == it.head_id, "%s: decoded id %" PRIu64, d, rec.id);
+    /* Without rec the answer is the same. */
+    struct task_json_line again;
+    ck_assert_int_eq(task_json_line_read(line_cases[_i].line, line_cases[_i].line_len,
+                                         line_cases[_i].flags, NULL, &again),
+                     k);
+    ck_assert(again.at == it.at && again.next == it.next && again.head_id == it.head_id);
+}
+END_TEST
+
+/* A line read item by item (TASK_JSON_LINE_ITEMS), as the client does: each item as a word,
+ * "[", "]", ",", "{ID" or "{ID," for a record (its decoded id), "!B" bad record, "!N" not an
+ * item; the last word "." when the line ended blank. */
+static const struct {
+    const char *line;
+    unsigned flags;
+    const char *expected;
+} items_cases[] = {
+    {"[" L(1) "," L(2) "]", SP | IT, "[ {1, {2 ] ."},
+    {"  [ " L(1) " , " L(2) " ] ", SP | IT, "[ {1, {2 ] ."},
+    {L(1) L(2), SP | IT, "{1 {2 ."},
+    {",," L(3), SP | IT, ", , {3 ."},
+    {"[]", SP | IT, "[ ] ."},
+    {"[x]", SP | IT, "[ !N"},
+    {"[" L(1) ",{\"id\":2,", SP | IT, "[ {1, !B"},
+    {"{\"titulo\":\"a\",\"id\":9},", SP | IT, "{9, ."},
+    {"[ " L(1), IT, "[ !N"}, /* no spaces allowed */
+    {"", SP | IT, "."},
+};
+
+START_TEST(test_line_items)
+{
+    static struct task_record rec;
+    const char *line = items_cases[_i].line;
+    size_t len = strlen(line), p = 0;
+    char got[256] = "";
+    size_t n = 0;
+    for (int guard = 0; guard < 64; guard++) {
+        struct task_json_line it;
+        enum task_json_line_kind k =
+            task_json_line_read(line + p, len - p, items_cases[_i].flags, &rec, &it);
+        const char *sep = n > 0 ? " " : "";
+        if (k == BLANK) {
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s.", sep);
+            break;
+        }
+        if (k == DAMAGE) {
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s!%c", sep,
+                                  it.damage == BAD_RECORD ? 'B' : 'N');
+            break;
+        }
+        if (k == RECORD)
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s{%" PRIu64 "%s", sep, rec.id,
+                                  it.comma ? "," : "");
+        else
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", sep,
+                                  k == OPEN    ? "["
+                                  : k == CLOSE ? "]"
+                                               : ",");
+        ck_assert_msg(it.next > 0 && it.next <= len - p, "%s: next %zu", line, it.next);
+        p += it.next;
+    }
+    ck_assert_msg(strcmp(got, items_cases[_i].expected) == 0, "%s: got \"%s\", expected \"%s\"",
+                  line, got, items_cases[_i].expected);
+}
+END_TEST
+
+static const struct {
+    const char *line;
+    uint64_t id;
+} line_id_cases[] = {
+    {"{\"id\":1,\"titulo\":\"a\"}", 1},
+    {"{\"id\":42}", 42},
+    {"{\"id\":1844674407370955160}", 1844674407370955160u},
+    {"{\"id\":18446744073709551615}", 0}, /* a conservative bound: never near */
+    {"{\"id\":18446744073709551616}", 0},
+    {"{\"id\":0,", 0},
+    {"{\"id\":01,", 0},
+    {"{\"id\":-1,", 0},
+    {"{\"id\":1", 0},
+    {"{\"id\":1 ,", 0},
+    {"{\"id\": 1,", 0},
+    {"{ \"id\":1,", 0},
+    {"{\"ID\":1,", 0},
+    {"", 0},
+};
+
+START_TEST(test_line_id)
+{
+    const char *l = line_id_cases[_i].line;
+    ck_assert_msg(task_json_line_id(l, strlen(l)) == line_id_cases[_i].id, "%s: got %" PRIu64, l,
+                  task_json_line_id(l, strlen(l)));
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 int main(void)
@@ -633,6 +923,11 @@ int main(void)
     tcase_add_test(tc, test_format_time_sweep);
     tcase_add_test(tc, test_encode_extremes);
     tcase_add_loop_test(tc, test_record_string, 0, N(field_cases));
+    tcase_add_loop_test(tc, test_escape, 0, N(escape_cases));
+    tcase_add_test(tc, test_escape_worst_case);
+    tcase_add_loop_test(tc, test_line_read, 0, N(line_cases));
+    tcase_add_loop_test(tc, test_line_items, 0, N(items_cases));
+    tcase_add_loop_test(tc, test_line_id, 0, N(line_id_cases));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
