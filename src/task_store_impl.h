@@ -101,9 +101,6 @@ void store_emit(const struct task_store *s, struct task_store_event *ev);
 
 /* ---- task_store_tail.c ---- */
 
-/* The id of a record line {"id":N,... at line[0], or 0 if it is not one. */
-uint64_t store_line_id(const char *line, size_t len);
-
 /* Reads the tail of fd (size from fstat(), or from *size_hint's window when
  * size_hint is not NULL; the hint is updated). Returns 0 with ti (ti->torn: a
  * dying writer's remains follow the last record, to be cut), or -1 with errno:

@@ -241,7 +241,7 @@ static int store_next_record(struct task_store *s, int fd, off_t from, off_t lim
                 continue;
             if (n - i < 32 && pos + (off_t)n < limit)
                 break; /* the id may cross the block: re-read from this '\n' */
-            uint64_t v = store_line_id(buf + i + 1, n - i - 1);
+            uint64_t v = task_json_line_id(buf + i + 1, n - i - 1);
             if (v != 0) {
                 *start = pos + (off_t)i + 1;
                 *id = v;
@@ -379,7 +379,7 @@ int task_store_find(struct task_store *s, const struct task_store_snapshot *snap
         for (size_t i = 0; i + 1 < n; i++) {
             if (buf[i] != '\n')
                 continue;
-            uint64_t v = store_line_id(buf + i + 1, n - i - 1);
+            uint64_t v = task_json_line_id(buf + i + 1, n - i - 1);
             off_t start = at + (off_t)i + 1;
             if (v == id) {
                 found_at = start;

@@ -59,46 +59,41 @@ static int store_stream_check(int fd, off_t limit, const char *tail, char *line_
                 line_buf[line_len++] = c;
                 continue;
             }
-            /* A complete line [line_off, line_off + line_len). */
-            const char *l = line_buf;
-            size_t len = line_len;
+            /* A complete line [line_off, line_off + line_len): one item, nothing around it. */
+            struct task_json_line it;
+            enum task_json_line_kind kind = task_json_line_read(line_buf, line_len, 0, NULL, &it);
             if (state == EXPECT_OPEN) {
-                if (len != 1 || l[0] != '[') {
+                if (kind != TASK_JSON_LINE_OPEN) {
                     *bad_off = line_off;
                     snprintf(reason, reason_cap, "expected \"[\" alone on the first line");
                     return 1;
                 }
                 state = EXPECT_RECORD_OR_CLOSE;
-            } else if (len == 1 && l[0] == ']' && state != EXPECT_RECORD) {
+            } else if (kind == TASK_JSON_LINE_CLOSE && state != EXPECT_RECORD) {
                 state = EXPECT_EOF;
             } else if (state == EXPECT_CLOSE) {
                 *bad_off = line_off;
                 snprintf(reason, reason_cap, "expected \"]\" after the last record");
                 return 1;
             } else {
-                int comma = len > 0 && l[len - 1] == ',';
-                size_t rec_len = len - (size_t)comma;
-                size_t end = 0;
-                uint64_t id = store_line_id(l, rec_len);
-                char jerr[128];
-                if (id != n + 1) {
+                /* The canonical head {"id":N first: its id is checked before the JSON. */
+                if (it.head_id != n + 1) {
                     *bad_off = line_off;
-                    if (id == 0)
+                    if (it.head_id == 0)
                         snprintf(reason, reason_cap, "expected a record {\"id\":%" PRIu64 ",...}",
                                  n + 1);
                     else
-                        snprintf(reason, reason_cap, "record id %" PRIu64 ", expected %" PRIu64, id,
-                                 n + 1);
+                        snprintf(reason, reason_cap, "record id %" PRIu64 ", expected %" PRIu64,
+                                 it.head_id, n + 1);
                     return 1;
                 }
-                if (task_json_decode_record(l, rec_len, NULL, &end, jerr, sizeof(jerr)) < 0 ||
-                    end != rec_len) {
-                    *bad_off = line_off + (off_t)end;
+                if (kind != TASK_JSON_LINE_RECORD) {
+                    *bad_off = line_off + (off_t)it.at;
                     snprintf(reason, reason_cap, "record %" PRIu64 ": invalid JSON", n + 1);
                     return 1;
                 }
                 n++;
-                state = comma ? EXPECT_RECORD : EXPECT_CLOSE;
+                state = it.comma ? EXPECT_RECORD : EXPECT_CLOSE;
             }
             line_len = 0;
             line_off = off + i + 1;

@@ -17,23 +17,6 @@ _Static_assert(STORE_HINT_BEFORE >= STORE_TAIL_BLOCK, "the window must hold a fa
 _Static_assert(STORE_HINT_BEFORE + STORE_HINT_AFTER <= STORE_SCAN_MAX,
                "the window is read into scan");
 
-uint64_t store_line_id(const char *line, size_t len)
-{
-    static const char head[] = "{\"id\":";
-    size_t i = sizeof(head) - 1;
-    uint64_t id = 0;
-    if (len <= i || memcmp(line, head, i) != 0 || line[i] < '1' || line[i] > '9')
-        return 0;
-    for (; i < len && line[i] >= '0' && line[i] <= '9'; i++) {
-        if (id > (UINT64_MAX - 9) / 10)
-            return 0;
-        id = id * 10 + (uint64_t)(line[i] - '0');
-    }
-    if (i >= len || (line[i] != ',' && line[i] != '}'))
-        return 0;
-    return id;
-}
-
 /* Invariant I6 (task_store_lock.c): the record line of id `id` starting at
  * buf[j] (buf holds the file's bytes from offset at) must follow what only this
  * store writes before a record: "[\n" at byte 0 when it is record 1, else the
@@ -57,7 +40,7 @@ static int store_follows_record(const char *buf, off_t at, size_t j, uint64_t id
         k--;
     if (k == 0 && at > 0)
         return -1;
-    return store_line_id(buf + k, j - 2 - k) == id - 1;
+    return task_json_line_id(buf + k, j - 2 - k) == id - 1;
 }
 
 /* The fast path: a file that is "[\n]\n", or ends in "}\n]\n" with a last line
@@ -113,7 +96,7 @@ static int store_fast_tail(int fd, struct store_scratch *sc, off_t size, struct 
         int follows;
         if (j == 0)
             follows = at > 0 ? -1 : 0; /* at 0: the whole file is one line, not ours */
-        else if ((id = store_line_id(buf + j, want - 3 - j)) == 0)
+        else if ((id = task_json_line_id(buf + j, want - 3 - j)) == 0)
             return 0;
         else
             follows = store_follows_record(buf, at, j, id);
