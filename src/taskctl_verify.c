@@ -265,32 +265,35 @@ static void verify_record(struct verify_state *st, const struct task_record *rec
         verify_seq(st, t);
 }
 
-/* One line between "[" and "]" that starts with '{'. */
-static void verify_record_line(struct verify_state *st, const struct taskctl_line *l)
+/* The line was read as a record, or began as one (it starts with '{'). */
+static int verify_starts_record(const struct task_json_line *it)
 {
-    static struct task_record rec; /* 5 KiB: keep it off the stack */
-    char err[200], why[320];
-    size_t len = l->len, end = 0;
+    return it->kind == TASK_JSON_LINE_RECORD || it->damage == TASK_JSON_DAMAGE_BAD_RECORD ||
+           it->damage == TASK_JSON_DAMAGE_AFTER_RECORD;
+}
+
+/* One line between "[" and "]" that starts with '{', classified into it and rec. */
+static void verify_record_line(struct verify_state *st, const struct taskctl_line *l,
+                               const struct task_json_line *it, const struct task_record *rec)
+{
+    char why[320];
+    size_t len = l->len;
+    /* The line's last byte, not it->comma: a damaged record still owes no comma when it
+     * was written with one, so the damage is reported once, not again on the next line. */
     int comma = len > 0 && l->text[len - 1] == ',';
     if (comma)
         len--;
     if (st->prev_record && !st->prev_comma)
         verify_damage(st, st->prev_end, st->prev_line, "missing comma between two records");
-    err[0] = '\0';
-    int rc = task_json_decode_record(l->text, len, &rec, &end, err, sizeof(err));
-    if (rc == 0 && end != len) {
-        rc = -1;
-        snprintf(err, sizeof(err), "bytes after the record's closing brace");
-    }
-    if (rc < 0) {
-        off_t at = l->offset + (off_t)(end <= l->len ? end : 0);
+    if (it->kind != TASK_JSON_LINE_RECORD) {
+        off_t at = l->offset + (off_t)(it->at <= l->len ? it->at : 0);
         if (!l->has_newline)
-            snprintf(why, sizeof(why), "torn tail, the last record is incomplete: %s", err);
+            snprintf(why, sizeof(why), "torn tail, the last record is incomplete: %s", it->why);
         else
-            snprintf(why, sizeof(why), "record is not valid: %s", err);
+            snprintf(why, sizeof(why), "record is not valid: %s", it->why);
         verify_damage(st, at, l->number, why);
     } else {
-        verify_record(st, &rec, l->number);
+        verify_record(st, rec, l->number);
     }
     st->prev_record = 1;
     st->prev_comma = comma;
@@ -308,6 +311,8 @@ static int ends_with_bracket(const struct taskctl_line *l)
 
 static void verify_line(struct verify_state *st, const struct taskctl_line *l)
 {
+    static struct task_record rec; /* 5 KiB: keep it off the stack */
+    struct task_json_line it;
     char why[128];
     st->last_closes = !l->too_long && ends_with_bracket(l);
     if (l->too_long) {
@@ -316,19 +321,21 @@ static void verify_line(struct verify_state *st, const struct taskctl_line *l)
         st->prev_record = 0;
         return;
     }
+    /* One item per line, nothing around it: the store's layout. */
+    enum task_json_line_kind kind = task_json_line_read(l->text, l->len, 0, &rec, &it);
     switch (st->layout) {
     case VERIFY_EXPECT_OPEN:
         st->layout = VERIFY_IN_LIST;
-        if (l->len == 1 && l->text[0] == '[' && l->has_newline)
+        if (kind == TASK_JSON_LINE_OPEN && l->has_newline)
             return;
         verify_damage(st, l->offset, l->number,
                       "the first line is not \"[\": another layout or damage "
                       "(taskctl check tells which; taskctl repair rewrites a valid array)");
-        if (l->len > 0 && l->text[0] == '{')
-            verify_record_line(st, l);
+        if (verify_starts_record(&it))
+            verify_record_line(st, l, &it, &rec);
         return;
     case VERIFY_IN_LIST:
-        if (l->len == 1 && l->text[0] == ']') {
+        if (kind == TASK_JSON_LINE_CLOSE) {
             if (st->prev_record && st->prev_comma)
                 verify_damage(st, st->prev_end, st->prev_line, "comma after the last record");
             if (!l->has_newline)
@@ -336,8 +343,8 @@ static void verify_line(struct verify_state *st, const struct taskctl_line *l)
             st->layout = VERIFY_AFTER_CLOSE;
             return;
         }
-        if (l->len > 0 && l->text[0] == '{') {
-            verify_record_line(st, l);
+        if (verify_starts_record(&it)) {
+            verify_record_line(st, l, &it, &rec);
             return;
         }
         verify_damage(st, l->offset, l->number,
@@ -353,9 +360,9 @@ static void verify_line(struct verify_state *st, const struct taskctl_line *l)
          * in the middle of the list (one append's end overwritten by another's shorter
          * one) and go on appending after it. A line reader finds those records, so they
          * are stored; only a JSON parser, which stops at the first "]", does not. */
-        if (l->len > 0 && l->text[0] == '{') {
+        if (verify_starts_record(&it)) {
             st->prev_record = 0; /* no comma is owed across the "]" */
-            verify_record_line(st, l);
+            verify_record_line(st, l, &it, &rec);
         }
         return;
     }
