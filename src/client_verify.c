@@ -149,91 +149,94 @@ static int client_verify_record(struct client_verify *v, const struct task_recor
     return rc;
 }
 
-static int is_space(char c)
+/* Any layout a JSON writer may use: spaces around items, several on a line. */
+#define CLIENT_VERIFY_ITEMS (TASK_JSON_LINE_SPACES | TASK_JSON_LINE_ITEMS)
+
+/* Judges one item of a line, it, read at byte p of the line (len bytes).
+ * Returns 1 to go on with the next item, 0 when the rest of the line is done
+ * with, -1 when memory ran out (the item was still counted). */
+static int client_verify_item(struct client_verify *v, const struct task_json_line *it, size_t p,
+                              size_t len)
 {
-    return c == ' ' || c == '\t' || c == '\r';
+    switch (it->kind) {
+    case TASK_JSON_LINE_BLANK:
+        return 0;
+    case TASK_JSON_LINE_CLOSE:
+        if (v->after_comma)
+            client_verify_damage(v, "a ',' before the closing bracket", p + it->start);
+        v->r.saw_close = 1;
+        v->after_comma = v->after_record = 0;
+        if (p + it->next < len)
+            client_verify_damage(v, "bytes after the closing bracket", p + it->next);
+        return 0;
+    case TASK_JSON_LINE_COMMA:
+        if (!v->after_record) {
+            client_verify_damage(v, "a ',' without a record before it", p + it->start);
+            return 0;
+        }
+        v->after_record = 0;
+        v->after_comma = 1;
+        return 1;
+    case TASK_JSON_LINE_RECORD:
+        if (v->after_record)
+            client_verify_damage(v, "no ',' between two records", p + it->start);
+        v->after_record = !it->comma;
+        v->after_comma = it->comma;
+        return client_verify_record(v, &v->rec) < 0 ? -1 : 1;
+    case TASK_JSON_LINE_DAMAGE:
+        if (it->damage != TASK_JSON_DAMAGE_BAD_RECORD)
+            break;
+        if (v->after_record)
+            client_verify_damage(v, "no ',' between two records", p + it->start);
+        client_verify_damage(v, it->why, p + it->at);
+        /* The rest of this line is unreadable; the next line starts afresh,
+         * so one damaged line counts once. */
+        v->after_record = 0;
+        v->after_comma = 0;
+        return 0;
+    case TASK_JSON_LINE_OPEN:
+        break;
+    }
+    client_verify_damage(v, "not a record", p + it->start);
+    return 0;
 }
 
 /* Reads one line of the list: "[", "]", "{record}," or "{record}", and
  * tolerates "[{...}]" and damage, counting what it can. */
 static int client_verify_line(struct client_verify *v, const char *text, size_t len)
 {
-    int rc = 0;
+    int rc = 0, more;
     size_t p = 0;
-    char err[160];
+    struct task_json_line it;
 
     v->line_no++;
-    while (len > 0 && is_space(text[len - 1]))
-        len--;
-    while (p < len && is_space(text[p]))
-        p++;
-    if (p == len)
+    task_json_line_read(text, len, CLIENT_VERIFY_ITEMS, &v->rec, &it);
+    if (it.kind == TASK_JSON_LINE_BLANK)
         return 0;
     if (v->r.saw_close) {
-        client_verify_damage(v, "bytes after the closing bracket", p);
+        client_verify_damage(v, "bytes after the closing bracket", it.start);
         /* Records there are still read: writers without the lock leave a "]" in the
          * middle of the list (one append's end overwritten by another's shorter one) and
          * go on appending after it, and a reader of the lines finds those tasks. */
-        if (text[p] != '{')
+        if (it.kind != TASK_JSON_LINE_RECORD && it.damage != TASK_JSON_DAMAGE_BAD_RECORD)
             return 0;
-    } else if (text[p] == '[') {
+    } else if (it.kind == TASK_JSON_LINE_OPEN) {
         if (v->r.saw_open || v->r.num_records) {
-            client_verify_damage(v, "a second '['", p);
+            client_verify_damage(v, "a second '['", it.start);
             return 0;
         }
         v->r.saw_open = 1;
-        p++;
+        p = it.next;
+        task_json_line_read(text + p, len - p, CLIENT_VERIFY_ITEMS, &v->rec, &it);
     } else if (!v->r.saw_open) {
-        client_verify_damage(v, "the list does not start with '['", p);
+        client_verify_damage(v, "the list does not start with '['", it.start);
         v->r.saw_open = 1; /* say it once; read the records anyway */
     }
-    while (p < len) {
-        while (p < len && is_space(text[p]))
-            p++;
-        if (p == len)
-            break;
-        if (text[p] == ']') {
-            if (v->after_comma)
-                client_verify_damage(v, "a ',' before the closing bracket", p);
-            v->r.saw_close = 1;
-            v->after_comma = v->after_record = 0;
-            p++;
-            while (p < len && is_space(text[p]))
-                p++;
-            if (p < len)
-                client_verify_damage(v, "bytes after the closing bracket", p);
-            return rc;
-        }
-        if (text[p] == ',') {
-            if (!v->after_record) {
-                client_verify_damage(v, "a ',' without a record before it", p);
-                return rc;
-            }
-            v->after_record = 0;
-            v->after_comma = 1;
-            p++;
-            continue;
-        }
-        if (text[p] != '{') {
-            client_verify_damage(v, "not a record", p);
-            return rc;
-        }
-        if (v->after_record)
-            client_verify_damage(v, "no ',' between two records", p);
-        size_t end = 0;
-        if (task_json_decode_record(text + p, len - p, &v->rec, &end, err, sizeof(err)) < 0) {
-            client_verify_damage(v, err, p + end);
-            /* The rest of this line is unreadable; the next line starts afresh,
-             * so one damaged line counts once. */
-            v->after_record = 0;
-            v->after_comma = 0;
-            return rc;
-        }
-        if (client_verify_record(v, &v->rec) < 0)
+    while ((more = client_verify_item(v, &it, p, len)) != 0) {
+        if (more < 0)
             rc = -1;
-        v->after_record = 1;
-        v->after_comma = 0;
-        p += end;
+        p += it.next;
+        task_json_line_read(text + p, len - p, CLIENT_VERIFY_ITEMS, &v->rec, &it);
     }
     return rc;
 }
