@@ -4,6 +4,7 @@
 #include "client_barrier.h"
 #include "client_http.h"
 #include "log.h"
+#include "task_json.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -17,7 +18,7 @@
 #error "clientemulator needs libcurl 7.80.0 or later (CURLOPT_PREREQFUNCTION)"
 #endif
 
-#define CLIENT_LOAD_ID_ESC_MAX (6 * 128 + 1) /* a 128-byte id, every byte as \u00XX */
+#define CLIENT_LOAD_ID_ESC_MAX (6 * 128 + 2) /* a 128-byte id, every byte as \u00XX, quoted */
 #define CLIENT_LOAD_BODY_MAX (2 * CLIENT_LOAD_ID_ESC_MAX + 128)
 
 struct client_load_slot {
@@ -34,27 +35,13 @@ struct client_load_slot {
 
 long client_load_json_escape(const char *s, char *out, size_t cap)
 {
-    size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char tmp[8];
-        size_t k;
-        if (*p == '"' || *p == '\\') {
-            tmp[0] = '\\';
-            tmp[1] = (char)*p;
-            k = 2;
-        } else if (*p < 0x20) {
-            k = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
-        } else {
-            tmp[0] = (char)*p;
-            k = 1;
-        }
-        if (n + k >= cap)
-            return -1;
-        memcpy(out + n, tmp, k);
-        n += k;
-    }
-    out[n] = '\0';
-    return (long)n;
+    /* The one escaper writes the quotes too: strip them. */
+    long n = task_json_escape(s, strlen(s), out, cap);
+    if (n < 0)
+        return -1;
+    memmove(out, out + 1, (size_t)n - 2);
+    out[n - 2] = '\0';
+    return n - 2;
 }
 
 /* Keeps the first bytes of the answer, where a 201's body has the task's id. */

@@ -1,6 +1,7 @@
 /* taskctl_ops.c - taskctl's operations on the store, shared by its commands and its menu. */
 #include "taskctl_ops.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,29 +58,15 @@ struct task_store *taskctl_ops_open(const char *path, enum taskctl_open mode, in
     return s;
 }
 
-/* Writes text into buf as a JSON string literal and returns its length (buf
- * must hold 6 bytes per input byte + 2). Bytes >= 0x80 pass unchanged, so invalid UTF-8 reaches
- * task_json_decode_input() and is refused there, exactly as from a client. */
-static size_t json_string(char *buf, const char *text)
+/* Writes text at json + *n as a JSON string literal (task_json_escape: 6 bytes
+ * per input byte + 2 always fit in the cap computed below). Bytes >= 0x80 pass
+ * unchanged, so invalid UTF-8 reaches task_json_decode_input() and is refused
+ * there, exactly as from a client. */
+static void json_string(char *json, size_t *n, size_t cap, const char *text)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-    buf[n++] = '"';
-    for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)*p;
-        } else if (*p < 0x20) {
-            memcpy(buf + n, "\\u00", 4);
-            buf[n + 4] = hex[*p >> 4];
-            buf[n + 5] = hex[*p & 15];
-            n += 6;
-        } else {
-            buf[n++] = (char)*p;
-        }
-    }
-    buf[n++] = '"';
-    return n;
+    long len = task_json_escape(text, strlen(text), json + *n, cap - *n);
+    assert(len >= 0);
+    *n += (size_t)len;
 }
 
 /* Builds the JSON object a client would POST and validates it with the
@@ -98,14 +85,14 @@ static int task_from_args(const char *titulo, const struct taskctl_ops_fields *f
     }
     size_t n = 0;
     n += (size_t)sprintf(json + n, "{\"titulo\":");
-    n += json_string(json + n, titulo);
+    json_string(json, &n, cap, titulo);
     if (f->cliente != NULL) {
         n += (size_t)sprintf(json + n, ",\"cliente\":");
-        n += json_string(json + n, f->cliente);
+        json_string(json, &n, cap, f->cliente);
     }
     if (f->descripcion != NULL) {
         n += (size_t)sprintf(json + n, ",\"descripcion\":");
-        n += json_string(json + n, f->descripcion);
+        json_string(json, &n, cap, f->descripcion);
     }
     if (f->seq >= 0)
         n += (size_t)sprintf(json + n, ",\"seq\":%lld", (long long)f->seq);
