@@ -143,157 +143,243 @@ static int client_load_start(CURLM *multi, struct client_spread *spread,
     return 0;
 }
 
+/* One run's state, shared by its phases. */
+struct client_load_loop {
+    const struct client_load_config *cfg;
+    struct client_stats *st;
+    unsigned char *acked;
+    unsigned c; /* slots: cfg->concurrency */
+    char esc_id[CLIENT_LOAD_ID_ESC_MAX];
+    struct curl_slist *headers;
+    struct client_load_slot *slots;
+    CURLM *multi;
+    uint64_t next_seq; /* the next task to start */
+    uint64_t num_done; /* tasks finished, whatever their outcome */
+    unsigned num_busy; /* slots with a task in flight */
+    uint64_t start;    /* microseconds, when the first task could go */
+    uint64_t last_draw;
+};
+
+/* Sets up one easy handle for slot s. Returns 0, or -1 with a message logged (errno set). */
+static int client_load_setup_slot(struct client_load_loop *l, struct client_load_slot *s)
+{
+    CURL *e = curl_easy_init();
+    if (!e) {
+        errno = ENOMEM;
+        return -1;
+    }
+    s->curl = e;
+    client_http_common_options(e, l->cfg->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_URL, l->cfg->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_load_answer);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->errbuf);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, s);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, s);
+    /* Built against 7.80+, but the libcurl found at run time may be older. */
+    if (curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, client_load_prereq) != CURLE_OK) {
+        log_error("libcurl %s: no CURLOPT_PREREQFUNCTION (needs 7.80.0): cannot make sure "
+                  "that no POST is sent twice",
+                  curl_version_info(CURLVERSION_NOW)->version);
+        errno = ENOTSUP;
+        return -1;
+    }
+    return 0;
+}
+
+/* The escaped client id, the headers, the multi handle and c easy handles. Returns 0, or -1
+ * with a message logged and errno set (EINVAL, ENOMEM, ENOTSUP). */
+static int client_load_setup(struct client_load_loop *l)
+{
+    unsigned c = l->c;
+    if (client_load_json_escape(l->cfg->id, l->esc_id, sizeof(l->esc_id)) < 0) {
+        log_error("client id \"%.32s...\": too long to send", l->cfg->id);
+        errno = EINVAL;
+        return -1;
+    }
+    l->multi = curl_multi_init();
+    l->slots = calloc(c, sizeof(*l->slots));
+    l->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (l->headers) {
+        struct curl_slist *h = curl_slist_append(l->headers, "Expect:");
+        if (h)
+            l->headers = h;
+    }
+    if (!l->multi || !l->slots || !l->headers)
+        goto nomem;
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c);
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c);
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)c);
+    for (unsigned i = 0; i < c; i++) {
+        if (client_load_setup_slot(l, &l->slots[i]) < 0) {
+            if (errno == ENOMEM)
+                goto nomem;
+            return -1;
+        }
+    }
+    return 0;
+nomem:
+    log_error("POST %s: out of memory setting up %u connections", l->cfg->url, c);
+    errno = ENOMEM;
+    return -1;
+}
+
+/* Starts the tasks that are due in free slots. Returns 0, or -1 with a message logged. */
+static int client_load_fill(struct client_load_loop *l)
+{
+    const struct client_load_config *cfg = l->cfg;
+    uint64_t now_us = client_http_now_us();
+    for (unsigned i = 0; i < l->c && l->num_busy < l->c && l->next_seq <= cfg->num_tasks; i++) {
+        if (l->slots[i].seq)
+            continue;
+        /* Paced: task seq goes at start + (seq - 1) * interval, on a schedule, not
+         * after the previous one, so that clients started together stay in step. */
+        if (cfg->interval_us && now_us < l->start + client_load_tick(cfg, l->next_seq))
+            break;
+        if (client_load_start(l->multi, cfg->spread, &l->slots[i], l->esc_id, l->next_seq) < 0) {
+            log_error("POST %s: could not start the request for seq %llu", cfg->url,
+                      (unsigned long long)l->next_seq);
+            return -1;
+        }
+        l->next_seq++;
+        l->num_busy++;
+    }
+    return 0;
+}
+
+/* Counts one finished transfer and frees its slot. */
+static void client_load_finish_one(struct client_load_loop *l, CURLMsg *msg)
+{
+    struct client_load_slot *slot;
+    struct client_stats *st = l->st;
+    long status = 0;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+    CURLcode cc = msg->data.result;
+    if (cc == CURLE_ABORTED_BY_CALLBACK && slot->num_sends > 1)
+        snprintf(slot->errbuf, sizeof(slot->errbuf),
+                 "seq %llu: the server closed a reused connection without answering "
+                 "(libcurl would have sent the POST again; clientemulator never does)",
+                 (unsigned long long)slot->seq);
+    uint64_t latency = client_http_now_us() - slot->start_us;
+    int ok = client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK;
+    client_spread_count(l->cfg->spread, slot->addr, ok);
+    if (ok) {
+        l->acked[(slot->seq - 1) >> 3] |= (unsigned char)(1u << ((slot->seq - 1) & 7));
+        uint64_t id = client_load_answer_id(slot);
+        if (id > 0 && (st->min_acked_id == 0 || id < st->min_acked_id))
+            st->min_acked_id = id;
+    }
+    curl_multi_remove_handle(l->multi, msg->easy_handle);
+    slot->seq = 0;
+    l->num_busy--;
+    l->num_done++;
+}
+
+/* Lets libcurl work, then counts what finished. Returns the number of slots freed, or -1
+ * with a message logged. */
+static long client_load_reap(struct client_load_loop *l)
+{
+    int still, left;
+    long freed = 0;
+    CURLMsg *msg;
+    CURLMcode mc = curl_multi_perform(l->multi, &still);
+    if (mc != CURLM_OK) {
+        log_error("POST %s: curl_multi_perform: %s", l->cfg->url, curl_multi_strerror(mc));
+        return -1;
+    }
+    while ((msg = curl_multi_info_read(l->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        client_load_finish_one(l, msg);
+        freed++;
+    }
+    return freed;
+}
+
+/* Waits for sockets, at most 100 ms, or until the next paced task is due. Returns 0, or -1
+ * with a message logged. */
+static int client_load_wait(struct client_load_loop *l)
+{
+    const struct client_load_config *cfg = l->cfg;
+    int wait_ms = 100;
+    if (cfg->interval_us && l->next_seq <= cfg->num_tasks && l->num_busy < l->c) {
+        uint64_t due = l->start + client_load_tick(cfg, l->next_seq), now = client_http_now_us();
+        uint64_t ms = due > now ? (due - now + 999) / 1000 : 0;
+        wait_ms = ms < 100 ? (int)ms : 100;
+    }
+    CURLMcode mc = curl_multi_poll(l->multi, NULL, 0, wait_ms, NULL);
+    if (mc != CURLM_OK) {
+        log_error("POST %s: curl_multi_poll: %s", cfg->url, curl_multi_strerror(mc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends every task: start what is due, count what finished, wait. Returns 0 or -1. */
+static int client_load_loop_run(struct client_load_loop *l)
+{
+    const struct client_load_config *cfg = l->cfg;
+    while (l->num_done < cfg->num_tasks) {
+        if (client_load_fill(l) < 0)
+            return -1;
+        long freed = client_load_reap(l);
+        if (freed < 0)
+            return -1;
+        if (cfg->progress) {
+            uint64_t now = client_http_now_us();
+            if (now - l->last_draw > 100000) {
+                client_load_progress(cfg, l->st, 0);
+                l->last_draw = now;
+            }
+        }
+        if (l->num_done == cfg->num_tasks || (freed && l->next_seq <= cfg->num_tasks))
+            continue;
+        if (client_load_wait(l) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void client_load_release(struct client_load_loop *l)
+{
+    for (unsigned i = 0; l->slots && i < l->c; i++) {
+        if (!l->slots[i].curl)
+            continue;
+        if (l->slots[i].seq)
+            curl_multi_remove_handle(l->multi, l->slots[i].curl);
+        curl_easy_cleanup(l->slots[i].curl);
+    }
+    free(l->slots);
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    curl_slist_free_all(l->headers);
+}
+
 int client_load_run(const struct client_load_config *cfg, struct client_stats *st,
                     unsigned char *acked)
 {
-    int rc = -1;
-    unsigned c = cfg->concurrency;
-    char esc_id[CLIENT_LOAD_ID_ESC_MAX];
-    struct curl_slist *headers = NULL;
-    struct client_load_slot *slots = NULL;
-    CURLM *multi = curl_multi_init();
-
-    if (client_load_json_escape(cfg->id, esc_id, sizeof(esc_id)) < 0) {
-        log_error("client id \"%.32s...\": too long to send", cfg->id);
-        errno = EINVAL;
+    int rc = -1, saved;
+    struct client_load_loop l = {
+        .cfg = cfg, .st = st, .acked = acked, .c = cfg->concurrency, .next_seq = 1};
+    if (client_load_setup(&l) < 0)
         goto done;
-    }
-    slots = calloc(c, sizeof(*slots));
-    headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (headers) {
-        struct curl_slist *h = curl_slist_append(headers, "Expect:");
-        if (h)
-            headers = h;
-    }
-    if (!multi || !slots || !headers)
-        goto nomem;
-    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c);
-    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c);
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)c);
-    for (unsigned i = 0; i < c; i++) {
-        CURL *e = curl_easy_init();
-        if (!e)
-            goto nomem;
-        slots[i].curl = e;
-        client_http_common_options(e, cfg->timeout_ms);
-        curl_easy_setopt(e, CURLOPT_URL, cfg->url);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, slots[i].body);
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, client_load_answer);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &slots[i]);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slots[i].errbuf);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, &slots[i]);
-        curl_easy_setopt(e, CURLOPT_PREREQDATA, &slots[i]);
-        /* Built against 7.80+, but the libcurl found at run time may be older. */
-        if (curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, client_load_prereq) != CURLE_OK) {
-            log_error("libcurl %s: no CURLOPT_PREREQFUNCTION (needs 7.80.0): cannot make sure "
-                      "that no POST is sent twice",
-                      curl_version_info(CURLVERSION_NOW)->version);
-            errno = ENOTSUP;
-            goto done;
-        }
-    }
-
     if (cfg->ready && cfg->ready(cfg->ready_arg) < 0)
         goto done;
     st->start_ns = client_barrier_now_ns();
-    uint64_t next_seq = 1, num_done = 0, start = client_http_now_us(), last_draw = 0;
-    unsigned num_busy = 0;
-    while (num_done < cfg->num_tasks) {
-        uint64_t now_us = client_http_now_us();
-        for (unsigned i = 0; i < c && num_busy < c && next_seq <= cfg->num_tasks; i++) {
-            if (slots[i].seq)
-                continue;
-            /* Paced: task seq goes at start + (seq - 1) * interval, on a schedule, not
-             * after the previous one, so that clients started together stay in step. */
-            if (cfg->interval_us && now_us < start + client_load_tick(cfg, next_seq))
-                break;
-            if (client_load_start(multi, cfg->spread, &slots[i], esc_id, next_seq) < 0) {
-                log_error("POST %s: could not start the request for seq %llu", cfg->url,
-                          (unsigned long long)next_seq);
-                goto done;
-            }
-            next_seq++;
-            num_busy++;
-        }
-        int still;
-        CURLMcode mc = curl_multi_perform(multi, &still);
-        if (mc != CURLM_OK) {
-            log_error("POST %s: curl_multi_perform: %s", cfg->url, curl_multi_strerror(mc));
-            goto done;
-        }
-        int freed = 0, left;
-        CURLMsg *msg;
-        while ((msg = curl_multi_info_read(multi, &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            struct client_load_slot *slot;
-            long status = 0;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-            CURLcode cc = msg->data.result;
-            if (cc == CURLE_ABORTED_BY_CALLBACK && slot->num_sends > 1)
-                snprintf(slot->errbuf, sizeof(slot->errbuf),
-                         "seq %llu: the server closed a reused connection without answering "
-                         "(libcurl would have sent the POST again; clientemulator never does)",
-                         (unsigned long long)slot->seq);
-            uint64_t latency = client_http_now_us() - slot->start_us;
-            int ok =
-                client_stats_add(st, (int)cc, status, latency, slot->errbuf) == CLIENT_STATS_OK;
-            client_spread_count(cfg->spread, slot->addr, ok);
-            if (ok) {
-                acked[(slot->seq - 1) >> 3] |= (unsigned char)(1u << ((slot->seq - 1) & 7));
-                uint64_t id = client_load_answer_id(slot);
-                if (id > 0 && (st->min_acked_id == 0 || id < st->min_acked_id))
-                    st->min_acked_id = id;
-            }
-            curl_multi_remove_handle(multi, msg->easy_handle);
-            slot->seq = 0;
-            num_busy--;
-            num_done++;
-            freed = 1;
-        }
-        if (cfg->progress) {
-            uint64_t now = client_http_now_us();
-            if (now - last_draw > 100000) {
-                client_load_progress(cfg, st, 0);
-                last_draw = now;
-            }
-        }
-        if (num_done == cfg->num_tasks || (freed && next_seq <= cfg->num_tasks))
-            continue;
-        int wait_ms = 100;
-        if (cfg->interval_us && next_seq <= cfg->num_tasks && num_busy < c) {
-            uint64_t due = start + client_load_tick(cfg, next_seq), now = client_http_now_us();
-            uint64_t ms = due > now ? (due - now + 999) / 1000 : 0;
-            wait_ms = ms < 100 ? (int)ms : 100;
-        }
-        mc = curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
-        if (mc != CURLM_OK) {
-            log_error("POST %s: curl_multi_poll: %s", cfg->url, curl_multi_strerror(mc));
-            goto done;
-        }
-    }
+    l.start = client_http_now_us();
+    if (client_load_loop_run(&l) < 0)
+        goto done;
     st->end_ns = client_barrier_now_ns();
-    client_stats_finish(st, client_http_now_us() - start);
+    client_stats_finish(st, client_http_now_us() - l.start);
     if (cfg->progress)
         client_load_progress(cfg, st, 1);
     rc = 0;
-    goto done;
-nomem:
-    log_error("POST %s: out of memory setting up %u connections", cfg->url, c);
-    errno = ENOMEM;
 done:
-    for (unsigned i = 0; slots && i < c; i++) {
-        if (!slots[i].curl)
-            continue;
-        if (slots[i].seq)
-            curl_multi_remove_handle(multi, slots[i].curl);
-        curl_easy_cleanup(slots[i].curl);
-    }
-    free(slots);
-    if (multi)
-        curl_multi_cleanup(multi);
-    curl_slist_free_all(headers);
+    saved = errno;
+    client_load_release(&l);
+    errno = saved;
     return rc;
 }
