@@ -1,9 +1,10 @@
 /* fuzz_task_json.c - libFuzzer harness: the task JSON decoder accepts only what round-trips, and
  * canonicalization emits only lines the record decoder reads back.
  *
- * Build and run with tools/fuzz task_json SECONDS. Each input is tried three
+ * Build and run with tools/fuzz task_json SECONDS. Each input is tried four
  * ways: as a client body (task_json_decode_input), as a stored record line
- * (task_json_decode_record) and as a foreign file (task_json_canonicalize).
+ * (task_json_decode_record), as a line of tasks.json (task_json_line_read) and
+ * as a foreign file (task_json_canonicalize).
  * Every buffer handed to the decoders is a heap copy of exactly the input
  * bytes, so AddressSanitizer reports any read past the end. A broken promise
  * of task_json.h is a crash (__builtin_trap), so libFuzzer saves the input.
@@ -154,6 +155,41 @@ static void fuzz_record(const char *text, size_t size)
     free(rec);
 }
 
+/* The input as a line of tasks.json, read with every set of flags: offsets stay inside the
+ * line, damage says why, and read item by item the line ends in a bounded number of steps. */
+static void fuzz_line(const char *text, size_t size)
+{
+    struct task_record *rec = malloc(sizeof(*rec));
+    if (rec == NULL)
+        abort();
+    for (unsigned flags = 0; flags < 4; flags++) {
+        size_t p = 0;
+        for (size_t steps = 0;; steps++) {
+            struct task_json_line it, again;
+            enum task_json_line_kind k = task_json_line_read(text + p, size - p, flags, rec, &it);
+            check(k == it.kind && it.start <= it.end && it.end <= it.next && it.next <= size - p);
+            check(it.at <= size - p);
+            if (k == TASK_JSON_LINE_DAMAGE)
+                check_message(it.why, sizeof(it.why));
+            else
+                check(it.why[0] == '\0' && it.damage == TASK_JSON_DAMAGE_NONE);
+            if (!(flags & TASK_JSON_LINE_ITEMS) && k != TASK_JSON_LINE_DAMAGE)
+                check(it.next == size - p);
+            check(task_json_line_read(text + p, size - p, flags, NULL, &again) == k);
+            check(again.at == it.at && again.next == it.next && again.head_id == it.head_id);
+            /* Ids past 2^53 are doubles to the decoder: only exact ones must agree. */
+            if (k == TASK_JSON_LINE_RECORD && it.head_id != 0 && it.head_id <= TASK_SEQ_MAX)
+                check(rec->id == it.head_id);
+            if (!(flags & TASK_JSON_LINE_ITEMS) || k == TASK_JSON_LINE_BLANK ||
+                k == TASK_JSON_LINE_DAMAGE)
+                break;
+            check(it.next > 0 && steps < size);
+            p += it.next;
+        }
+    }
+    free(rec);
+}
+
 struct canon_state {
     long num_emitted;
     long fail_at; /* emit returns -1 for this element (1-based), 0: never */
@@ -221,6 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     fuzz_input(text, size, h);
     fuzz_record(text, size);
+    fuzz_line(text, size);
     fuzz_canonicalize(text, size, h);
     free(text);
     return 0;
