@@ -112,7 +112,9 @@ uint64_t client_stats_percentile(const struct client_stats *st, double p)
     if (n == 0)
         return 0;
     /* Nearest rank: the smallest value with at least p% of the values <= it. */
-    double rank = ceil(p / 100.0 * (double)n);
+    /* p * n first: p / 100 is inexact in binary (0.07 * 100 > 7), and ceil()
+     * would then go one rank too far. */
+    double rank = ceil(p * (double)n / 100.0);
     uint64_t i = rank < 1 ? 0 : (uint64_t)rank - 1;
     if (i >= n)
         i = n - 1;

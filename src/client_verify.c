@@ -248,8 +248,10 @@ long client_verify_feed(struct client_verify *v, const char *data, size_t len)
     while (p < len) {
         const char *nl = memchr(data + p, '\n', len - p);
         size_t n = nl ? (size_t)(nl - (data + p)) : len - p;
-        if (v->line_len == 0 && !v->line_too_long && nl) {
-            /* The whole line is in data: read it in place, without a copy. */
+        if (v->line_len == 0 && !v->line_too_long && nl && n <= CLIENT_VERIFY_LINE_MAX) {
+            /* The whole line is in data: read it in place, without a copy (within the
+             * same limit as a line that arrives in pieces: the verdict must not depend
+             * on how the bytes arrived). */
             if (client_verify_line(v, data + p, n) < 0)
                 rc = -1;
         } else {

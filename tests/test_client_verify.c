@@ -2,9 +2,6 @@
  * whole, split at every byte and byte by byte, must give the same counts.
  *
  *     test_client_verify              the tables
- *     test_client_verify known-bugs   only the cases of bugs reported and not yet fixed
- *                                     (meson runs it with should_fail: it must fail until
- *                                     the bug is fixed, then the case moves to the tables)
  */
 #include "client_verify.h"
 
@@ -313,12 +310,10 @@ START_TEST(test_printed_verdicts)
 }
 END_TEST
 
-/* ---- known bugs (reported; meson expects this part to fail until they are fixed) ---- */
-
 /* A line longer than the verifier's line limit (2 * TASK_JSON_RECORD_MAX): a compact array
  * of many records on one line, as another program may write it. The header promises any
- * split; fed whole, the line is read in place and its records are counted, while fed in
- * pieces it is "line too long": the verdict depends on how the bytes arrived. */
+ * split: fed whole or in pieces, it is the same "line too long" (once the line was read in
+ * place when it arrived whole, and its records counted). */
 START_TEST(test_long_line_any_split)
 {
     static const struct verify_case c = {
@@ -345,19 +340,15 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-int main(int argc, char **argv)
+int main(void)
 {
-    int known_bugs = argc > 1 && strcmp(argv[1], "known-bugs") == 0;
     Suite *s = suite_create("client_verify");
-    TCase *tc = tcase_create(known_bugs ? "known_bugs" : "tables");
+    TCase *tc = tcase_create("tables");
     tcase_set_timeout(tc, 60);
-    if (known_bugs) {
-        tcase_add_test(tc, test_long_line_any_split);
-    } else {
-        tcase_add_loop_test(tc, test_verify_table, 0, N(verify_cases));
-        tcase_add_test(tc, test_empty_feeds_and_double_finish);
-        tcase_add_test(tc, test_printed_verdicts);
-    }
+    tcase_add_loop_test(tc, test_verify_table, 0, N(verify_cases));
+    tcase_add_test(tc, test_empty_feeds_and_double_finish);
+    tcase_add_test(tc, test_printed_verdicts);
+    tcase_add_test(tc, test_long_line_any_split);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
