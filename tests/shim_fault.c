@@ -16,6 +16,7 @@
  *             or 0: the call is not made and returns 0 (a write of nothing, a read at
  *             the end of the file)
  *   path=S    only calls on a path, or on a descriptor whose path, ends in S
+ *   has=S     only calls on a path (or a descriptor whose path) that contains S
  *   write     open, openat: only opens for writing (O_WRONLY, O_RDWR)
  *   lock      fcntl: only lock requests (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW)
  *   level=N   setsockopt: only this level (IPPROTO_TCP is 6)
@@ -85,6 +86,7 @@ struct shim_rule {
     enum shim_call call;
     int result;      /* an errno, or 0: return 0 */
     char path[256];  /* "" any */
+    char has[256];   /* "" any */
     int write_only;  /* open: O_WRONLY or O_RDWR only */
     int lock_only;   /* fcntl: lock requests only */
     int level;       /* setsockopt: -1 any */
@@ -162,6 +164,8 @@ static int shim_parse_rule(char *text, struct shim_rule *r)
     for (char *opt; (opt = strtok_r(NULL, ",", &save)) != NULL;) {
         if (strncmp(opt, "path=", 5) == 0)
             snprintf(r->path, sizeof(r->path), "%s", opt + 5);
+        else if (strncmp(opt, "has=", 4) == 0)
+            snprintf(r->has, sizeof(r->has), "%s", opt + 4);
         else if (strcmp(opt, "write") == 0)
             r->write_only = 1;
         else if (strcmp(opt, "lock") == 0)
@@ -190,6 +194,7 @@ int shim_fault_set(const char *spec)
     struct shim_rule rules[SHIM_MAX_RULES];
     int n = 0;
     shim_num_rules = 0; /* nothing armed while the new rules are read */
+    shim_hits = 0;
     if (spec == NULL || spec[0] == '\0')
         return 0;
     if (snprintf(copy, sizeof(copy), "%s", spec) >= (int)sizeof(copy))
@@ -263,13 +268,14 @@ static int shim_fails(enum shim_call call, const struct shim_call_info *ci, int 
             (r->shared_only && !(ci->flags & MAP_SHARED)))
             continue;
         const char *path = ci->path;
-        if (r->path[0] != '\0') {
+        if (r->path[0] != '\0' || r->has[0] != '\0') {
             if (path == NULL && ci->fd >= 0) {
                 if (fd_path[0] == '\0')
                     shim_fd_path(ci->fd, fd_path, sizeof(fd_path));
                 path = fd_path;
             }
-            if (path == NULL || !shim_ends_with(path, r->path))
+            if (path == NULL || (r->path[0] != '\0' && !shim_ends_with(path, r->path)) ||
+                (r->has[0] != '\0' && strstr(path, r->has) == NULL))
                 continue;
         }
         if (r->trigger[0] != '\0' && syscall(SYS_faccessat, AT_FDCWD, r->trigger, F_OK) != 0)

@@ -2,7 +2,7 @@
  *
  *     shim_fault_set("pwrite=ENOSPC,path=tasks.json,times=1");   arm (rules: shim_fault.c)
  *     ... the call under test ...
- *     ck_assert_uint_eq(shim_fault_hits(), 1);                   the fault did happen
+ *     ck_assert_uint_eq(shim_fault_hits(), 1);                   failures since the set
  *     shim_fault_set(NULL);                                      disarm
  *
  * For a Check suite that links shim_fault.c in; a program under LD_PRELOAD reads the same
