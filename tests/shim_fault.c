@@ -9,7 +9,7 @@
  * RULE is CALL=RESULT[,OPTION...]:
  *
  *   CALL      one of the calls wrapped below: open (open and openat), stat, fstat, pread,
- *             pwrite, fsync, fdatasync, ftruncate, fcntl, accept4, socket, setsockopt,
+ *             pwrite, write, fsync, fdatasync, ftruncate, fcntl, accept4, socket, setsockopt,
  *             bind, listen, getsockname, fork, mmap, realpath (the 64-bit twins count as
  *             the same call)
  *   RESULT    an errno name (EIO, ENOSPC, ...): the call is not made and fails with it;
@@ -61,6 +61,7 @@ enum shim_call {
     SC_FSTAT,
     SC_PREAD,
     SC_PWRITE,
+    SC_WRITE,
     SC_FSYNC,
     SC_FDATASYNC,
     SC_FTRUNCATE,
@@ -78,9 +79,9 @@ enum shim_call {
 };
 
 static const char *const shim_call_names[SC_NUM] = {
-    "open",      "stat",      "fstat",       "pread",   "pwrite", "fsync",
-    "fdatasync", "ftruncate", "fcntl",       "accept4", "socket", "setsockopt",
-    "bind",      "listen",    "getsockname", "fork",    "mmap",   "realpath"};
+    "open",      "stat",        "fstat", "pread",   "pwrite",  "write",      "fsync",
+    "fdatasync", "ftruncate",   "fcntl", "accept4", "socket",  "setsockopt", "bind",
+    "listen",    "getsockname", "fork",  "mmap",    "realpath"};
 
 struct shim_rule {
     enum shim_call call;
@@ -386,6 +387,14 @@ SHIM_PIO(pread, SC_PREAD, void *)
 SHIM_PIO(pread64, SC_PREAD, void *)
 SHIM_PIO(pwrite, SC_PWRITE, const void *)
 SHIM_PIO(pwrite64, SC_PWRITE, const void *)
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+    struct shim_call_info ci = {.fd = fd};
+    SHIM_CHECK(SC_WRITE, &ci, -1);
+    REAL(write);
+    return r_write(fd, buf, len);
+}
 
 #define SHIM_SYNC(name, call)                                                                      \
     int name(int fd)                                                                               \
