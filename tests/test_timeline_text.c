@@ -52,14 +52,18 @@ static char *render(const char *const *files, size_t n)
 static const char *lines_with(const char *text, const char *prefix)
 {
     static char out[2048];
+    size_t used = 0;
     out[0] = '\0';
     for (const char *p = text; p != NULL && *p != '\0';) {
         const char *nl = strchr(p, '\n');
         size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
         if (strncmp(p, prefix, strlen(prefix)) == 0) {
-            if (out[0] != '\0')
-                strcat(out, "|");
-            strncat(out, p, len);
+            ck_assert_uint_lt(used + 1 + len, sizeof(out));
+            if (used > 0)
+                out[used++] = '|';
+            memcpy(out + used, p, len);
+            used += len;
+            out[used] = '\0';
         }
         p = nl != NULL ? nl + 1 : NULL;
     }
