@@ -13,6 +13,10 @@
 #   grace        SIGTERM with a half-sent request and --grace 1: the straggler gets SIGKILL
 #                1 s after the shutdown began (timed from the server's own log lines)
 #   worker_quit  SIGQUIT to one worker: it leaves at once, mid-request, and is replaced
+#   master_quit  SIGQUIT to the master: every worker gets SIGKILL at once (no grace), the
+#                master reaps them all and exits 0
+#   no_spare     a worker cannot open its spare descriptor (/dev/null): it exits 1 saying
+#                so, and its replacement serves
 #   trace_gone   the --trace directory removed: a new worker cannot open its trace, exits 1,
 #                and is retried once a second (not in a loop); back once the directory is
 #   fork_fails   fork of the first worker fails: logged, the slot is tried again 1 s later
@@ -201,7 +205,7 @@ case_grace() {
 # ------------------------------------------------------------ worker_quit
 
 case_worker_quit() {
-    local d="$E2E_DIR/quit" conns0 victim i now
+    local d="$E2E_DIR/quit" conns0 victim now
     mkdir -p "$d"
     start_server "$d/tasks.json" --workers 1 --quiet --grace 10 --header-timeout 60 || return
     conns0=$(server_conns)
@@ -218,7 +222,7 @@ case_worker_quit() {
         'connected=1 failed=0 closed=1 answered=0' "$(cat "$d/hold.out")"
     check_match "worker SIGQUIT: a clean exit, logged" "worker $victim exited with status 0" \
         "$(cat "$SERVER_LOG")"
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         now=$(children_of "$SERVER_PID")
         [ -n "$now" ] && [ "$now" != "$victim" ] && break
         sleep 0.1
@@ -228,6 +232,58 @@ case_worker_quit() {
     check_eq "worker SIGQUIT: still serving" 200 "$(http_status "http://127.0.0.1:$PORT/health")"
     stop_server
     check_eq "worker SIGQUIT: SIGTERM exit status" 0 "$SERVER_STATUS"
+}
+
+# ------------------------------------------------------------ master_quit
+
+case_master_quit() {
+    local d="$E2E_DIR/mquit" conns0 workers t0 ms w
+    mkdir -p "$d"
+    start_server "$d/tasks.json" --workers 2 --quiet --grace 30 --header-timeout 60 || return
+    workers=$(children_of "$SERVER_PID" | sort | tr '\n' ' ')
+    conns0=$(server_conns)
+    "$RAW_HTTP" hold -p "$PORT" -n 1 -d 30000 -s 'GET /health HTTP/1.1\r\n' \
+        >"$d/hold.out" 2>"$d/hold.err" &
+    track_pid $!
+    wait_held "master SIGQUIT: a half-sent request" "$d/hold.err" "$conns0" 1 || return
+    t0=$(now_ms)
+    # The grace is 30 s: only SIGQUIT's own SIGKILL can end this within 10 s.
+    stop_server QUIT 10
+    ms=$(($(now_ms) - t0))
+    check_eq "master SIGQUIT: exit status" 0 "$SERVER_STATUS"
+    check_eq "master SIGQUIT: gone well within the grace" yes \
+        "$([ "$ms" -lt 10000 ] && echo yes || echo "no ($ms ms)")"
+    check_match "master SIGQUIT: logged" 'quitting now: SIGKILL to 2 workers' "$(cat "$SERVER_LOG")"
+    for w in $workers; do
+        check_match "master SIGQUIT: worker $w reaped, killed by SIGKILL" \
+            "worker $w killed by signal 9" "$(cat "$SERVER_LOG")"
+        check_eq "master SIGQUIT: worker $w is gone" no \
+            "$(kill -0 "$w" 2>/dev/null && echo yes || echo no)"
+    done
+    check_eq "master SIGQUIT: no graceful shutdown began" 0 \
+        "$(grep -c 'shutting down: ' "$SERVER_LOG")"
+}
+
+# ------------------------------------------------------------ no_spare
+
+case_no_spare() {
+    local d="$E2E_DIR/spare" victim
+    mkdir -p "$d"
+    shimmed "open=EMFILE,path=/dev/null,trigger=$d/fail,once"
+    TASKSERVER=$SHIMMED start_server "$d/tasks.json" --workers 1 --quiet || return
+    victim=$(children_of "$SERVER_PID")
+    : >"$d/fail"
+    kill -KILL "$victim"
+    wait_until 10 grep -q 'open /dev/null: Too many open files' "$SERVER_LOG" ||
+        fail "no spare: the new worker did not say it cannot open /dev/null within 10 s"
+    check_eq "no spare: the fault happened once" 1 "$(grep -c ' open EMFILE /dev/null' "$FAULT_LOG")"
+    wait_until 10 grep -q 'exited with status 1 after 0\.' "$SERVER_LOG" ||
+        fail "no spare: the worker did not exit with status 1"
+    # Its replacement (1 s later: it died young) opens /dev/null and serves.
+    wait_until 10 num_workers_is 1 || fail "no spare: no worker within 10 s"
+    check_eq "no spare: served again" 200 "$(http_status "http://127.0.0.1:$PORT/health")"
+    stop_server
+    check_eq "no spare: SIGTERM exit status" 0 "$SERVER_STATUS"
 }
 
 # ------------------------------------------------------------ trace_gone
@@ -356,11 +412,12 @@ case_accept() {
 }
 
 case "$CASE" in
-startup | nofile | sighup | grace | worker_quit | trace_gone | fork_fails | no_memory | accept)
+startup | nofile | sighup | grace | worker_quit | master_quit | no_spare | trace_gone | fork_fails | \
+    no_memory | accept)
     "case_$CASE"
     ;;
 *)
-    echo "usage: e2e_process.sh startup|nofile|sighup|grace|worker_quit|trace_gone|fork_fails|no_memory|accept" >&2
+    echo "usage: e2e_process.sh startup|nofile|sighup|grace|worker_quit|master_quit|no_spare|trace_gone|fork_fails|no_memory|accept" >&2
     exit 2
     ;;
 esac
