@@ -526,6 +526,53 @@ START_TEST(test_large_list_sendfile)
 }
 END_TEST
 
+/* Responses that do not fit in the socket (pipelined GET /tareas/1 with a long task, the
+ * client not reading): the rest of a short write is kept and sent on EPOLLOUT, and every
+ * response arrives whole, in order, once the client reads. */
+START_TEST(test_short_writes_resume)
+{
+    enum { NUM = 600 };
+    static char body[1000], big[2 << 20];
+    struct api_response r;
+    struct api_route route;
+    char titulo[901];
+    memset(titulo, 'x', sizeof(titulo) - 1);
+    titulo[sizeof(titulo) - 1] = '\0';
+    int n = snprintf(body, sizeof(body), "{\"titulo\":\"%s\"}", titulo);
+    api_route("POST", 4, "/tareas", 7, &route);
+    api_handle(api, &route, body, (size_t)n, &r);
+    ck_assert_int_eq(r.status, 201);
+    static char reqs[NUM * 40];
+    size_t reqs_len = 0;
+    for (int i = 0; i < NUM; i++)
+        reqs_len += (size_t)snprintf(reqs + reqs_len, sizeof(reqs) - reqs_len,
+                                     "GET /tareas/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_all(reqs, reqs_len);
+    /* The server fills the socket and waits for room; nothing more happens meanwhile. */
+    for (int i = 0; i < 20; i++)
+        event_loop_poll(loop, 10, NULL);
+    int eof;
+    size_t len = pump(big, sizeof(big), 0, NUM, 10000, &eof);
+    ck_assert_int_eq(eof, 0);
+    ck_assert_int_eq(count(big, "HTTP/1.1 200 OK\r\n"), NUM);
+    ck_assert_int_eq(count(big, titulo), NUM);
+    /* Whole and in order: every response is head, then exactly its body. */
+    const char *p = big;
+    for (int i = 0; i < NUM; i++) {
+        ck_assert_msg(strncmp(p, "HTTP/1.1 200 OK\r\n", 17) == 0, "response %d: %.40s", i, p);
+        const char *cl = strstr(p, "Content-Length: ");
+        const char *end = strstr(p, "\r\n\r\n");
+        ck_assert_ptr_nonnull(cl);
+        ck_assert_ptr_nonnull(end);
+        ck_assert(cl < end);
+        p = end + 4;
+        ck_assert_msg(strncmp(p, "{\"id\":1,", 8) == 0, "response %d body: %.20s", i, p);
+        p += atol(cl + 16);
+    }
+    ck_assert_ptr_eq(p, big + len);
+}
+END_TEST
+
 /* A reset while GET /tareas is being sent: with or without new tasks past
  * the snapshot's end, the response ends short of its Content-Length, never
  * with the closing "]" of a list spliced from two. */
@@ -594,6 +641,7 @@ int main(void)
     tcase_add_test(tc, test_drain_serves_waiting_request);
     tcase_add_test(tc, test_deadline_after_lock_wait);
     tcase_add_test(tc, test_large_list_sendfile);
+    tcase_add_test(tc, test_short_writes_resume);
     tcase_add_loop_test(tc, test_reset_while_sending_list, 0,
                         sizeof(reset_refills) / sizeof(reset_refills[0]));
     suite_add_tcase(s, tc);
