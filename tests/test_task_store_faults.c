@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1178,6 +1179,114 @@ END_TEST
 
 /* ---- the background check of a large file's body ---- */
 
+/* The reader of taskctl verify (task_store_reader_open): every refusal names the file and
+ * leaks nothing; EINTR is retried; the read lock waits for a writer in another process. */
+START_TEST(test_reader_open)
+{
+    char err[512];
+    int before = open_fds();
+
+    ck_assert_int_eq(task_store_reader_open(tmp_file, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_str_eq(err, msg("No such file or directory"));
+
+    ck_assert_int_eq(mkdir(tmp_file, 0755), 0);
+    ck_assert_int_eq(task_store_reader_open(tmp_file, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EISDIR);
+    ck_assert_str_eq(err, msg("is a directory"));
+    ck_assert_int_eq(rmdir(tmp_file), 0);
+
+    ck_assert_int_eq(task_store_reader_open("/dev/null", err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_str_eq(err, "/dev/null: not a regular file");
+
+    write_canonical(3);
+    arm("fstat=EIO,path=tasks.json");
+    ck_assert_int_eq(task_store_reader_open(tmp_file, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EIO);
+    disarm_expect(1);
+    ck_assert_str_eq(err, msg("Input/output error"));
+
+    if (locking_build()) {
+        arm("fcntl=ENOLCK,path=tasks.json,lock");
+        ck_assert_int_eq(task_store_reader_open(tmp_file, err, sizeof(err)), -1);
+        ck_assert_int_eq(errno, ENOLCK);
+        disarm_expect(1);
+        ck_assert_str_eq(err, msg("read lock: No locks available"));
+    }
+    ck_assert_int_eq(open_fds(), before);
+
+    /* A store open on it in this process: its locks would be dropped by our close. */
+    struct task_store *s = open_store(&quiet_opts);
+    ck_assert_int_eq(task_store_reader_open(tmp_file, err, sizeof(err)), -1);
+    ck_assert_int_eq(errno, EBUSY);
+    ck_assert_str_eq(err, msg("a store is open on it in this process"));
+    task_store_close(s);
+
+    arm("open=EINTR,path=tasks.json,times=1");
+    int fd = task_store_reader_open(tmp_file, err, sizeof(err));
+    disarm_expect(1);
+    ck_assert_msg(fd >= 0, "%s", err);
+    char head[2];
+    ck_assert_int_eq(pread(fd, head, 2, 0), 2);
+    ck_assert_int_eq(memcmp(head, "[\n", 2), 0);
+    task_store_reader_close(fd);
+    ck_assert_int_eq(open_fds(), before);
+}
+END_TEST
+
+/* With locks: the reader waits for a write lock held by another process ("L": locked, then
+ * "U" just before it unlocks), and holds its read lock until it closes. */
+START_TEST(test_reader_waits_for_writer)
+{
+    if (!locking_build())
+        return;
+    char err[512];
+    int pipe_fds[2];
+    write_canonical(3);
+    ck_assert_int_eq(pipe(pipe_fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(tmp_file, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_SETLKW, &fl) < 0 || write(pipe_fds[1], "L", 1) != 1)
+            _exit(1);
+        usleep(300 * 1000);
+        if (write(pipe_fds[1], "U", 1) != 1)
+            _exit(1);
+        _exit(0); /* the lock goes with the process */
+    }
+    close(pipe_fds[1]);
+    char c = 0;
+    ck_assert_int_eq(read(pipe_fds[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'L');
+    int fd = task_store_reader_open(tmp_file, err, sizeof(err));
+    ck_assert_msg(fd >= 0, "%s", err);
+    /* Granted only after the writer said it was letting go: its "U" is there already. */
+    ck_assert_int_eq(fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK), 0);
+    ck_assert_msg(read(pipe_fds[0], &c, 1) == 1,
+                  "the read lock was granted while the writer held its lock");
+    ck_assert_int_eq(c, 'U');
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* Held: another process cannot write-lock now. */
+    struct flock probe = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int fd2 = open(tmp_file, O_RDWR);
+    ck_assert_int_ge(fd2, 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(fcntl(fd2, F_SETLK, &probe) < 0 && (errno == EAGAIN || errno == EACCES) ? 0 : 1);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the read lock was not held");
+    close(fd2);
+    close(pipe_fds[0]);
+    task_store_reader_close(fd);
+}
+END_TEST
+
 START_TEST(test_check_body)
 {
     struct task_store_shared *sh = calloc(1, task_store_shared_size());
@@ -1266,6 +1375,8 @@ int main(void)
     tcase_add_loop_test(tc, test_check_fails, 0,
                         sizeof(check_failures) / sizeof(check_failures[0]));
     tcase_add_test(tc, test_check_body);
+    tcase_add_test(tc, test_reader_open);
+    tcase_add_test(tc, test_reader_waits_for_writer);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
