@@ -235,6 +235,22 @@ args)
         expect "exit code of clientemulator $bad" "$RC" 2
         [ -s "$TMP/c.err" ] || fail "clientemulator $bad: no message on stderr"
     done
+    # Refusals with their reasons: the message must say what was wrong.
+    long=$(printf 'a%.0s' $(seq 1 3000))
+    while IFS='|' read -r args want; do
+        # shellcheck disable=SC2086
+        ce c $args
+        expect "exit code of clientemulator $args" "$RC" 2
+        grep -q -- "$want" "$TMP/c.err" ||
+            fail "clientemulator $args: stderr does not say '$want': $(cat "$TMP/c.err")"
+    done <<EOF2
+--burst 0 --wait 0|--burst .0.: expected a whole number from 1 to 10000
+--wait 0 --url|option --url: needs a value
+--barrier $TMP/b --wait 0|--barrier $TMP/b: needs --clients K
+--barrier $TMP/b --clients 0 --wait 0|--clients .0.: expected a whole number
+--barrier $TMP/b --clients 2 --verify-only --wait 0|--barrier: only for a client that sends
+--metrics http://127.0.0.1:1/$long/metrics --wait 0|--metrics: bad url .*: too long
+EOF2
     TASKS=zz ce c --wait 0
     expect "exit code with TASKS=zz" "$RC" 2
     grep -q 'TASKS' "$TMP/c.err" || fail "TASKS=zz: the message does not name TASKS"
