@@ -382,6 +382,15 @@ static const struct reader_case reader_cases[] = {
     {HDR(1, 0, "on") "5 response status=200\n", 1, NULL, "one event"},
     {HDR(1, 0, "on") "5 response status=200\n6 respo", 1, NULL, "a torn last line is skipped"},
     {HDR(1, 0, "on") "5 future_event x=\"y\" z=abc\n", 1, NULL, "an unknown event is skipped"},
+    {"# taskserver-trace x pid=1 worker=0 locking=on\n", 0, "no format version", "no version"},
+    {"# taskserver-trace 1 pid=5 worker=0 stray locking=on\n", 1, NULL, "a header word alone"},
+    {HDR(1, 0, "on") "5 response status\n6 response status=200\n", 0, "line 2",
+     "a key without a value"},
+    {HDR(1, 0, "on") "5 write offset=2 length=9 id=1 titulo=\"\\xZZ\"\n6 response status=200\n", 0,
+     "line 2", "a bad escape"},
+    {HDR(1, 0, "on") "5 write offset=2 length=9 id=1 titulo=\"a\"\n6 lock_wait lock=q\n", 0,
+     "line 3", "a bad line after a write (its strings are dropped)"},
+    {HDR(1, 0, "on") "5 write offset=2 length=9 id=1\n", 1, NULL, "a write without strings"},
 };
 
 START_TEST(test_reader)
@@ -431,6 +440,62 @@ START_TEST(test_reader_fields)
     ck_assert_str_eq(set.events[0].cliente, "\xc3\xb1");
     ck_assert_int_eq(set.events[0].length, 40);
     trace_set_free(&set);
+}
+END_TEST
+
+/* Several files: workers ordered by slot, then pid; events by time, then worker, then line;
+ * a set that mixes locked and unlocked builds says so. */
+START_TEST(test_set_merge)
+{
+    static const char a[] = HDR(300, 1, "on") "10 response status=201\n10 response status=202\n";
+    static const char b[] = HDR(200, 1, "on") "10 response status=203\n5 response status=204\n";
+    static const char c[] = HDR(100, 0, "off") "10 response status=205\n";
+    struct trace_set set;
+    char err[256];
+    trace_set_init(&set);
+    ck_assert_int_eq(trace_set_read_text(&set, "a.trace", a, strlen(a), err, sizeof(err)), 0);
+    ck_assert_int_eq(set.locking, 1);
+    ck_assert_int_eq(trace_set_read_text(&set, "b.trace", b, strlen(b), err, sizeof(err)), 0);
+    ck_assert_int_eq(set.locking, 1);
+    ck_assert_int_eq(trace_set_read_text(&set, "c.trace", c, strlen(c), err, sizeof(err)), 0);
+    ck_assert_int_eq(set.locking, -1);
+    trace_set_merge(&set);
+    ck_assert_uint_eq(set.num_workers, 3);
+    ck_assert_int_eq(set.workers[0].pid, 100);
+    ck_assert_int_eq(set.workers[1].pid, 200);
+    ck_assert_int_eq(set.workers[2].pid, 300);
+    static const int want[] = {204, 205, 203, 201, 202};
+    ck_assert_uint_eq(set.num_events, 5);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_msg(set.events[i].status == want[i], "event %zu: status %d, expected %d", i,
+                      set.events[i].status, want[i]);
+    ck_assert_str_eq(set.workers[set.events[0].worker].path, "b.trace");
+    trace_set_free(&set);
+
+    /* A file that cannot be read, a directory with a file that is not a trace. */
+    trace_set_init(&set);
+    ck_assert_int_eq(trace_set_read_file(&set, "/nonexistent/x.trace", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "open /nonexistent/x.trace: No such file or directory");
+    ck_assert_int_eq(trace_set_read_dir(&set, "/nonexistent", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "open directory /nonexistent: No such file or directory");
+    ck_assert_uint_eq(set.num_workers, 0);
+    trace_set_free(&set);
+}
+END_TEST
+
+static const struct {
+    int64_t ns;
+    const char *text;
+} format_cases[] = {
+    {0, "0 ns"},           {999, "999 ns"},        {1500, "1.50 us"},        {15000, "15.0 us"},
+    {150000, "150 us"},    {1500000, "1.50 ms"},   {-2500, "-2.50 us"},      {15000000, "15.0 ms"},
+    {150000000, "150 ms"}, {2500000000, "2.50 s"}, {-3000000000, "-3.00 s"},
+};
+
+START_TEST(test_format_ns)
+{
+    char buf[32];
+    ck_assert_str_eq(trace_format_ns(format_cases[_i].ns, buf, sizeof(buf)), format_cases[_i].text);
 }
 END_TEST
 
@@ -594,6 +659,9 @@ static Suite *trace_suite(void)
     tcase_add_test(tc, test_stats);
     tcase_add_loop_test(tc, test_reader, 0, (int)(sizeof(reader_cases) / sizeof(reader_cases[0])));
     tcase_add_test(tc, test_reader_fields);
+    tcase_add_test(tc, test_set_merge);
+    tcase_add_loop_test(tc, test_format_ns, 0,
+                        (int)(sizeof(format_cases) / sizeof(format_cases[0])));
     tcase_add_test(tc, test_writer_round_trip);
     tcase_add_test(tc, test_writer_cap);
     tcase_add_test(tc, test_writer_errors);
