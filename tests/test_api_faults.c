@@ -17,6 +17,7 @@
 #include "shim_fault.h"
 #include "task_store.h"
 #include "version.h"
+#include "test_tmp.h"
 
 static char dir[256];
 static char path[300];
@@ -34,17 +35,7 @@ static void setup(void)
     char *argv[] = {"test_api_faults", NULL};
     shim_fault_set(NULL);
     ck_assert_int_eq(config_parse(&cfg, 1, argv, no_env), 0);
-    /* Under meson: in the build directory, never a /tmp folder a killed run leaves behind. */
-    const char *root = getenv("BUILD_ROOT");
-    if (root != NULL) {
-        char parent[200];
-        snprintf(parent, sizeof(parent), "%s/test-tmp", root);
-        mkdir(parent, 0755);
-        snprintf(dir, sizeof(dir), "%s/test_api_faults.XXXXXX", parent);
-    } else {
-        snprintf(dir, sizeof(dir), "/tmp/test_api_faults.XXXXXX");
-    }
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_tmp_dir(dir, sizeof(dir), "api");
     snprintf(path, sizeof(path), "%s/tasks.json", dir);
     snprintf(cfg.file, sizeof(cfg.file), "%s", path);
     char err[512];
@@ -313,7 +304,9 @@ int main(void)
     tcase_add_test(tc, test_batch_and_plain_error);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_api_faults");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

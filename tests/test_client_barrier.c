@@ -13,19 +13,14 @@
 
 #include "client_barrier.h"
 #include "shim_fault.h"
+#include "test_tmp.h"
 
 static char dir[512];
 
 static void setup(void)
 {
     shim_fault_set(NULL);
-    /* Under meson: in the build directory, never a /tmp folder a killed run leaves behind. */
-    const char *root = getenv("BUILD_ROOT");
-    char parent[400];
-    snprintf(parent, sizeof(parent), "%s/test-tmp", root != NULL ? root : "/tmp");
-    mkdir(parent, 0755);
-    snprintf(dir, sizeof(dir), "%s/test_client_barrier.XXXXXX", parent);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_tmp_dir(dir, sizeof(dir), "barrier");
 }
 
 static void teardown(void)
@@ -247,7 +242,9 @@ int main(void)
     tcase_add_test(tc, test_many_spans);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_client_barrier");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -8,6 +8,7 @@
 #include "build_config.h"
 #include "shim_fault.h"
 #include "store_fixture.h"
+#include "test_tmp.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -1379,7 +1380,9 @@ int main(void)
     tcase_add_test(tc, test_reader_waits_for_writer);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
+    test_tmp_begin("test_task_store_faults");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;

@@ -17,6 +17,7 @@
 #include "trace.h"
 #include "trace_match.h"
 #include "trace_read.h"
+#include "test_tmp.h"
 
 #define HDR(pid, w, lk)                                                                            \
     "# taskserver-trace 1 pid=" #pid " worker=" #w " locking=" lk " max_events=99\n"
@@ -141,17 +142,7 @@ static char tmp_dir[256];
 
 static void setup(void)
 {
-    /* Under meson: in the build directory, never a /tmp folder a killed run leaves behind. */
-    const char *root = getenv("BUILD_ROOT");
-    if (root != NULL) {
-        char parent[200];
-        snprintf(parent, sizeof(parent), "%s/test-tmp", root);
-        mkdir(parent, 0755);
-        snprintf(tmp_dir, sizeof(tmp_dir), "%s/timeline-XXXXXX", parent);
-    } else {
-        snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/timeline-XXXXXX");
-    }
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    test_tmp_dir(tmp_dir, sizeof(tmp_dir), "timeline");
     shim_fault_set(NULL);
 }
 
@@ -399,7 +390,9 @@ int main(void)
     tcase_add_test(tw, test_round_trip_edges);
     suite_add_tcase(su, tw);
     SRunner *sr = srunner_create(su);
+    test_tmp_begin("test_timeline_text");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
