@@ -499,6 +499,73 @@ START_TEST(test_format_ns)
 }
 END_TEST
 
+/* The picture of 40 appends a second apart (an unlocked build, its trace capped): titles
+ * escaped for XML (& < > " as entities, control bytes and broken UTF-8 as '?', whole UTF-8
+ * kept, a long one cut with an ellipsis), every idle second cut out and marked, the capped
+ * trace said; the HTML page says there are no locks to overlap. */
+START_TEST(test_svg_escaping_and_breaks)
+{
+    static char text[64 * 1024];
+    size_t len = (size_t)snprintf(text, sizeof(text), "%s", HDR(5, 0, "off"));
+    long long t = 1000;
+    for (int i = 0; i < 40; i++) {
+        t += 1000000000LL;
+        len += (size_t)snprintf(
+            text + len, sizeof(text) - len,
+            "%lld tail_read offset=%d id=%d\n"
+            "%lld write offset=%d length=90 id=%d titulo=\"a&b<c>\\\"d\\\""
+            "\\x01\\xff\\xf0\\x9f\\x98\\x80\\xe2\\x80!%s\" cliente=\"c\"\n"
+            "%lld response status=201\n",
+            t, 100 + i * 90, i, t + 100, 100 + i * 90, i + 1,
+            i == 0 ? "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz" : "",
+            t + 200);
+    }
+    len += (size_t)snprintf(text + len, sizeof(text) - len, "# stopped: event cap reached\n");
+    struct trace_set set;
+    struct trace_analysis an;
+    char err[256];
+    trace_set_init(&set);
+    ck_assert_msg(trace_set_read_text(&set, "x.trace", text, len, err, sizeof(err)) == 0, "%s",
+                  err);
+    trace_set_merge(&set);
+    ck_assert_int_eq(trace_analyze(&set, &an), 0);
+    char *svg = NULL;
+    size_t svg_len = 0;
+    FILE *f = open_memstream(&svg, &svg_len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(timeline_svg_write(f, &set, &an), 0);
+    fclose(f);
+    size_t writes = 0, breaks = 0;
+    for (const char *p = svg; (p = strstr(p, "<g class=\"write\"")) != NULL; p++)
+        writes++;
+    for (const char *p = svg; (p = strstr(p, "class=\"break\"")) != NULL; p++)
+        breaks++;
+    ck_assert_uint_eq(writes, 40);
+    ck_assert_uint_eq(breaks, 39);
+    ck_assert_ptr_nonnull(strstr(svg, "a&amp;b&lt;c&gt;&quot;d&quot;??\xf0\x9f\x98\x80?"
+                                      "?!"));
+    ck_assert_ptr_nonnull(strstr(svg, "\xe2\x80\xa6")); /* the long title, cut */
+    ck_assert_ptr_null(strstr(svg, "<c>"));
+    ck_assert_ptr_null(memchr(svg, '\x01', svg_len));
+    ck_assert_ptr_null(memchr(svg, '\xff', svg_len));
+    ck_assert_ptr_nonnull(strstr(svg, ">trace capped</text>"));
+    free(svg);
+
+    char *html = NULL;
+    size_t html_len = 0;
+    f = open_memstream(&html, &html_len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(timeline_html_write(f, &set, &an), 0);
+    fclose(f);
+    ck_assert_msg(strstr(html, "overlapping holds: none (no locks in this build); 0 overlapping "
+                               "read-to-write sections.") != NULL,
+                  "%.300s", html);
+    free(html);
+    trace_analysis_free(&an);
+    trace_set_free(&set);
+}
+END_TEST
+
 /* ---- the writer, read back ---- */
 
 static char tmp_dir[64];
@@ -660,6 +727,7 @@ static Suite *trace_suite(void)
     tcase_add_loop_test(tc, test_reader, 0, (int)(sizeof(reader_cases) / sizeof(reader_cases[0])));
     tcase_add_test(tc, test_reader_fields);
     tcase_add_test(tc, test_set_merge);
+    tcase_add_test(tc, test_svg_escaping_and_breaks);
     tcase_add_loop_test(tc, test_format_ns, 0,
                         (int)(sizeof(format_cases) / sizeof(format_cases[0])));
     tcase_add_test(tc, test_writer_round_trip);
