@@ -157,6 +157,13 @@ if [ -w /dev/full ]; then
     [ "$rc" = 3 ] || fail "list >/dev/full -> exit $rc, expected 3"
     expect_err 'write to stdout: No space left on device'
 fi
+# A record line damaged in the middle (the tail is intact, so the file opens): list shows
+# the others and names the line, exit 3.
+expect_rc 0 "$T" -f "$TMP/few.json" add dos tres
+sed -i '3s/.*/{"id":2,"titulo":"dos" BROKEN},/' "$TMP/few.json"
+expect_rc 3 "$T" -f "$TMP/few.json" list
+expect_err "$TMP/few.json: line 3 (byte "; expect_err "): record: invalid JSON at byte "
+expect_out "2 tasks"; expect_out " tres"
 expect_rc 0 "$T" reset --fsync -f"$TMP/few.json"; expect_out "reset $TMP/few.json: the list is empty"
 expect_rc 0 "$T" -f "$TMP/few.json" verify --expect 0
 
