@@ -11,9 +11,10 @@
 #include "config.h"
 #include "log.h"
 #include "task_store.h"
+#include "test_tmp.h"
 
-static char dir[64];
-static char path[128];
+static char dir[256];
+static char path[300];
 static struct config cfg;
 static struct task_store *store;
 static struct api *api;
@@ -32,8 +33,7 @@ static void setup(void)
     struct task_store_options opts = {.lock_timeout_ms = 5000, .crash_after_bytes = -1};
 
     ck_assert_int_eq(config_parse(&cfg, 1, argv, no_env), 0);
-    snprintf(dir, sizeof(dir), "/tmp/test_api.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_tmp_dir(dir, sizeof(dir), "api");
     snprintf(path, sizeof(path), "%s/tasks.json", dir);
     snprintf(cfg.file, sizeof(cfg.file), "%s", path);
     cfg.workers = 3;
@@ -263,7 +263,9 @@ int main(void)
     tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_api");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -17,9 +17,10 @@
 #include "log.h"
 #include "task_store.h"
 #include "version.h"
+#include "test_tmp.h"
 
-static char dir[64];
-static char path[128];
+static char dir[256];
+static char path[300];
 static struct config cfg;
 static struct task_store *store;
 static struct api *api;
@@ -46,8 +47,7 @@ static void setup(void)
     cfg.header_timeout_ms = 1500;
     cfg.quiet = 1;
     log_set_quiet(1);
-    snprintf(dir, sizeof(dir), "/tmp/test_conn.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_tmp_dir(dir, sizeof(dir), "conn");
     snprintf(path, sizeof(path), "%s/tasks.json", dir);
     ck_assert_msg(task_store_check(path, TASK_STORE_REPAIR, &rep, err, sizeof(err)) == 0, "%s",
                   err);
@@ -733,7 +733,9 @@ int main(void)
                         sizeof(reset_refills) / sizeof(reset_refills[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_conn");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -13,6 +13,7 @@
 #include "trace.h"
 #include "trace_match.h"
 #include "trace_read.h"
+#include "test_tmp.h"
 
 #define HDR(pid, w, lk)                                                                            \
     "# taskserver-trace 1 pid=" #pid " worker=" #w " locking=" lk " max_events=99\n"
@@ -568,17 +569,16 @@ END_TEST
 
 /* ---- the writer, read back ---- */
 
-static char tmp_dir[64];
+static char tmp_dir[256];
 
 static void make_tmp(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/test_trace.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    test_tmp_dir(tmp_dir, sizeof(tmp_dir), "trace");
 }
 
 static void remove_tmp(void)
 {
-    char cmd[128];
+    char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -586,7 +586,7 @@ static void remove_tmp(void)
 START_TEST(test_writer_round_trip)
 {
     static struct task t; /* large: off the stack */
-    char err[256], path[128];
+    char err[256], path[400];
     make_tmp();
     memset(&t, 0, sizeof(t));
     /* 70 bytes: 62 ASCII, then "ñ" x4 from byte 62: the cut at 64 falls inside "ñ" #2. */
@@ -694,7 +694,7 @@ START_TEST(test_writer_errors)
 {
     char err[256];
     make_tmp();
-    char file[128], missing[128];
+    char file[400], missing[400];
     snprintf(file, sizeof(file), "%s/plain", tmp_dir);
     snprintf(missing, sizeof(missing), "%s/a/b", tmp_dir);
     int fd = open(file, O_CREAT | O_WRONLY, 0644);
@@ -740,7 +740,9 @@ static Suite *trace_suite(void)
 int main(void)
 {
     SRunner *sr = srunner_create(trace_suite());
+    test_tmp_begin("test_trace");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
