@@ -224,6 +224,42 @@ static const struct matcher_case matcher_cases[] = {
      0,
      0,
      2},
+    {"a grant without its wait line (the trace began mid-wait): one hold, one write",
+     {HDR(101, 0, "on") "1010 lock_granted lock=w wait_ns=10\n"
+                        "1020 tail_read offset=2 id=0\n"
+                        "1100 write offset=2 length=80 id=1 titulo=\"a1\" cliente=\"a\"\n"
+                        "1110 unlock lock=w hold_ns=100\n"
+                        "1120 response status=201\n"},
+     1,
+     0,
+     "",
+     0,
+     0,
+     0,
+     1},
+    {"unlocked: a read whose append failed, then a read and its write",
+     {HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n"
+                         "1100 tail_read offset=2 id=0\n"
+                         "1200 write offset=2 length=80 id=1 titulo=\"a\" cliente=\"a\"\n"
+                         "1300 response status=201\n"},
+     1,
+     0,
+     "",
+     0,
+     0,
+     1,
+     0},
+    {"unlocked: a read answered with an error, nothing written",
+     {HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n"
+                         "1010 response status=507\n"},
+     0,
+     0,
+     "",
+     0,
+     0,
+     1,
+     0},
+    {"a trace with no events", {HDR(101, 0, "on")}, 0, 0, "", 0, 0, 0, 0},
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -328,6 +364,45 @@ START_TEST(test_matcher)
     free(svg);
     trace_analysis_free(&an);
     trace_set_free(&set);
+}
+END_TEST
+
+/* Unlocked appends that fail: the error answer belongs to the read that had no write, and a
+ * read again without a write leaves the first one unanswered and the second one answered. */
+START_TEST(test_failed_appends_answered)
+{
+    static const char *const texts[] = {
+        HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n1010 response status=507\n",
+        HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n1100 tail_read offset=2 id=0\n"
+                           "1200 write offset=2 length=80 id=1 titulo=\"a\" cliente=\"a\"\n"
+                           "1300 response status=500\n1400 response status=201\n",
+    };
+    for (size_t k = 0; k < 2; k++) {
+        struct trace_set set;
+        struct trace_analysis an;
+        char err[256];
+        trace_set_init(&set);
+        ck_assert_int_eq(
+            trace_set_read_text(&set, "x.trace", texts[k], strlen(texts[k]), err, sizeof(err)), 0);
+        trace_set_merge(&set);
+        ck_assert_int_eq(trace_analyze(&set, &an), 0);
+        if (k == 0) {
+            ck_assert_uint_eq(an.num_appends, 1);
+            ck_assert(an.appends[0].write_ev == TRACE_NONE);
+            ck_assert(an.appends[0].response_ev != TRACE_NONE);
+            ck_assert_int_eq(set.events[an.appends[0].response_ev].status, 507);
+        } else {
+            ck_assert_uint_eq(an.num_appends, 2);
+            ck_assert(an.appends[0].write_ev == TRACE_NONE);
+            ck_assert(an.appends[1].write_ev != TRACE_NONE);
+            ck_assert(an.appends[0].response_ev != TRACE_NONE);
+            ck_assert(an.appends[1].response_ev != TRACE_NONE);
+            ck_assert_int_eq(set.events[an.appends[0].response_ev].status, 500);
+            ck_assert_int_eq(set.events[an.appends[1].response_ev].status, 201);
+        }
+        trace_analysis_free(&an);
+        trace_set_free(&set);
+    }
 }
 END_TEST
 
@@ -724,6 +799,7 @@ static Suite *trace_suite(void)
     tcase_add_loop_test(tc, test_matcher, 0,
                         (int)(sizeof(matcher_cases) / sizeof(matcher_cases[0])));
     tcase_add_test(tc, test_stats);
+    tcase_add_test(tc, test_failed_appends_answered);
     tcase_add_loop_test(tc, test_reader, 0, (int)(sizeof(reader_cases) / sizeof(reader_cases[0])));
     tcase_add_test(tc, test_reader_fields);
     tcase_add_test(tc, test_set_merge);
