@@ -617,7 +617,10 @@ static void api_metrics(struct api *api, struct api_response *resp)
     }
     struct metrics_info info = {.version = version_string(), .locking = version_locking()};
     api->err[0] = '\0';
-    if (task_store_count(api->store, &info.tasks, api->err, sizeof(api->err)) == 0)
+    /* A file that cannot be opened: no store to count with, the rest is still worth a scrape. */
+    if (!api_open_store(api))
+        log_error("count for /metrics: %s", api->no_file_why);
+    else if (task_store_count(api->store, &info.tasks, api->err, sizeof(api->err)) == 0)
         info.tasks_known = 1;
     else
         log_error("count for /metrics: %s", api->err[0] ? api->err : strerror(errno));

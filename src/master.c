@@ -141,6 +141,21 @@ static void master_set_timer(int64_t ms)
         log_error("setitimer: %s", strerror(errno));
 }
 
+/* A child of the master (a worker, the background check) ends here. _exit() skips
+ * LeakSanitizer's check at exit and gcov's write-out of the counters: a build with either
+ * runs them first. */
+__attribute__((noreturn)) static void master_child_exit(int status)
+{
+#ifdef MASTER_LEAK_CHECK
+    /* Reports on stderr and ends the process with an error if anything leaked. */
+    __lsan_do_leak_check();
+#endif
+#ifdef TASKSERVER_COVERAGE
+    __gcov_dump();
+#endif
+    _exit(status);
+}
+
 /* In the child: back to a clean signal state, then become a worker. Never returns.
  * worker_run() is entered with every signal unblocked and at its default disposition,
  * and installs its own handlers. Signals were blocked across fork(), so none can run
@@ -162,15 +177,7 @@ static void master_become_worker(struct master *m, size_t slot)
         sigaction(master_signals[i], &sa, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int status = worker_run(m->cfg, m->listen_fd, m->pid, (unsigned)slot, m->board);
-#ifdef MASTER_LEAK_CHECK
-    /* Reports on stderr and ends the process with an error if anything leaked. */
-    __lsan_do_leak_check();
-#endif
-#ifdef TASKSERVER_COVERAGE
-    __gcov_dump();
-#endif
-    _exit(status);
+    master_child_exit(worker_run(m->cfg, m->listen_fd, m->pid, (unsigned)slot, m->board));
 }
 
 static int master_spawn(struct master *m, size_t slot)
@@ -413,7 +420,7 @@ static void master_spawn_checker(struct master *m)
     sigprocmask(SIG_SETMASK, &none, NULL);
     log_init("taskserver");
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != m->pid)
-        _exit(1);
+        master_child_exit(1);
     /* Idle priority: the check must not slow the requests down. */
     if (setpriority(PRIO_PROCESS, 0, 19) < 0)
         log_warn("setpriority for the background check: %s", strerror(errno));
@@ -432,7 +439,7 @@ static void master_spawn_checker(struct master *m)
         log_error("%s (found by the background check; GET /tareas refuses the list, appends go "
                   "on: taskctl check says more)",
                   err);
-    _exit(rc == 0 ? 0 : 1);
+    master_child_exit(rc == 0 ? 0 : 1);
 }
 
 int master_run(const struct config *cfg, int listen_fd, int check_body)

@@ -75,7 +75,7 @@ json_get() {
     printf -v "$1" '%s' "$v"
 }
 # Variables set only through json_get (for shellcheck).
-quick="" elapsed="" sent="" missing=""
+quick="" elapsed="" sent="" missing="" ready="" spans="" shared=""
 
 # expect WHAT GOT WANT
 expect() { [ "$2" = "$3" ] || fail "$1: expected $3, got $2"; }
@@ -235,6 +235,22 @@ args)
         expect "exit code of clientemulator $bad" "$RC" 2
         [ -s "$TMP/c.err" ] || fail "clientemulator $bad: no message on stderr"
     done
+    # Refusals with their reasons: the message must say what was wrong.
+    long=$(printf 'a%.0s' $(seq 1 3000))
+    while IFS='|' read -r args want; do
+        # shellcheck disable=SC2086
+        ce c $args
+        expect "exit code of clientemulator $args" "$RC" 2
+        grep -q -- "$want" "$TMP/c.err" ||
+            fail "clientemulator $args: stderr does not say '$want': $(cat "$TMP/c.err")"
+    done <<EOF2
+--burst 0 --wait 0|--burst .0.: expected a whole number from 1 to 10000
+--wait 0 --url|option --url: needs a value
+--barrier $TMP/b --wait 0|--barrier $TMP/b: needs --clients K
+--barrier $TMP/b --clients 0 --wait 0|--clients .0.: expected a whole number
+--barrier $TMP/b --clients 2 --verify-only --wait 0|--barrier: only for a client that sends
+--metrics http://127.0.0.1:1/$long/metrics --wait 0|--metrics: bad url .*: too long
+EOF2
     TASKS=zz ce c --wait 0
     expect "exit code with TASKS=zz" "$RC" 2
     grep -q 'TASKS' "$TMP/c.err" || fail "TASKS=zz: the message does not name TASKS"
@@ -263,6 +279,33 @@ health)
     expect "--health against a healthy server" "$RC" 0
     ce h --url "$URL/" --health --quiet
     expect "--health with a trailing slash" "$RC" 0
+    ;;
+barrier_solo)
+    # A barrier of one: it meets itself, starts, and says it overlapped with nobody; --json
+    # carries the same in its "barrier" object. An id that cannot name a file is refused.
+    start_fake ok
+    ce b --url "$URL" --id solo --tasks 3 --barrier "$TMP/b1" --clients 1 --wait 5
+    expect "exit code of a barrier of one" "$RC" 0
+    grep -q '^barrier: 1 of 1 clients ready, all started at ' "$TMP/b.out" ||
+        fail "no barrier line: $(cat "$TMP/b.out")"
+    grep -q '^overlap: no other client reported its span$' "$TMP/b.out" ||
+        fail "no overlap line: $(cat "$TMP/b.out")"
+    [ -f "$TMP/b1/ready/solo" ] && [ -f "$TMP/b1/done/solo" ] ||
+        fail "the barrier files are not there: $(find "$TMP/b1" | tr '\n' ' ')"
+    ce j --url "$URL" --id solo --tasks 3 --barrier "$TMP/b2" --clients 1 --wait 5 --json
+    expect "exit code of a barrier of one, --json" "$RC" 0
+    json_get ready "$TMP/j.out" 'j["barrier"]["ready"]' int
+    expect "barrier.ready" "$ready" 1
+    json_get spans "$TMP/j.out" 'j["barrier"]["spans"]' int
+    expect "barrier.spans" "$spans" 1
+    json_get shared "$TMP/j.out" 'j["barrier"]["shared_ms"] == 0 and j["barrier"]["all_ms"] == j["barrier"]["mine_ms"]'
+    expect "alone: nothing shared, all of its span its own" "$shared" True
+    ce x --url "$URL" --id .x --tasks 3 --barrier "$TMP/b3" --clients 1 --wait 5
+    expect "exit code with an id that cannot name a file" "$RC" 2
+    grep -q -- '--barrier: client id ".x": cannot name a barrier file' "$TMP/x.err" ||
+        fail "the refusal does not say why: $(cat "$TMP/x.err")"
+    stop_fake
+    expect "POSTs the fake received" "$POSTS" 6
     ;;
 fake_500) fake_case 500 20 0 0 20 0 ;;
 fake_close) fake_case close 20 0 20 0 0 ;;

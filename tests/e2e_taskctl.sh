@@ -115,7 +115,57 @@ expect_rc 2 "$T" check now;                    expect_err '"now"';        expect
 expect_rc 2 "$T" repair --force;               expect_err '--force';      expect_one_error_line
 expect_rc 2 "$T" reset all;                    expect_err '"all"';        expect_one_error_line
 expect_rc 2 "$T" help frobnicate;              expect_err '"frobnicate"'; expect_one_error_line
+expect_rc 2 "$T" -f "";                        expect_err '--file needs a non-empty path'; expect_one_error_line
+expect_rc 2 "$T" list --file=;                 expect_err 'list: --file needs a non-empty path'
+expect_one_error_line
+expect_rc 2 "$T" verify extra;                 expect_err '"extra"';      expect_one_error_line
+expect_rc 2 "$T" add --seq 9007199254740991 a b
+expect_err "the last task's seq would pass 9007199254740991"; expect_one_error_line
+expect_rc 2 "$T" timeline;                     expect_err 'no DIR given'; expect_one_error_line
+expect_rc 2 "$T" timeline -o '' tr;            expect_err '--output needs a non-empty path'
+expect_one_error_line
+expect_rc 2 "$T" timeline --frob;              expect_err '--frob';       expect_one_error_line
+expect_rc 2 "$T" timeline tr more;             expect_err '"more"';       expect_one_error_line
+expect_rc 2 "$T" timeline --html --text tr;    expect_err '--html with --text needs -o FILE'
+expect_one_error_line
 [ -e tasks.json ] && fail "a usage error created tasks.json"
+
+# ---- timeline: what cannot be read or written, exit 3 naming it ----
+mkdir -p "$TMP/tr" "$TMP/tr_empty"
+printf '# taskserver-trace 1 pid=1 worker=0 locking=on max_events=9\n5 response status=200\n# end events=1\n' \
+    >"$TMP/tr/worker-1.trace"
+expect_rc 3 "$T" timeline "$TMP/no_such_dir";  expect_err "open directory $TMP/no_such_dir: No such file"
+expect_one_error_line
+expect_rc 3 "$T" timeline "$TMP/tr_empty";     expect_err 'no *.trace files'; expect_one_error_line
+expect_rc 3 "$T" timeline "$TMP/tr" -o "$TMP/no/x.svg"
+expect_err "timeline: open $TMP/no/x.svg: No such file"; expect_one_error_line
+if [ -w /dev/full ]; then
+    expect_rc 3 "$T" timeline "$TMP/tr" -o /dev/full
+    expect_err 'timeline: write /dev/full: No space left on device'; expect_one_error_line
+    checks=$((checks + 1))
+    "$T" timeline --text "$TMP/tr" >/dev/full 2>"$TMP/err"
+    rc=$?
+    [ "$rc" = 3 ] || fail "timeline --text >/dev/full -> exit $rc, expected 3"
+    expect_err 'write to stdout: No space left on device'
+fi
+expect_rc 0 "$T" timeline --text "$TMP/tr";    expect_out 'trace: 1 workers, locking on, 1 events'
+expect_rc 0 "$T" -f "$TMP/few.json" add uno
+if [ -w /dev/full ]; then
+    checks=$((checks + 1))
+    "$T" -f "$TMP/few.json" list >/dev/full 2>"$TMP/err"
+    rc=$?
+    [ "$rc" = 3 ] || fail "list >/dev/full -> exit $rc, expected 3"
+    expect_err 'write to stdout: No space left on device'
+fi
+# A record line damaged in the middle (the tail is intact, so the file opens): list shows
+# the others and names the line, exit 3.
+expect_rc 0 "$T" -f "$TMP/few.json" add dos tres
+sed -i '3s/.*/{"id":2,"titulo":"dos" BROKEN},/' "$TMP/few.json"
+expect_rc 3 "$T" -f "$TMP/few.json" list
+expect_err "$TMP/few.json: line 3 (byte "; expect_err "): record: invalid JSON at byte "
+expect_out "2 tasks"; expect_out " tres"
+expect_rc 0 "$T" reset --fsync -f"$TMP/few.json"; expect_out "reset $TMP/few.json: the list is empty"
+expect_rc 0 "$T" -f "$TMP/few.json" verify --expect 0
 
 # ---- file errors: exit 3, one line naming the file ----
 nodir="$TMP/no/such/dir/tasks.json"

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "task_store.h"
+#include "test_tmp.h"
 
 static const char *no_env(const char *name)
 {
@@ -19,10 +20,9 @@ static const char *no_env(const char *name)
 void server_fixture_config(struct config *cfg, const char *name)
 {
     char *argv[] = {(char *)name, NULL};
-    char dir[64];
+    char dir[512];
     ck_assert_int_eq(config_parse(cfg, 1, argv, no_env), 0);
-    snprintf(dir, sizeof(dir), "/tmp/%s.XXXXXX", name);
-    ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp %s failed", dir);
+    test_tmp_dir(dir, sizeof(dir), name);
     ck_assert_uint_lt(strlen(dir) + strlen("/tasks.json"), sizeof(cfg->file));
     snprintf(cfg->file, sizeof(cfg->file), "%s/tasks.json", dir);
     log_set_quiet(1);

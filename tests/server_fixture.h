@@ -17,7 +17,7 @@
 #include "config.h"
 
 /* cfg: the defaults of `taskserver` without flags or environment; cfg->file a path in a new
- * directory /tmp/NAME.XXXXXX (not created yet). */
+ * directory (test_tmp_dir(): inside the run's scratch folder; the file not created yet). */
 void server_fixture_config(struct config *cfg, const char *name);
 
 /* Creates cfg->file as the server would (the store's check with repair) and returns the api

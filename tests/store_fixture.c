@@ -1,6 +1,7 @@
 /* store_fixture.c - what the store's Check suites share: a temp directory with tasks.json,
  * files written and read whole, tasks and canonical files made to order. */
 #include "store_fixture.h"
+#include "test_tmp.h"
 
 #include "build_config.h"
 
@@ -21,8 +22,7 @@ char tmp_file[300];
 
 void setup_dir(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/test_task_store-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    test_tmp_dir(tmp_dir, sizeof(tmp_dir), "test_task_store");
     snprintf(tmp_file, sizeof(tmp_file), "%s/tasks.json", tmp_dir);
 }
 

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "server_fixture.h"
 #include "task_store.h"
+#include "test_tmp.h"
 
 static struct config cfg;
 /* tasks.json: server_fixture_config() puts its path in cfg.file. */
@@ -240,7 +241,9 @@ int main(void)
     tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_cases) / sizeof(bad_cases[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_api");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -18,6 +18,7 @@
 #include "server_fixture.h"
 #include "task_store.h"
 #include "version.h"
+#include "test_tmp.h"
 
 static struct config cfg;
 /* tasks.json: server_fixture_config() puts its path in cfg.file. */
@@ -412,6 +413,90 @@ START_TEST(test_expiry_partial_head_still_408)
 }
 END_TEST
 
+/* A body that stops coming: 408 once the body deadline passes, then the connection closes. */
+START_TEST(test_expiry_partial_body_408)
+{
+    int eof;
+    cfg.body_timeout_ms = 200;
+    const char req[] = "POST /tareas HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\n{\"titulo\":";
+    send_all(req, sizeof(req) - 1);
+    pump(buf, sizeof(buf), 0, 0, 100, &eof);
+    ck_assert_msg(buf[0] == '\0', "answered before the body came: %s", buf);
+    sleep_ms((long)cfg.body_timeout_ms + CONN_TICK_MS);
+    conn_server_tick(srv);
+    pump(buf, sizeof(buf), 0, 0, 3000, &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 408 ", 13) == 0, "got %s", buf);
+    ck_assert_msg(strstr(buf, "timed out reading the request body") != NULL, "got %s", buf);
+    ck_assert_int_eq(eof, 1);
+    uint64_t num = 99;
+    char err[256];
+    ck_assert_int_eq(task_store_count(store, &num, err, sizeof(err)), 0);
+    ck_assert_uint_eq(num, 0);
+}
+END_TEST
+
+static int statuses[8], num_statuses;
+
+static void note_status(void *arg, int status)
+{
+    (void)arg;
+    if (num_statuses < 8)
+        statuses[num_statuses++] = status;
+}
+
+/* Over the connection limit: a short 503 that says why, Connection: close, the socket
+ * closed, the status reported to the watcher; the server holds no connection for it. */
+START_TEST(test_reject)
+{
+    int sv[2], eof;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    num_statuses = 0;
+    conn_server_on_response(srv, note_status, NULL);
+    unsigned before = conn_server_count(srv);
+    conn_reject(srv, sv[0]);
+    ck_assert_uint_eq(conn_server_count(srv), before);
+    ck_assert_int_eq(num_statuses, 1);
+    ck_assert_int_eq(statuses[0], 503);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(sv[1], buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    eof = n == 0;
+    ck_assert_int_eq(eof, 1);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 503 ", 13) == 0, "got %s", buf);
+    ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n") != NULL, "got %s", buf);
+    ck_assert_msg(strstr(buf, "{\"error\":\"too many connections to this worker, retry\"}") != NULL,
+                  "got %s", buf);
+    close(sv[1]);
+}
+END_TEST
+
+/* Two POSTs in one batch, one client gone before its answer: its task is stored all the
+ * same (nobody to tell), the other client gets its 201, the gone one's socket is closed. */
+START_TEST(test_batch_with_client_gone)
+{
+    int sv[2], eof;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(conn_open(srv, sv[0]), 0);
+    ck_assert_uint_eq(conn_server_count(srv), 2);
+    const char post[] = "POST /tareas HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\n"
+                        "{\"titulo\":\"a\"}";
+    ck_assert_int_eq(write(sv[1], post, sizeof(post) - 1), (ssize_t)(sizeof(post) - 1));
+    close(sv[1]); /* gone: its answer has nowhere to go */
+    send_all(post, sizeof(post) - 1);
+    pump(buf, sizeof(buf), 0, 1, 3000, &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 201 ", 13) == 0, "got %s", buf);
+    for (int i = 0; i < 50 && conn_server_count(srv) > 1; i++)
+        event_loop_poll(loop, 10, NULL);
+    ck_assert_uint_eq(conn_server_count(srv), 1);
+    uint64_t num = 0;
+    char err[256];
+    ck_assert_int_eq(task_store_count(store, &num, err, sizeof(err)), 0);
+    ck_assert_uint_eq(num, 2);
+}
+END_TEST
+
 START_TEST(test_drain_serves_waiting_request)
 {
     const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -506,6 +591,53 @@ START_TEST(test_large_list_sendfile)
 }
 END_TEST
 
+/* Responses that do not fit in the socket (pipelined GET /tareas/1 with a long task, the
+ * client not reading): the rest of a short write is kept and sent on EPOLLOUT, and every
+ * response arrives whole, in order, once the client reads. */
+START_TEST(test_short_writes_resume)
+{
+    enum { NUM = 600 };
+    static char body[1000], big[2 << 20];
+    struct api_response r;
+    struct api_route route;
+    char titulo[901];
+    memset(titulo, 'x', sizeof(titulo) - 1);
+    titulo[sizeof(titulo) - 1] = '\0';
+    int n = snprintf(body, sizeof(body), "{\"titulo\":\"%s\"}", titulo);
+    api_route("POST", 4, "/tareas", 7, &route);
+    api_handle(api, &route, body, (size_t)n, &r);
+    ck_assert_int_eq(r.status, 201);
+    static char reqs[NUM * 40];
+    size_t reqs_len = 0;
+    for (int i = 0; i < NUM; i++)
+        reqs_len += (size_t)snprintf(reqs + reqs_len, sizeof(reqs) - reqs_len,
+                                     "GET /tareas/1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_all(reqs, reqs_len);
+    /* The server fills the socket and waits for room; nothing more happens meanwhile. */
+    for (int i = 0; i < 20; i++)
+        event_loop_poll(loop, 10, NULL);
+    int eof;
+    size_t len = pump(big, sizeof(big), 0, NUM, 10000, &eof);
+    ck_assert_int_eq(eof, 0);
+    ck_assert_int_eq(count(big, "HTTP/1.1 200 OK\r\n"), NUM);
+    ck_assert_int_eq(count(big, titulo), NUM);
+    /* Whole and in order: every response is head, then exactly its body. */
+    const char *p = big;
+    for (int i = 0; i < NUM; i++) {
+        ck_assert_msg(strncmp(p, "HTTP/1.1 200 OK\r\n", 17) == 0, "response %d: %.40s", i, p);
+        const char *cl = strstr(p, "Content-Length: ");
+        const char *end = strstr(p, "\r\n\r\n");
+        ck_assert_ptr_nonnull(cl);
+        ck_assert_ptr_nonnull(end);
+        ck_assert(cl < end);
+        p = end + 4;
+        ck_assert_msg(strncmp(p, "{\"id\":1,", 8) == 0, "response %d body: %.20s", i, p);
+        p += atol(cl + 16);
+    }
+    ck_assert_ptr_eq(p, big + len);
+}
+END_TEST
+
 /* A reset while GET /tareas is being sent: with or without new tasks past
  * the snapshot's end, the response ends short of its Content-Length, never
  * with the closing "]" of a list spliced from two. */
@@ -572,13 +704,19 @@ int main(void)
     tcase_add_test(tc, test_expiry_serves_waiting_request);
     tcase_add_test(tc, test_expiry_partial_head_still_408);
     tcase_add_test(tc, test_drain_serves_waiting_request);
+    tcase_add_test(tc, test_expiry_partial_body_408);
+    tcase_add_test(tc, test_reject);
+    tcase_add_test(tc, test_batch_with_client_gone);
     tcase_add_test(tc, test_deadline_after_lock_wait);
     tcase_add_test(tc, test_large_list_sendfile);
+    tcase_add_test(tc, test_short_writes_resume);
     tcase_add_loop_test(tc, test_reset_while_sending_list, 0,
                         sizeof(reset_refills) / sizeof(reset_refills[0]));
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_conn");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -13,14 +13,14 @@
 
 #include "access_log.h"
 #include "log.h"
+#include "test_tmp.h"
 
-static char dir[64];
-static char out_path[128];
+static char dir[256];
+static char out_path[300];
 
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/test_log.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    test_tmp_dir(dir, sizeof(dir), "log");
     snprintf(out_path, sizeof(out_path), "%s/out", dir);
 }
 
@@ -261,7 +261,7 @@ static const struct {
 
 START_TEST(test_access_log_lines)
 {
-    char path[160], err[256];
+    char path[400], err[256];
     int sv[2];
     snprintf(path, sizeof(path), "%s/access.log", dir);
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -297,7 +297,7 @@ END_TEST
 /* The peer of a TCP connection, and a long request line cut at the limit. */
 START_TEST(test_access_log_peer_and_limit)
 {
-    char path[160], err[256];
+    char path[400], err[256];
     snprintf(path, sizeof(path), "%s/access.log", dir);
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -360,7 +360,9 @@ int main(void)
     tcase_add_test(tc, test_access_log_off_and_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    test_tmp_begin("test_log");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;

@@ -39,6 +39,8 @@ static const struct {
     {S("{\"titulo\":[\"a\"]}"), "field \"titulo\": must be a string", "titulo array"},
     {S("{\"titulo\":\"\"}"), "field \"titulo\": must not be empty", "titulo empty"},
     {S("{\"titulo\":\"a\",\"x\":1}"), "unknown field \"x\"", "unknown field"},
+    {S("{\"titulo\":\"a\",\"k0123456789012345678901234567890123456789xyz\":1}"),
+     "unknown field \"k012345678901234567890123456789012345678...\"", "a long unknown key, cut"},
     {S("{\"Titulo\":\"a\"}"), "unknown field \"Titulo\"", "keys are case-sensitive"},
     {S("{\"titulo\":\"a\",\"id\":3}"), "unknown field \"id\"", "client may not set id"},
     {S("{\"titulo\":\"a\",\"titulo\":\"b\"}"), "duplicate field \"titulo\"", "duplicate key"},
@@ -236,6 +238,7 @@ static const char *round_trip_strings[] = {
     "\x01\x02\x1f\x7f",
     "\\u0041 is not A",
     "espa\xc3\xb1ol",
+    "bell\b and form feed\f",
 };
 
 START_TEST(test_round_trip)
@@ -372,6 +375,8 @@ static const struct {
     {"{\"id\":1,\"titulo\":\"a", "record: invalid JSON at byte 18", 18, "torn"},
     {"[{\"id\":1}]", "record: must start with '{'", 0, "array"},
     {"", "record: must start with '{'", 0, "empty"},
+    {"{\"id\":1,\"titulo\":\"a\x01\"}", "record: raw control character at byte 19", 19,
+     "a raw control byte inside a string"},
 };
 
 /* The "host" field as read back: records of older files have none. */
@@ -466,6 +471,9 @@ static const struct {
      "{\"id\":1,\"titulo\":\"x\",\"seq\":3,\"ok\":true,\"n\":null,\"l\":[1,2.5,\"s\"],\"o\":{\"k\":"
      "\"v\"}}|",
      0, "other value types kept"},
+    {"[{\"titulo\":\"x\",\"f\":false,\"o\":{\"a\":1,\"b\":[true,false]}}]", 1,
+     "{\"id\":1,\"titulo\":\"x\",\"f\":false,\"o\":{\"a\":1,\"b\":[true,false]}}|", 0,
+     "false and a nested object of two keys kept"},
     {"{\"titulo\":\"a\"}", -1, "not a JSON array", 0, "object"},
     {"[1,2]", -1, "element 1: not a JSON object", 0, "array of numbers"},
     {"[{\"titulo\":\"a\"},", -1, "invalid JSON", 15, "torn"},
@@ -575,6 +583,7 @@ static const struct {
     {"{\"id\":1,\"titulos\":\"no\",\"titulo\":\"si\"}", "titulo", 64, 2, "si"},
     {"not a record", "titulo", 64, -1, ""},
     {"{\"id\":1,\"titulo\":\"open", "titulo", 64, 4, "open"},
+    {"{\"id\":1,\"titulo\":\"\\u0041\\u20ac\"}", "titulo", 64, 4, "A\xe2\x82\xac"},
 };
 
 START_TEST(test_record_string)
@@ -586,6 +595,29 @@ START_TEST(test_record_string)
                   field_cases[_i].expect_len);
     if (n >= 0)
         ck_assert_msg(strcmp(out, field_cases[_i].expect) == 0, "case %d: got [%s]", _i, out);
+}
+END_TEST
+
+/* An emit callback that refuses: the element is named, the count is -1. */
+START_TEST(test_canonicalize_emit_fails)
+{
+    static char in[20000];
+    size_t len = 0;
+    in[len++] = '[';
+    for (int i = 0; i < 300; i++)
+        len += (size_t)snprintf(in + len, sizeof(in) - len, "%s{\"titulo\":\"task number %03d\"}",
+                                i ? "," : "", i);
+    in[len++] = ']';
+    struct collect *c = calloc(1, sizeof(*c));
+    char err[256] = "";
+    size_t off = 0;
+    long n = task_json_canonicalize(in, len, collect_emit, c, err, sizeof(err), &off, NULL);
+    ck_assert_int_eq(n, -1);
+    /* The collector holds 8192 bytes: about 220 of the 300 lines (37 bytes each with '|'). */
+    ck_assert_msg(strstr(err, ": cannot write it") != NULL && strncmp(err, "element ", 8) == 0,
+                  "%s", err);
+    ck_assert_msg(c->len > 8000, "emitted only %zu bytes before refusing", c->len);
+    free(c);
 }
 END_TEST
 
@@ -922,6 +954,7 @@ int main(void)
     tcase_add_loop_test(tc, test_format_time, 0, N(time_cases));
     tcase_add_test(tc, test_format_time_sweep);
     tcase_add_test(tc, test_encode_extremes);
+    tcase_add_test(tc, test_canonicalize_emit_fails);
     tcase_add_loop_test(tc, test_record_string, 0, N(field_cases));
     tcase_add_loop_test(tc, test_escape, 0, N(escape_cases));
     tcase_add_test(tc, test_escape_worst_case);

@@ -4,6 +4,7 @@
 
 #include "build_config.h"
 #include "store_fixture.h"
+#include "test_tmp.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -1577,7 +1578,9 @@ static int run_disk_full(void)
     tcase_add_test(tc, test_canonicalize_disk_full);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
+    test_tmp_begin("test_task_store");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
@@ -1625,7 +1628,9 @@ int main(int argc, char **argv)
     suite_add_tcase(su, tp);
 
     SRunner *sr = srunner_create(su);
+    test_tmp_begin("test_task_store");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

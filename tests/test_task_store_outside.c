@@ -4,6 +4,7 @@
 
 #include "build_config.h"
 #include "store_fixture.h"
+#include "test_tmp.h"
 
 #include <check.h>
 #include <errno.h>
@@ -380,7 +381,9 @@ int main(void)
     tcase_add_test(tc, test_path_moved_during_write);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
+    test_tmp_begin("test_task_store_outside");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;

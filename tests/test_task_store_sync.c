@@ -4,6 +4,7 @@
 
 #include "build_config.h"
 #include "store_fixture.h"
+#include "test_tmp.h"
 
 #include <check.h>
 #include <errno.h>
@@ -215,7 +216,9 @@ int main(void)
     tcase_add_test(tc, test_sync_waiter_is_covered);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
+    test_tmp_begin("test_task_store_sync");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;

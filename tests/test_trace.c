@@ -13,6 +13,7 @@
 #include "trace.h"
 #include "trace_match.h"
 #include "trace_read.h"
+#include "test_tmp.h"
 
 #define HDR(pid, w, lk)                                                                            \
     "# taskserver-trace 1 pid=" #pid " worker=" #w " locking=" lk " max_events=99\n"
@@ -223,6 +224,42 @@ static const struct matcher_case matcher_cases[] = {
      0,
      0,
      2},
+    {"a grant without its wait line (the trace began mid-wait): one hold, one write",
+     {HDR(101, 0, "on") "1010 lock_granted lock=w wait_ns=10\n"
+                        "1020 tail_read offset=2 id=0\n"
+                        "1100 write offset=2 length=80 id=1 titulo=\"a1\" cliente=\"a\"\n"
+                        "1110 unlock lock=w hold_ns=100\n"
+                        "1120 response status=201\n"},
+     1,
+     0,
+     "",
+     0,
+     0,
+     0,
+     1},
+    {"unlocked: a read whose append failed, then a read and its write",
+     {HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n"
+                         "1100 tail_read offset=2 id=0\n"
+                         "1200 write offset=2 length=80 id=1 titulo=\"a\" cliente=\"a\"\n"
+                         "1300 response status=201\n"},
+     1,
+     0,
+     "",
+     0,
+     0,
+     1,
+     0},
+    {"unlocked: a read answered with an error, nothing written",
+     {HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n"
+                         "1010 response status=507\n"},
+     0,
+     0,
+     "",
+     0,
+     0,
+     1,
+     0},
+    {"a trace with no events", {HDR(101, 0, "on")}, 0, 0, "", 0, 0, 0, 0},
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -330,6 +367,45 @@ START_TEST(test_matcher)
 }
 END_TEST
 
+/* Unlocked appends that fail: the error answer belongs to the read that had no write, and a
+ * read again without a write leaves the first one unanswered and the second one answered. */
+START_TEST(test_failed_appends_answered)
+{
+    static const char *const texts[] = {
+        HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n1010 response status=507\n",
+        HDR(101, 0, "off") "1000 tail_read offset=2 id=0\n1100 tail_read offset=2 id=0\n"
+                           "1200 write offset=2 length=80 id=1 titulo=\"a\" cliente=\"a\"\n"
+                           "1300 response status=500\n1400 response status=201\n",
+    };
+    for (size_t k = 0; k < 2; k++) {
+        struct trace_set set;
+        struct trace_analysis an;
+        char err[256];
+        trace_set_init(&set);
+        ck_assert_int_eq(
+            trace_set_read_text(&set, "x.trace", texts[k], strlen(texts[k]), err, sizeof(err)), 0);
+        trace_set_merge(&set);
+        ck_assert_int_eq(trace_analyze(&set, &an), 0);
+        if (k == 0) {
+            ck_assert_uint_eq(an.num_appends, 1);
+            ck_assert(an.appends[0].write_ev == TRACE_NONE);
+            ck_assert(an.appends[0].response_ev != TRACE_NONE);
+            ck_assert_int_eq(set.events[an.appends[0].response_ev].status, 507);
+        } else {
+            ck_assert_uint_eq(an.num_appends, 2);
+            ck_assert(an.appends[0].write_ev == TRACE_NONE);
+            ck_assert(an.appends[1].write_ev != TRACE_NONE);
+            ck_assert(an.appends[0].response_ev != TRACE_NONE);
+            ck_assert(an.appends[1].response_ev != TRACE_NONE);
+            ck_assert_int_eq(set.events[an.appends[0].response_ev].status, 500);
+            ck_assert_int_eq(set.events[an.appends[1].response_ev].status, 201);
+        }
+        trace_analysis_free(&an);
+        trace_set_free(&set);
+    }
+}
+END_TEST
+
 /* The hold and wait figures of the "no overlap" case, by hand. */
 START_TEST(test_stats)
 {
@@ -382,6 +458,15 @@ static const struct reader_case reader_cases[] = {
     {HDR(1, 0, "on") "5 response status=200\n", 1, NULL, "one event"},
     {HDR(1, 0, "on") "5 response status=200\n6 respo", 1, NULL, "a torn last line is skipped"},
     {HDR(1, 0, "on") "5 future_event x=\"y\" z=abc\n", 1, NULL, "an unknown event is skipped"},
+    {"# taskserver-trace x pid=1 worker=0 locking=on\n", 0, "no format version", "no version"},
+    {"# taskserver-trace 1 pid=5 worker=0 stray locking=on\n", 1, NULL, "a header word alone"},
+    {HDR(1, 0, "on") "5 response status\n6 response status=200\n", 0, "line 2",
+     "a key without a value"},
+    {HDR(1, 0, "on") "5 write offset=2 length=9 id=1 titulo=\"\\xZZ\"\n6 response status=200\n", 0,
+     "line 2", "a bad escape"},
+    {HDR(1, 0, "on") "5 write offset=2 length=9 id=1 titulo=\"a\"\n6 lock_wait lock=q\n", 0,
+     "line 3", "a bad line after a write (its strings are dropped)"},
+    {HDR(1, 0, "on") "5 write offset=2 length=9 id=1\n", 1, NULL, "a write without strings"},
 };
 
 START_TEST(test_reader)
@@ -434,19 +519,141 @@ START_TEST(test_reader_fields)
 }
 END_TEST
 
+/* Several files: workers ordered by slot, then pid; events by time, then worker, then line;
+ * a set that mixes locked and unlocked builds says so. */
+START_TEST(test_set_merge)
+{
+    static const char a[] = HDR(300, 1, "on") "10 response status=201\n10 response status=202\n";
+    static const char b[] = HDR(200, 1, "on") "10 response status=203\n5 response status=204\n";
+    static const char c[] = HDR(100, 0, "off") "10 response status=205\n";
+    struct trace_set set;
+    char err[256];
+    trace_set_init(&set);
+    ck_assert_int_eq(trace_set_read_text(&set, "a.trace", a, strlen(a), err, sizeof(err)), 0);
+    ck_assert_int_eq(set.locking, 1);
+    ck_assert_int_eq(trace_set_read_text(&set, "b.trace", b, strlen(b), err, sizeof(err)), 0);
+    ck_assert_int_eq(set.locking, 1);
+    ck_assert_int_eq(trace_set_read_text(&set, "c.trace", c, strlen(c), err, sizeof(err)), 0);
+    ck_assert_int_eq(set.locking, -1);
+    trace_set_merge(&set);
+    ck_assert_uint_eq(set.num_workers, 3);
+    ck_assert_int_eq(set.workers[0].pid, 100);
+    ck_assert_int_eq(set.workers[1].pid, 200);
+    ck_assert_int_eq(set.workers[2].pid, 300);
+    static const int want[] = {204, 205, 203, 201, 202};
+    ck_assert_uint_eq(set.num_events, 5);
+    for (size_t i = 0; i < 5; i++)
+        ck_assert_msg(set.events[i].status == want[i], "event %zu: status %d, expected %d", i,
+                      set.events[i].status, want[i]);
+    ck_assert_str_eq(set.workers[set.events[0].worker].path, "b.trace");
+    trace_set_free(&set);
+
+    /* A file that cannot be read, a directory with a file that is not a trace. */
+    trace_set_init(&set);
+    ck_assert_int_eq(trace_set_read_file(&set, "/nonexistent/x.trace", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "open /nonexistent/x.trace: No such file or directory");
+    ck_assert_int_eq(trace_set_read_dir(&set, "/nonexistent", err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "open directory /nonexistent: No such file or directory");
+    ck_assert_uint_eq(set.num_workers, 0);
+    trace_set_free(&set);
+}
+END_TEST
+
+static const struct {
+    int64_t ns;
+    const char *text;
+} format_cases[] = {
+    {0, "0 ns"},           {999, "999 ns"},        {1500, "1.50 us"},        {15000, "15.0 us"},
+    {150000, "150 us"},    {1500000, "1.50 ms"},   {-2500, "-2.50 us"},      {15000000, "15.0 ms"},
+    {150000000, "150 ms"}, {2500000000, "2.50 s"}, {-3000000000, "-3.00 s"},
+};
+
+START_TEST(test_format_ns)
+{
+    char buf[32];
+    ck_assert_str_eq(trace_format_ns(format_cases[_i].ns, buf, sizeof(buf)), format_cases[_i].text);
+}
+END_TEST
+
+/* The picture of 40 appends a second apart (an unlocked build, its trace capped): titles
+ * escaped for XML (& < > " as entities, control bytes and broken UTF-8 as '?', whole UTF-8
+ * kept, a long one cut with an ellipsis), every idle second cut out and marked, the capped
+ * trace said; the HTML page says there are no locks to overlap. */
+START_TEST(test_svg_escaping_and_breaks)
+{
+    static char text[64 * 1024];
+    size_t len = (size_t)snprintf(text, sizeof(text), "%s", HDR(5, 0, "off"));
+    long long t = 1000;
+    for (int i = 0; i < 40; i++) {
+        t += 1000000000LL;
+        len += (size_t)snprintf(
+            text + len, sizeof(text) - len,
+            "%lld tail_read offset=%d id=%d\n"
+            "%lld write offset=%d length=90 id=%d titulo=\"a&b<c>\\\"d\\\""
+            "\\x01\\xff\\xf0\\x9f\\x98\\x80\\xe2\\x80!%s\" cliente=\"c\"\n"
+            "%lld response status=201\n",
+            t, 100 + i * 90, i, t + 100, 100 + i * 90, i + 1,
+            i == 0 ? "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz" : "",
+            t + 200);
+    }
+    len += (size_t)snprintf(text + len, sizeof(text) - len, "# stopped: event cap reached\n");
+    struct trace_set set;
+    struct trace_analysis an;
+    char err[256];
+    trace_set_init(&set);
+    ck_assert_msg(trace_set_read_text(&set, "x.trace", text, len, err, sizeof(err)) == 0, "%s",
+                  err);
+    trace_set_merge(&set);
+    ck_assert_int_eq(trace_analyze(&set, &an), 0);
+    char *svg = NULL;
+    size_t svg_len = 0;
+    FILE *f = open_memstream(&svg, &svg_len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(timeline_svg_write(f, &set, &an), 0);
+    fclose(f);
+    size_t writes = 0, breaks = 0;
+    for (const char *p = svg; (p = strstr(p, "<g class=\"write\"")) != NULL; p++)
+        writes++;
+    for (const char *p = svg; (p = strstr(p, "class=\"break\"")) != NULL; p++)
+        breaks++;
+    ck_assert_uint_eq(writes, 40);
+    ck_assert_uint_eq(breaks, 39);
+    ck_assert_ptr_nonnull(strstr(svg, "a&amp;b&lt;c&gt;&quot;d&quot;??\xf0\x9f\x98\x80?"
+                                      "?!"));
+    ck_assert_ptr_nonnull(strstr(svg, "\xe2\x80\xa6")); /* the long title, cut */
+    ck_assert_ptr_null(strstr(svg, "<c>"));
+    ck_assert_ptr_null(memchr(svg, '\x01', svg_len));
+    ck_assert_ptr_null(memchr(svg, '\xff', svg_len));
+    ck_assert_ptr_nonnull(strstr(svg, ">trace capped</text>"));
+    free(svg);
+
+    char *html = NULL;
+    size_t html_len = 0;
+    f = open_memstream(&html, &html_len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(timeline_html_write(f, &set, &an), 0);
+    fclose(f);
+    ck_assert_msg(strstr(html, "overlapping holds: none (no locks in this build); 0 overlapping "
+                               "read-to-write sections.") != NULL,
+                  "%.300s", html);
+    free(html);
+    trace_analysis_free(&an);
+    trace_set_free(&set);
+}
+END_TEST
+
 /* ---- the writer, read back ---- */
 
-static char tmp_dir[64];
+static char tmp_dir[256];
 
 static void make_tmp(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/test_trace.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    test_tmp_dir(tmp_dir, sizeof(tmp_dir), "trace");
 }
 
 static void remove_tmp(void)
 {
-    char cmd[128];
+    char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -454,7 +661,7 @@ static void remove_tmp(void)
 START_TEST(test_writer_round_trip)
 {
     static struct task t; /* large: off the stack */
-    char err[256], path[128];
+    char err[256], path[400];
     make_tmp();
     memset(&t, 0, sizeof(t));
     /* 70 bytes: 62 ASCII, then "ñ" x4 from byte 62: the cut at 64 falls inside "ñ" #2. */
@@ -562,7 +769,7 @@ START_TEST(test_writer_errors)
 {
     char err[256];
     make_tmp();
-    char file[128], missing[128];
+    char file[400], missing[400];
     snprintf(file, sizeof(file), "%s/plain", tmp_dir);
     snprintf(missing, sizeof(missing), "%s/a/b", tmp_dir);
     int fd = open(file, O_CREAT | O_WRONLY, 0644);
@@ -592,8 +799,13 @@ static Suite *trace_suite(void)
     tcase_add_loop_test(tc, test_matcher, 0,
                         (int)(sizeof(matcher_cases) / sizeof(matcher_cases[0])));
     tcase_add_test(tc, test_stats);
+    tcase_add_test(tc, test_failed_appends_answered);
     tcase_add_loop_test(tc, test_reader, 0, (int)(sizeof(reader_cases) / sizeof(reader_cases[0])));
     tcase_add_test(tc, test_reader_fields);
+    tcase_add_test(tc, test_set_merge);
+    tcase_add_test(tc, test_svg_escaping_and_breaks);
+    tcase_add_loop_test(tc, test_format_ns, 0,
+                        (int)(sizeof(format_cases) / sizeof(format_cases[0])));
     tcase_add_test(tc, test_writer_round_trip);
     tcase_add_test(tc, test_writer_cap);
     tcase_add_test(tc, test_writer_errors);
@@ -604,7 +816,9 @@ static Suite *trace_suite(void)
 int main(void)
 {
     SRunner *sr = srunner_create(trace_suite());
+    test_tmp_begin("test_trace");
     srunner_run_all(sr, CK_NORMAL);
+    test_tmp_end();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
