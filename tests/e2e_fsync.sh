@@ -16,6 +16,9 @@
 #                tasks.json is written again
 #   eio_refused  after a failed sync, further appends are refused and /health says so,
 #                until a restart (a failed fdatasync is final: task_store_sync.c)
+#   repair_eio   taskctl repair of a file in another layout whose rewrite's fdatasync fails:
+#                the original bytes are put back exactly (size included) and the copy
+#                saved beside it is removed (found by tools/mutate)
 #
 # Environment (set by meson test): TASKSERVER, TASKCTL, SHIM_FSYNC (the shim's path),
 # LOCKING. Exit 0 pass, 1 fail, 77 skip.
@@ -197,13 +200,37 @@ with open(sys.argv[1], "r+b") as f:
         dir-copies "$d/shim.log" "$f" orig torn
 }
 
+case_repair_eio() {
+    local d="$E2E_DIR/repair" f pre asan out rc
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    # Records without ids, as json.dump writes them: the canonical layout is longer, so the
+    # rewrite grows the file before its fdatasync fails.
+    printf '[{"titulo": "a"}, {"titulo": "b"}, {"titulo": "c"}]' >"$d/original"
+    cp "$d/original" "$f"
+    pre=$SHIM_FSYNC
+    asan=$(ldd "$TASKCTL" 2>/dev/null | awk '/libasan\.so/ {print $3; exit}')
+    [ -n "$asan" ] && pre="$asan $pre"
+    touch "$d/fail"
+    out=$(env LD_PRELOAD="$pre" SHIM_FSYNC_LOG="$d/shim.log" SHIM_FSYNC_FAIL_NEXT="$d/fail" \
+        "$TASKCTL" -f "$f" repair 2>&1)
+    rc=$?
+    check_eq "the sync of the rewrite was made to fail" no "$([ -e "$d/fail" ] && echo yes || echo no)"
+    check_eq "taskctl repair whose rewrite cannot be synced: exit status" 3 "$rc"
+    check_match "... it says the original was put back" 'rewrite failed, original bytes put back' \
+        "$out"
+    check_cmd "the original bytes put back, size included" cmp "$d/original" "$f"
+    check_eq "no copy of the original left beside it" "" \
+        "$(cd "$d" && find . -name 'tasks.json.*' | tr '\n' ' ')"
+}
+
 case "$CASE" in
-order | eio | eio_refused | dir_create | dir_copies)
+order | eio | eio_refused | dir_create | dir_copies | repair_eio)
     note "== fsync: $CASE (LOCKING=$LOCKING)"
     "case_$CASE"
     ;;
 *)
-    echo "usage: $0 order|eio|eio_refused|dir_create|dir_copies" >&2
+    echo "usage: $0 order|eio|eio_refused|dir_create|dir_copies|repair_eio" >&2
     exit 2
     ;;
 esac
