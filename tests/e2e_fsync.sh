@@ -16,6 +16,9 @@
 #                tasks.json is written again
 #   eio_refused  after a failed sync, further appends are refused and /health says so,
 #                until a restart (a failed fdatasync is final: task_store_sync.c)
+#   eio_meanwhile  the failing sync takes 1.5 s (the shim sleeps): POSTs sent meanwhile to
+#                other workers, whose own syncs succeed after it failed, are not acknowledged
+#                either (found by tools/mutate)
 #   repair_eio   taskctl repair of a file in another layout whose rewrite's fdatasync fails:
 #                the original bytes are put back exactly (size included) and the copy
 #                saved beside it is removed (found by tools/mutate)
@@ -200,6 +203,38 @@ with open(sys.argv[1], "r+b") as f:
         dir-copies "$d/shim.log" "$f" orig torn
 }
 
+case_eio_meanwhile() {
+    local d="$E2E_DIR/meanwhile" i code pids=() bad=0
+    mkdir -p "$d"
+    shimmed "$d/shim.log" SHIM_FSYNC_FAIL_NEXT="$d/fail" SHIM_FSYNC_FAIL_DELAY_MS=1500
+    TASKSERVER=$SHIMMED start_server "$d/tasks.json" --workers 4 --fsync --quiet || return
+    BASE="http://127.0.0.1:$PORT"
+    check_eq "POST before the failing sync" 201 "$(post "$BASE" mw 1)"
+    : >"$d/fail"
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+        --data-binary '{"titulo":"sync mw 2","cliente":"mw","seq":2}' "$BASE/tareas" \
+        >"$d/first.code" &
+    pids+=($!)
+    # The trigger is removed when the failing sync starts (and sleeps): then the others.
+    wait_until 10 test ! -e "$d/fail" || fail "the failing sync did not start within 10 s"
+    for i in 3 4 5 6; do
+        post "$BASE" mw "$i" >"$d/code.$i" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do
+        wait_exit "$i" 20 || fail "a POST did not end within 20 s"
+    done
+    check_eq "the POST whose sync fails: status" 500 "$(cat "$d/first.code")"
+    for i in 3 4 5 6; do
+        code=$(cat "$d/code.$i")
+        [ "$code" = 201 ] && bad=$((bad + 1))
+        note "POST $i sent during the failing sync: $code"
+    done
+    check_eq "POSTs sent while a sync was failing: none acknowledged" 0 "$bad"
+    stop_server TERM 15
+    check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
+}
+
 case_repair_eio() {
     local d="$E2E_DIR/repair" f pre asan out rc
     mkdir -p "$d"
@@ -225,12 +260,12 @@ case_repair_eio() {
 }
 
 case "$CASE" in
-order | eio | eio_refused | dir_create | dir_copies | repair_eio)
+order | eio | eio_refused | eio_meanwhile | dir_create | dir_copies | repair_eio)
     note "== fsync: $CASE (LOCKING=$LOCKING)"
     "case_$CASE"
     ;;
 *)
-    echo "usage: $0 order|eio|eio_refused|dir_create|dir_copies|repair_eio" >&2
+    echo "usage: $0 order|eio|eio_refused|eio_meanwhile|dir_create|dir_copies|repair_eio" >&2
     exit 2
     ;;
 esac
