@@ -12,6 +12,9 @@
 #   linger_bytes    after a 413 the client keeps sending: the server reads and drops at most
 #                   4 MiB (CONN_LINGER_BYTES) before it ends the connection, well before the
 #                   2 s linger deadline would
+#   linger_deadline after a 400 the client neither sends nor closes: the server lets the
+#                   socket go at the 2 s linger deadline (CONN_LINGER_MS), not at the 30 s
+#                   send timeout (timed on the server's descriptors, /proc/PID/fd)
 #
 # Environment (set by meson test): TASKSERVER, RAW_HTTP, LOCKING. Exit 0 pass, 1 fail, 77 skip.
 
@@ -68,6 +71,50 @@ case_body_timeout() {
 ]" "$(cat "$d/tasks.json")"
 }
 
+# conns_at_most N: the server's workers hold at most N sockets (for wait_until).
+# shellcheck disable=SC2317 # called through wait_until
+conns_at_most() {
+    [ "$(server_conns)" -le "$1" ]
+}
+
+case_linger_deadline() {
+    local d="$E2E_DIR/lingerd" conns0 holder t0 ms
+    mkdir -p "$d"
+    start_server "$d/tasks.json" --workers 1 --quiet || return
+    conns0=$(server_conns)
+    # Reads the 400 and the server's FIN, then holds its end open for 15 s, silent.
+    python3 - "$PORT" >"$d/client.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /health HTTP/1.1\r\nHost: a b\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print("answered", data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/1.1 ") else "none",
+      flush=True)
+time.sleep(15)
+PY
+    holder=$!
+    track_pid "$holder"
+    wait_until 10 grep -q '^answered' "$d/client.out" ||
+        fail "the client got no answer and FIN within 10 s: $(cat "$d/client.out")"
+    t0=$(now_ms)
+    check_eq "a request with a bad Host: 400, then FIN" "answered 400" "$(cat "$d/client.out")"
+    wait_until 12 conns_at_most "$conns0" ||
+        fail "the server still holds the lingering socket 12 s after its answer"
+    ms=$(($(now_ms) - t0))
+    note "the lingering socket was let go $ms ms after the answer"
+    check_eq "... the socket let go at the linger deadline (under 6 s), not the 30 s send timeout" \
+        yes "$([ "$ms" -le 6000 ] && echo yes || echo "no ($ms ms)")"
+    kill -TERM "$holder" 2>/dev/null
+    wait "$holder" 2>/dev/null
+    stop_server TERM 15
+    check_eq "SIGTERM: exit status" 0 "$SERVER_STATUS"
+}
+
 case_linger_bytes() {
     local d="$E2E_DIR/linger" out
     mkdir -p "$d"
@@ -114,8 +161,9 @@ case "$CASE" in
 grace_kill) case_grace_kill ;;
 body_timeout) case_body_timeout ;;
 linger_bytes) case_linger_bytes ;;
+linger_deadline) case_linger_deadline ;;
 *)
-    echo "usage: $0 grace_kill|body_timeout|linger_bytes" >&2
+    echo "usage: $0 grace_kill|body_timeout|linger_bytes|linger_deadline" >&2
     exit 2
     ;;
 esac
