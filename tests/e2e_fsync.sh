@@ -19,6 +19,9 @@
 #   eio_meanwhile  the failing sync takes 1.5 s (the shim sleeps): POSTs sent meanwhile get
 #                500, with 4 workers (others whose own syncs succeed after it failed) and
 #                with 1 (the POSTs wait and are answered in batches) (found by tools/mutate)
+#   torn_grew    taskctl repair cutting a torn tail while another program appends a line
+#                (the shim writes it when the cut bytes' copy is synced): the cut is given
+#                up, the line stays, no copy is left (found by tools/mutate)
 #   repair_eio   taskctl repair of a file in another layout whose rewrite's fdatasync fails:
 #                the original bytes are put back exactly (size included) and the copy
 #                saved beside it is removed (found by tools/mutate)
@@ -242,6 +245,24 @@ eio_meanwhile() {
     check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
 }
 
+case_torn_grew() {
+    local d="$E2E_DIR/grew" f pre asan out
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    printf '[\n{"id":1,"titulo":"a"},\n{"id":2,"tit' >"$f"
+    pre=$SHIM_FSYNC
+    asan=$(ldd "$TASKCTL" 2>/dev/null | awk '/libasan\.so/ {print $3; exit}')
+    [ -n "$asan" ] && pre="$asan $pre"
+    out=$(env LD_PRELOAD="$pre" SHIM_FSYNC_LOG="$d/shim.log" SHIM_FSYNC_GROW="$f" \
+        "$TASKCTL" -f "$f" repair 2>&1)
+    note "taskctl repair: $out"
+    check_match "the other program's line was written during the cut" '"added"' "$(cat "$d/shim.log" "$f")"
+    check_eq "its line is still in the file (the cut was given up)" yes \
+        "$(tail -n 1 "$f" | grep -q '^{"added":"by another program"}$' && echo yes || echo "no: $(tail -c 80 "$f")")"
+    check_eq "no copy of cut bytes left beside it" "" \
+        "$(cd "$d" && find . -name 'tasks.json.torn-*' | tr '\n' ' ')"
+}
+
 case_repair_eio() {
     local d="$E2E_DIR/repair" f pre asan out rc
     mkdir -p "$d"
@@ -267,12 +288,12 @@ case_repair_eio() {
 }
 
 case "$CASE" in
-order | eio | eio_refused | eio_meanwhile | dir_create | dir_copies | repair_eio)
+order | eio | eio_refused | eio_meanwhile | dir_create | dir_copies | repair_eio | torn_grew)
     note "== fsync: $CASE (LOCKING=$LOCKING)"
     "case_$CASE"
     ;;
 *)
-    echo "usage: $0 order|eio|eio_refused|eio_meanwhile|dir_create|dir_copies|repair_eio" >&2
+    echo "usage: $0 order|eio|eio_refused|eio_meanwhile|dir_create|dir_copies|repair_eio|torn_grew" >&2
     exit 2
     ;;
 esac
