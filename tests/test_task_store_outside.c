@@ -367,7 +367,9 @@ END_TEST
  * the file by itself is another program landing in that very gap, every time.
  * Found by tools/mutate: the race-window tests above never isolate one check. */
 
-enum spoil_how { SPOIL_PAST, SPOIL_OURS, SPOIL_HOLE_AND_PAST };
+enum spoil_how { SPOIL_PAST, SPOIL_OURS, SPOIL_HOLE_AND_PAST, SPOIL_HOLE_STILL_WRITING };
+
+static pid_t spoil_child = -1;
 
 static void spoil_after_write(void *arg, const struct task_store_event *ev)
 {
@@ -387,14 +389,37 @@ static void spoil_after_write(void *arg, const struct task_store_event *ev)
         ck_assert_int_lt(ev->offset, (off_t)sizeof(zeros));
         ck_assert_int_eq(pwrite(fd, zeros, (size_t)ev->offset, 0), ev->offset);
         ck_assert_int_eq(pwrite(fd, "[\n]\n", 4, 0), 4);
-        ck_assert_int_eq(pwrite(fd, "more", 4, end), 4);
+        if (how == SPOIL_HOLE_AND_PAST) {
+            ck_assert_int_eq(pwrite(fd, "more", 4, end), 4);
+        } else {
+            /* ... and is still at it: its next bytes come 100 ms later. Its mtime is
+             * pushed 600 ms ahead so that the store's wait for a quiet file (50 ms
+             * after the last change, store_settle) surely spans them. */
+            struct timespec t[2];
+            ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &t[0]), 0);
+            t[0].tv_nsec += 600000000L;
+            if (t[0].tv_nsec >= 1000000000L) {
+                t[0].tv_sec++;
+                t[0].tv_nsec -= 1000000000L;
+            }
+            t[1] = t[0];
+            ck_assert_int_eq(futimens(fd, t), 0);
+            spoil_child = fork();
+            ck_assert_int_ge(spoil_child, 0);
+            if (spoil_child == 0) {
+                struct timespec ts = {0, 100000000L};
+                nanosleep(&ts, NULL);
+                _exit(pwrite(fd, "more", 4, end) == 4 ? 0 : 1);
+            }
+        }
     }
     close(fd);
 }
 
 START_TEST(test_spoiled_after_write)
 {
-    static const enum spoil_how hows[] = {SPOIL_PAST, SPOIL_OURS, SPOIL_HOLE_AND_PAST};
+    static const enum spoil_how hows[] = {SPOIL_PAST, SPOIL_OURS, SPOIL_HOLE_AND_PAST,
+                                          SPOIL_HOLE_STILL_WRITING};
     enum spoil_how how = hows[_i];
     write_file(tmp_file, "[\n]\n", 4);
     struct task_store *s = open_store(&quiet_opts);
@@ -406,6 +431,18 @@ START_TEST(test_spoiled_after_write)
     s = open_store(&opts);
     append_fails(s, ESTALE, "changed by another program");
     task_store_close(s);
+    if (how == SPOIL_HOLE_STILL_WRITING) {
+        int status;
+        ck_assert_int_eq(waitpid(spoil_child, &status, 0), spoil_child);
+        ck_assert_int_eq(status, 0);
+        /* Judged once the other program was done: our record stays, nothing is cut. */
+        size_t len;
+        char *now = read_file(tmp_file, &len);
+        ck_assert_msg(len > 8 && memcmp(now + len - 4, "more", 4) == 0 && now[len - 5] == '\n' &&
+                          now[len - 6] == ']',
+                      "our record was cut while the other program was still writing");
+        free(now);
+    }
     if (how == SPOIL_HOLE_AND_PAST) {
         /* The other program wrote past our record: nothing of the file is cut. */
         size_t len;
@@ -501,7 +538,7 @@ int main(void)
     tcase_add_test(tc, test_interleaved_writer_not_acknowledged);
     tcase_add_test(tc, test_interleaved_writer_still_writing);
     tcase_add_test(tc, test_path_moved_during_write);
-    tcase_add_loop_test(tc, test_spoiled_after_write, 0, 3);
+    tcase_add_loop_test(tc, test_spoiled_after_write, 0, 4);
     tcase_add_test(tc, test_adopted_body_checked);
     tcase_add_test(tc, test_adopted_file_locked);
     suite_add_tcase(su, tc);
