@@ -471,6 +471,13 @@ LIST
     start_fake ok --list "$TMP/ok.json"
     ce c --url "$URL" --id w --tasks 2 --verify --json
     expect "exit code of --verify on a clean list" "$RC" 0
+    # The same list cut short before its closing bracket: every record there, and still not
+    # a whole list (found by tools/mutate: verify-ok-ignores-close).
+    head -n 3 "$TMP/ok.json" >"$TMP/cut.json"
+    kill -TERM "${PIDS[-1]}"
+    start_fake ok --list "$TMP/cut.json"
+    ce k --url "$URL" --id w --tasks 2 --verify --json
+    expect "exit code of --verify on a list without its closing bracket" "$RC" 1
     ;;
 load_8x500)
     # LOCKING=1: all exit 0 and the file verifies with 4000 tasks. LOCKING=0: a race

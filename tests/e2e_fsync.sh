@@ -16,6 +16,15 @@
 #                tasks.json is written again
 #   eio_refused  after a failed sync, further appends are refused and /health says so,
 #                until a restart (a failed fdatasync is final: task_store_sync.c)
+#   eio_meanwhile  the failing sync takes 1.5 s (the shim sleeps): POSTs sent meanwhile get
+#                500, with 4 workers (others whose own syncs succeed after it failed) and
+#                with 1 (the POSTs wait and are answered in batches) (found by tools/mutate)
+#   torn_grew    taskctl repair cutting a torn tail while another program appends a line
+#                (the shim writes it when the cut bytes' copy is synced): the cut is given
+#                up, the line stays, no copy is left (found by tools/mutate)
+#   repair_eio   taskctl repair of a file in another layout whose rewrite's fdatasync fails:
+#                the original bytes are put back exactly (size included) and the copy
+#                saved beside it is removed (found by tools/mutate)
 #
 # Environment (set by meson test): TASKSERVER, TASKCTL, SHIM_FSYNC (the shim's path),
 # LOCKING. Exit 0 pass, 1 fail, 77 skip.
@@ -197,13 +206,94 @@ with open(sys.argv[1], "r+b") as f:
         dir-copies "$d/shim.log" "$f" orig torn
 }
 
+case_eio_meanwhile() {
+    eio_meanwhile 4 # the others on other workers: their own syncs succeed, after the failure
+    eio_meanwhile 1 # all on the one worker, answered in batches after it: the batch's error
+}
+
+# eio_meanwhile WORKERS
+eio_meanwhile() {
+    local d="$E2E_DIR/meanwhile$1" i code pids=() bad=0
+    mkdir -p "$d"
+    note "-- $1 workers"
+    shimmed "$d/shim.log" SHIM_FSYNC_FAIL_NEXT="$d/fail" SHIM_FSYNC_FAIL_DELAY_MS=1500
+    TASKSERVER=$SHIMMED start_server "$d/tasks.json" --workers "$1" --fsync --quiet || return
+    BASE="http://127.0.0.1:$PORT"
+    check_eq "POST before the failing sync" 201 "$(post "$BASE" mw 1)"
+    : >"$d/fail"
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+        --data-binary '{"titulo":"sync mw 2","cliente":"mw","seq":2}' "$BASE/tareas" \
+        >"$d/first.code" &
+    pids+=($!)
+    # The trigger is removed when the failing sync starts (and sleeps): then the others.
+    wait_until 10 test ! -e "$d/fail" || fail "the failing sync did not start within 10 s"
+    for i in 3 4 5 6; do
+        post "$BASE" mw "$i" >"$d/code.$i" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do
+        wait_exit "$i" 20 || fail "a POST did not end within 20 s"
+    done
+    check_eq "the POST whose sync fails: status" 500 "$(cat "$d/first.code")"
+    for i in 3 4 5 6; do
+        code=$(cat "$d/code.$i")
+        [ "$code" = 500 ] || bad=$((bad + 1))
+        note "POST $i sent during the failing sync: $code"
+    done
+    check_eq "POSTs sent while a sync was failing: each answered 500, none acknowledged" 0 "$bad"
+    stop_server TERM 15
+    check_eq "SIGTERM exit status" 0 "$SERVER_STATUS"
+}
+
+case_torn_grew() {
+    local d="$E2E_DIR/grew" f pre asan out
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    printf '[\n{"id":1,"titulo":"a"},\n{"id":2,"tit' >"$f"
+    pre=$SHIM_FSYNC
+    asan=$(ldd "$TASKCTL" 2>/dev/null | awk '/libasan\.so/ {print $3; exit}')
+    [ -n "$asan" ] && pre="$asan $pre"
+    out=$(env LD_PRELOAD="$pre" SHIM_FSYNC_LOG="$d/shim.log" SHIM_FSYNC_GROW="$f" \
+        "$TASKCTL" -f "$f" repair 2>&1)
+    note "taskctl repair: $out"
+    check_match "the other program's line was written during the cut" '"added"' "$(cat "$d/shim.log" "$f")"
+    check_eq "its line is still in the file (the cut was given up)" yes \
+        "$(tail -n 1 "$f" | grep -q '^{"added":"by another program"}$' && echo yes || echo "no: $(tail -c 80 "$f")")"
+    check_eq "no copy of cut bytes left beside it" "" \
+        "$(cd "$d" && find . -name 'tasks.json.torn-*' | tr '\n' ' ')"
+}
+
+case_repair_eio() {
+    local d="$E2E_DIR/repair" f pre asan out rc
+    mkdir -p "$d"
+    f="$d/tasks.json"
+    # Records without ids, as json.dump writes them: the canonical layout is longer, so the
+    # rewrite grows the file before its fdatasync fails.
+    printf '[{"titulo": "a"}, {"titulo": "b"}, {"titulo": "c"}]' >"$d/original"
+    cp "$d/original" "$f"
+    pre=$SHIM_FSYNC
+    asan=$(ldd "$TASKCTL" 2>/dev/null | awk '/libasan\.so/ {print $3; exit}')
+    [ -n "$asan" ] && pre="$asan $pre"
+    touch "$d/fail"
+    out=$(env LD_PRELOAD="$pre" SHIM_FSYNC_LOG="$d/shim.log" SHIM_FSYNC_FAIL_NEXT="$d/fail" \
+        "$TASKCTL" -f "$f" repair 2>&1)
+    rc=$?
+    check_eq "the sync of the rewrite was made to fail" no "$([ -e "$d/fail" ] && echo yes || echo no)"
+    check_eq "taskctl repair whose rewrite cannot be synced: exit status" 3 "$rc"
+    check_match "... it says the original was put back" 'rewrite failed, original bytes put back' \
+        "$out"
+    check_cmd "the original bytes put back, size included" cmp "$d/original" "$f"
+    check_eq "no copy of the original left beside it" "" \
+        "$(cd "$d" && find . -name 'tasks.json.*' | tr '\n' ' ')"
+}
+
 case "$CASE" in
-order | eio | eio_refused | dir_create | dir_copies)
+order | eio | eio_refused | eio_meanwhile | dir_create | dir_copies | repair_eio | torn_grew)
     note "== fsync: $CASE (LOCKING=$LOCKING)"
     "case_$CASE"
     ;;
 *)
-    echo "usage: $0 order|eio|eio_refused|dir_create|dir_copies" >&2
+    echo "usage: $0 order|eio|eio_refused|eio_meanwhile|dir_create|dir_copies|repair_eio|torn_grew" >&2
     exit 2
     ;;
 esac

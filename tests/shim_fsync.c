@@ -27,6 +27,10 @@
  * with EIO (logged with RESULT EIO), and TRIGGER is removed: one failure per trigger, in
  * whichever process gets to it first (unlink decides). A test creates TRIGGER right
  * before the request whose sync must fail, however many syncs the start-up made.
+ * SHIM_FSYNC_FAIL_DELAY_MS=N: that failing call first sleeps N ms (after removing TRIGGER),
+ * a sync still in progress while other processes go on.
+ * SHIM_FSYNC_GROW=FILE: the first fsync of a torn tail's saved copy (a path with ".torn-")
+ * first appends a line to FILE: another program writing while the cut is under way.
  *
  * For tests only (tests/meson.build builds it as a shared module; nothing installs it).
  * The shim's own writes go through syscall(2), never through the functions it wraps.
@@ -46,6 +50,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SHIM_DATA_MAX 400
@@ -57,6 +62,8 @@ struct shim_shared {
 static struct shim_shared *shim_shared;
 static int shim_log_fd = -1;
 static const char *shim_fail_next;
+static long shim_fail_delay_ms;
+static const char *shim_grow;
 static const char *shim_fail_suffix = "tasks.json";
 
 static int (*real_fdatasync)(int);
@@ -120,6 +127,13 @@ __attribute__((constructor)) static void shim_init(void)
     const char *next = getenv("SHIM_FSYNC_FAIL_NEXT");
     if (next != NULL && snprintf(fail_next, sizeof(fail_next), "%s", next) < (int)sizeof(fail_next))
         shim_fail_next = fail_next;
+    static char grow[4096];
+    const char *g = getenv("SHIM_FSYNC_GROW");
+    if (g != NULL && snprintf(grow, sizeof(grow), "%s", g) < (int)sizeof(grow))
+        shim_grow = grow;
+    const char *delay = getenv("SHIM_FSYNC_FAIL_DELAY_MS");
+    if (delay != NULL)
+        shim_fail_delay_ms = strtol(delay, NULL, 10);
     const char *suffix = getenv("SHIM_FSYNC_FAIL_SUFFIX");
     if (suffix != NULL && suffix[0] != '\0' &&
         snprintf(fail_suffix, sizeof(fail_suffix), "%s", suffix) < (int)sizeof(fail_suffix))
@@ -176,9 +190,23 @@ static int shim_sync(int (*real)(int), const char *event, int fd)
     snprintf(call, sizeof(call), "%s-call", event);
     shim_log(call, "-", path, NULL, 0);
     size_t plen = strlen(path), slen = strlen(shim_fail_suffix);
+    if (shim_grow != NULL && strstr(path, ".torn-") != NULL) {
+        int gfd = (int)syscall(SYS_openat, AT_FDCWD, shim_grow, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (gfd >= 0) {
+            static const char line[] = "\n{\"added\":\"by another program\"}\n";
+            syscall(SYS_write, gfd, line, sizeof(line) - 1);
+            syscall(SYS_close, gfd);
+        }
+        shim_grow = NULL;
+    }
     if (shim_fail_next != NULL && plen >= slen &&
         strcmp(path + plen - slen, shim_fail_suffix) == 0 &&
         syscall(SYS_unlinkat, AT_FDCWD, shim_fail_next, 0) == 0) {
+        if (shim_fail_delay_ms > 0) {
+            struct timespec ts = {shim_fail_delay_ms / 1000, shim_fail_delay_ms % 1000 * 1000000};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+            }
+        }
         shim_log(event, "EIO", path, NULL, 0);
         errno = EIO;
         return -1;

@@ -261,6 +261,9 @@ static const struct head_case head_cases[] = {
      IN(GET11("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n")), .status = 400},
     {"chunked with content-length after",
      IN(GET11("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n")), .status = 400},
+    /* Found by tools/mutate: a zero length is no excuse (request smuggling). */
+    {"content-length 0 with chunked",
+     IN(GET11("Content-Length: 0\r\nTransfer-Encoding: chunked\r\n")), .status = 400},
     {"content-length with gzip", IN(GET11("Content-Length: 5\r\nTransfer-Encoding: gzip\r\n")),
      .status = 400},
     {"empty transfer-encoding", IN(GET11("Transfer-Encoding:\r\n")), .status = 400},

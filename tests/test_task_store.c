@@ -467,10 +467,18 @@ static const struct {
      "indented, no final newline: rewritten, not cut"},
     {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\nextra\nlines\nhere\n", 0, -1,
      EBADMSG, "tasks.json: byte 49: data after the closing", 0, 0, 0, "lines after the array"},
-/* Two writers without the lock wrote at the same offset and the shorter
- * record landed last: the end of the longer one trails the array. Only the
- * unlocked build's own writers do that, so only it cuts such a tail; the
- * locked build sees bytes it never writes there (invariant I6). */
+    /* Found by tools/mutate: a torn record is one partial line; a line added
+     * after it (a newline in the remains) is damage, never cut. */
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"ti\nhand\n", 0, -1, EBADMSG, "tasks.json: byte ",
+     0, 0, 0, "a line added after a torn record"},
+    /* A last record in another layout before "\n]\n" is not torn: rewritten. */
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\": 2, \"titulo\": \"b\"}\n]\n", 0, 0, 0,
+     "[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":2,\"titulo\":\"b\"}\n]\n", 0, 1, 0,
+     "last record spaced, one per line"},
+    /* Two writers without the lock wrote at the same offset and the shorter
+     * record landed last: the end of the longer one trails the array. Only the
+     * unlocked build's own writers do that, so only it cuts such a tail; the
+     * locked build sees bytes it never writes there (invariant I6). */
 #if TASKSERVER_LOCKING
     {"[\n{\"id\":1,\"titulo\":\"a\"}\n]\n\n", 0, 0, 0, "[\n{\"id\":1,\"titulo\":\"a\"}\n]\n", 0, 1,
      0, "a blank line after the array: valid JSON, rewritten"},
@@ -705,6 +713,47 @@ START_TEST(test_damaged_long_tail)
     ck_assert(now_len == len && memcmp(now, buf, len) == 0);
     free(now);
     free(buf);
+}
+END_TEST
+
+/* The longest remains a torn append can leave (a record of TASK_JSON_RECORD_MAX
+ * bytes and its framing, STORE_JUNK_MAX = TASK_JSON_RECORD_MAX + 16) are cut;
+ * one byte more is damage. Found by tools/mutate: no test sent a partial
+ * record near the bound. */
+START_TEST(test_torn_tail_length_bound)
+{
+    for (size_t extra = 0; extra <= 1; extra++) {
+        size_t junk = TASK_JSON_RECORD_MAX + 16 + extra, cap = 200000;
+        char *buf = malloc(cap);
+        size_t len = canonical_file(3, buf, cap);
+        len -= 3; /* "\n]\n" */
+        size_t kept = len;
+        memcpy(buf + len, ",\n{", 3);
+        memset(buf + len + 3, 'x', junk - 3);
+        len += junk;
+        write_file(tmp_file, buf, len);
+        char err[512] = "";
+        struct task_store_report rep;
+        int rc = task_store_check(tmp_file, TASK_STORE_REPAIR, &rep, err, sizeof(err));
+        size_t now_len;
+        char *now = read_file(tmp_file, &now_len);
+        if (extra == 0) {
+            ck_assert_msg(rc == 0, "%zu bytes of remains: not cut (%s)", junk, err);
+            ck_assert_int_eq(rep.torn_cut, 1);
+            ck_assert_uint_eq(rep.torn_bytes, junk);
+            ck_assert(now_len == kept + 3 && memcmp(now, buf, kept) == 0 &&
+                      memcmp(now + kept, "\n]\n", 3) == 0);
+        } else {
+            ck_assert_msg(rc == -1 && errno == EBADMSG, "%zu bytes of remains: cut as torn", junk);
+            ck_assert(now_len == len && memcmp(now, buf, len) == 0);
+            ck_assert_int_eq(count_files("tasks.json.", NULL, 0), 0);
+        }
+        free(now);
+        free(buf);
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "rm -f %s/tasks.json.torn-*", tmp_dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
 }
 END_TEST
 
@@ -1606,6 +1655,7 @@ int main(int argc, char **argv)
     if (TASKSERVER_LOCKING) /* no locks: nothing to tell a read lock from a write lock */
         tcase_add_test(tc, test_check_canonical_read_lock_only);
     tcase_add_test(tc, test_damaged_long_tail);
+    tcase_add_test(tc, test_torn_tail_length_bound);
     tcase_add_loop_test(tc, test_last_line_at_block_edge, 0,
                         (int)(sizeof(edge_cases) / sizeof(edge_cases[0])));
     tcase_add_test(tc, test_directory_and_permission);

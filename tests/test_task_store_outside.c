@@ -361,6 +361,166 @@ START_TEST(test_path_moved_during_write)
 }
 END_TEST
 
+/* ---- other programs' bytes exactly between our write and its checks ----
+ *
+ * The store tells its observer of each record right after the pwrite() and
+ * before the checks of I7 (store_commit_locked), so an observer that writes to
+ * the file by itself is another program landing in that very gap, every time.
+ * Found by tools/mutate: the race-window tests above never isolate one check. */
+
+enum spoil_how { SPOIL_PAST, SPOIL_OURS, SPOIL_HOLE_AND_PAST, SPOIL_HOLE_STILL_WRITING };
+
+static pid_t spoil_child = -1;
+
+static void spoil_after_write(void *arg, const struct task_store_event *ev)
+{
+    if (ev->kind != TASK_STORE_EV_WRITE)
+        return;
+    enum spoil_how how = *(enum spoil_how *)arg;
+    int fd = open(tmp_file, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    off_t end = ev->offset + (off_t)ev->length;
+    if (how == SPOIL_PAST) { /* another program's bytes right after ours */
+        ck_assert_int_eq(pwrite(fd, "{\"x\":1}\n", 8, end), 8);
+    } else if (how == SPOIL_OURS) { /* one byte of our record, same size */
+        ck_assert_int_eq(pwrite(fd, "#", 1, ev->offset + 4), 1);
+    } else { /* cp of a shorter list that began before our write and goes on past it */
+        char zeros[256];
+        memset(zeros, 0, sizeof(zeros));
+        ck_assert_int_lt(ev->offset, (off_t)sizeof(zeros));
+        ck_assert_int_eq(pwrite(fd, zeros, (size_t)ev->offset, 0), ev->offset);
+        ck_assert_int_eq(pwrite(fd, "[\n]\n", 4, 0), 4);
+        if (how == SPOIL_HOLE_AND_PAST) {
+            ck_assert_int_eq(pwrite(fd, "more", 4, end), 4);
+        } else {
+            /* ... and is still at it: its next bytes come 100 ms later. Its mtime is
+             * pushed 600 ms ahead so that the store's wait for a quiet file (50 ms
+             * after the last change, store_settle) surely spans them. */
+            struct timespec t[2];
+            ck_assert_int_eq(clock_gettime(CLOCK_REALTIME, &t[0]), 0);
+            t[0].tv_nsec += 600000000L;
+            if (t[0].tv_nsec >= 1000000000L) {
+                t[0].tv_sec++;
+                t[0].tv_nsec -= 1000000000L;
+            }
+            t[1] = t[0];
+            ck_assert_int_eq(futimens(fd, t), 0);
+            spoil_child = fork();
+            ck_assert_int_ge(spoil_child, 0);
+            if (spoil_child == 0) {
+                struct timespec ts = {0, 100000000L};
+                nanosleep(&ts, NULL);
+                _exit(pwrite(fd, "more", 4, end) == 4 ? 0 : 1);
+            }
+        }
+    }
+    close(fd);
+}
+
+START_TEST(test_spoiled_after_write)
+{
+    static const enum spoil_how hows[] = {SPOIL_PAST, SPOIL_OURS, SPOIL_HOLE_AND_PAST,
+                                          SPOIL_HOLE_STILL_WRITING};
+    enum spoil_how how = hows[_i];
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store *s = open_store(&quiet_opts);
+    append_one(s, "uno", "c", 1);
+    task_store_close(s);
+    struct task_store_options opts = quiet_opts;
+    opts.observe = spoil_after_write;
+    opts.observe_arg = &how;
+    s = open_store(&opts);
+    append_fails(s, ESTALE, "changed by another program");
+    task_store_close(s);
+    if (how == SPOIL_HOLE_STILL_WRITING) {
+        int status;
+        ck_assert_int_eq(waitpid(spoil_child, &status, 0), spoil_child);
+        ck_assert_int_eq(status, 0);
+        /* Judged once the other program was done: our record stays, nothing is cut. */
+        size_t len;
+        char *now = read_file(tmp_file, &len);
+        ck_assert_msg(len > 8 && memcmp(now + len - 4, "more", 4) == 0 && now[len - 5] == '\n' &&
+                          now[len - 6] == ']',
+                      "our record was cut while the other program was still writing");
+        free(now);
+    }
+    if (how == SPOIL_HOLE_AND_PAST) {
+        /* The other program wrote past our record: nothing of the file is cut. */
+        size_t len;
+        char *now = read_file(tmp_file, &len);
+        ck_assert_msg(len >= 4 && memcmp(now + len - 4, "more", 4) == 0,
+                      "the other program's bytes after ours were cut (%zu bytes left)", len);
+        free(now);
+    }
+}
+END_TEST
+
+/* ---- I4: a file that replaced ours is judged whole, under the lock ---- */
+
+/* A file renamed over ours with damage in its body (its tail is fine): the
+ * append refuses; trusting its tail would append behind the damage. */
+START_TEST(test_adopted_body_checked)
+{
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store *s = open_store(&quiet_opts);
+    append_one(s, "uno", "c", 1);
+    static const char damaged[] = "[\n{\"id\":1,\"titulo\":\"a\"x},\n{\"id\":2,\"titulo\":\"b\"},\n"
+                                  "{\"id\":3,\"titulo\":\"c\"}\n]\n";
+    write_file(other_file, damaged, strlen(damaged));
+    ck_assert_int_eq(rename(other_file, tmp_file), 0);
+    append_fails(s, EBADMSG, NULL);
+    size_t len;
+    char *now = read_file(tmp_file, &len);
+    ck_assert_msg(len == strlen(damaged) && memcmp(now, damaged, len) == 0,
+                  "the damaged file was written");
+    free(now);
+    task_store_close(s);
+}
+END_TEST
+
+/* The file that replaced ours is locked by another process: the append waits
+ * for that lock (and gives up at the timeout), never writes without it. */
+START_TEST(test_adopted_file_locked)
+{
+    if (!locking_build())
+        return;
+    char buf[4096];
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store_options opts = quiet_opts;
+    opts.lock_timeout_ms = 300;
+    struct task_store *s = open_store(&opts);
+    append_one(s, "uno", "c", 1);
+    size_t n = canonical_file(2, buf, sizeof(buf));
+    write_file(other_file, buf, n);
+    ck_assert_int_eq(rename(other_file, tmp_file), 0);
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(tmp_file, O_RDWR);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0 || write(ready[1], "x", 1) != 1)
+            _exit(1);
+        struct timespec ts = {3, 0};
+        nanosleep(&ts, NULL);
+        _exit(0);
+    }
+    char c;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    append_fails(s, ETIMEDOUT, NULL);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    size_t len;
+    char *now = read_file(tmp_file, &len);
+    ck_assert_msg(len == n && memcmp(now, buf, n) == 0, "the locked file was written");
+    free(now);
+    close(ready[0]);
+    close(ready[1]);
+    task_store_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("task_store_outside");
@@ -379,6 +539,9 @@ int main(void)
     tcase_add_test(tc, test_interleaved_writer_not_acknowledged);
     tcase_add_test(tc, test_interleaved_writer_still_writing);
     tcase_add_test(tc, test_path_moved_during_write);
+    tcase_add_loop_test(tc, test_spoiled_after_write, 0, 4);
+    tcase_add_test(tc, test_adopted_body_checked);
+    tcase_add_test(tc, test_adopted_file_locked);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     test_tmp_begin("test_task_store_outside");
