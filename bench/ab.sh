@@ -50,19 +50,7 @@ stop() {
 trap 'stop; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
-cat >"$TMP/post.lua" <<'LUA'
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
-local n = 0
-request = function()
-    n = n + 1
-    local body = string.format('{"titulo":"wrk-%d-%d","cliente":"bench"}', tid, n)
-    return wrk.format("POST", "/tareas", {["Content-Type"] = "application/json"}, body)
-end
-LUA
+POST_LUA="$(cd "$(dirname "$0")" && pwd)/post.lua" # a distinct titulo per request
 
 # start BUILD: a fresh server; sets PID and PORT.
 start() {
@@ -100,7 +88,7 @@ rate() {
 measure() {
     start "$1"
     local p g
-    p=$(rate "http://127.0.0.1:$PORT/tareas" -s "$TMP/post.lua") || exit 1
+    p=$(rate "http://127.0.0.1:$PORT/tareas" -s "$POST_LUA") || exit 1
     g=$(rate "http://127.0.0.1:$PORT/health") || exit 1
     stop
     echo "$p $g"

@@ -58,20 +58,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat >"$TMP/post.lua" <<'LUA'
--- POST /tareas, a distinct titulo per request: thread number and a per-thread count.
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
-local n = 0
-request = function()
-    n = n + 1
-    local body = string.format('{"titulo":"wrk-%d-%d","cliente":"bench"}', tid, n)
-    return wrk.format("POST", "/tareas", {["Content-Type"] = "application/json"}, body)
-end
-LUA
+POST_LUA="$(cd "$(dirname "$0")" && pwd)/post.lua" # a distinct titulo per request
 
 # Waits for "listening on 127.0.0.1:PORT" in $1; prints PORT.
 wait_port() {
@@ -167,8 +154,8 @@ for workers in 2 4; do
     start_nginx "$workers"
     ts_post=() ts_get=() ng_post=() ng_get=()
     for r in $(seq 1 "$REPEATS"); do
-        tp=$(run_wrk "taskserver POST" "http://127.0.0.1:$TS_PORT/tareas" -s "$TMP/post.lua") || exit 1
-        np=$(run_wrk "nginx POST" "http://127.0.0.1:$NG_PORT/tareas" -s "$TMP/post.lua") || exit 1
+        tp=$(run_wrk "taskserver POST" "http://127.0.0.1:$TS_PORT/tareas" -s "$POST_LUA") || exit 1
+        np=$(run_wrk "nginx POST" "http://127.0.0.1:$NG_PORT/tareas" -s "$POST_LUA") || exit 1
         ng=$(run_wrk "nginx GET" "http://127.0.0.1:$NG_PORT/health") || exit 1
         tg=$(run_wrk "taskserver GET" "http://127.0.0.1:$TS_PORT/health") || exit 1
         echo "$workers workers, round $r: POST /tareas taskserver $tp nginx $np req/s;" \

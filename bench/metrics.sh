@@ -60,20 +60,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat >"$TMP/post.lua" <<'LUA'
--- POST /tareas, a distinct titulo per request: thread number and a per-thread count.
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
-local n = 0
-request = function()
-    n = n + 1
-    local body = string.format('{"titulo":"wrk-%d-%d","cliente":"bench"}', tid, n)
-    return wrk.format("POST", "/tareas", {["Content-Type"] = "application/json"}, body)
-end
-LUA
+POST_LUA="$(cd "$(dirname "$0")" && pwd)/post.lua" # a distinct titulo per request
 
 # start NAME BUILD: a server in its own session (killed as a group); sets PORT_<NAME>.
 start() {
@@ -119,7 +106,7 @@ run() {
     local out="$TMP/wrk.out" port rate errs non2xx c0 c1 n
     port=$(eval echo "\$PORT_$1")
     c0=$(cpu_ns "$1")
-    timeout $((SECS + 30)) wrk -t 2 -c "$CONNS" -d "${SECS}s" -s "$TMP/post.lua" \
+    timeout $((SECS + 30)) wrk -t 2 -c "$CONNS" -d "${SECS}s" -s "$POST_LUA" \
         "http://127.0.0.1:$port/tareas" >"$out" 2>&1
     c1=$(cpu_ns "$1")
     n=$(awk '/requests in/ {print $1}' "$out")

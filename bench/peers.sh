@@ -253,20 +253,7 @@ nginx_workers() { pgrep -P "$1"; }
 
 # ---------------------------------------------------------------- clients
 
-cat >"$TMP/post.lua" <<'LUA'
--- POST /tareas, a distinct titulo per request: thread number and a per-thread count.
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
-local n = 0
-request = function()
-    n = n + 1
-    local body = string.format('{"titulo":"wrk-%d-%d","cliente":"bench"}', tid, n)
-    return wrk.format("POST", "/tareas", {["Content-Type"] = "application/json"}, body)
-end
-LUA
+POST_LUA="$(cd "$(dirname "$0")" && pwd)/post.lua" # a distinct titulo per request
 cat >"$TMP/getid.lua" <<'LUA'
 -- GET /tareas/ID, ids uniform in 1..BENCH_MAX_ID.
 local threads = 0
@@ -398,11 +385,11 @@ post_section() {
         ratios=()
         for r in $(seq 1 "$ROUNDS"); do
             if [ $((r % 2)) -eq 1 ]; then
-                a=$(rate_cpu "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
-                b=$(rate_cpu "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" "$ngw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                a=$(rate_cpu "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" "$tsw" -t 2 -c "$CONNS" -s "$POST_LUA") || exit 1
+                b=$(rate_cpu "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" "$ngw" -t 2 -c "$CONNS" -s "$POST_LUA") || exit 1
             else
-                b=$(rate_cpu "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" "$ngw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
-                a=$(rate_cpu "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                b=$(rate_cpu "nginx POST" "http://127.0.0.1:$NG_PORT_post/tareas" "$ngw" -t 2 -c "$CONNS" -s "$POST_LUA") || exit 1
+                a=$(rate_cpu "taskserver POST" "http://127.0.0.1:$TS_PORT_post/tareas" "$tsw" -t 2 -c "$CONNS" -s "$POST_LUA") || exit 1
             fi
             read -r tp tc <<<"$a"
             read -r np nc <<<"$b"
@@ -419,10 +406,10 @@ post_section() {
         # System calls per request of each server's workers (strace -c: not timed, it slows them).
         local ws
         mapfile -t ws < <(ts_workers post)
-        strace_count "$TMP/post.strace" "${ws[@]}" -- wrk_rate strace "http://127.0.0.1:$TS_PORT_post/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua" >/dev/null
+        strace_count "$TMP/post.strace" "${ws[@]}" -- wrk_rate strace "http://127.0.0.1:$TS_PORT_post/tareas" -t 2 -c "$CONNS" -s "$POST_LUA" >/dev/null
         echo "taskserver system calls per POST (strace -c, $(wrk_requests) requests): $(per_request "$TMP/post.strace" "$(wrk_requests)")"
         mapfile -t ws < <(nginx_workers "$NG_PID_post")
-        strace_count "$TMP/post.strace" "${ws[@]}" -- wrk_rate strace "http://127.0.0.1:$NG_PORT_post/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua" >/dev/null
+        strace_count "$TMP/post.strace" "${ws[@]}" -- wrk_rate strace "http://127.0.0.1:$NG_PORT_post/tareas" -t 2 -c "$CONNS" -s "$POST_LUA" >/dev/null
         echo "nginx system calls per POST (strace -c, $(wrk_requests) requests): $(per_request "$TMP/post.strace" "$(wrk_requests)")"
         stop "$TS_PID_post"
         stop "$NG_PID_post"
@@ -469,7 +456,7 @@ durable_section() {
         for r in $(seq 1 "$ROUNDS"); do
             n=$(awk -v r="$rr" -v s="$SECS" 'BEGIN {n = int(r * s); if (n < 2000) n = 2000; if (n > 2000000) n = 2000000; print n}')
             if [ $((r % 2)) -eq 1 ]; then
-                a=$(rate_cpu "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                a=$(rate_cpu "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" "$tsw" -t 2 -c "$CONNS" -s "$POST_LUA") || exit 1
                 c0=$(cpu_ns "$RD_PID")
                 rr=$(redis_rate "$n") || exit 1
                 rc=$(awk -v a="$c0" -v b="$(cpu_ns "$RD_PID")" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / n / 1000}')
@@ -477,7 +464,7 @@ durable_section() {
                 c0=$(cpu_ns "$RD_PID")
                 rr=$(redis_rate "$n") || exit 1
                 rc=$(awk -v a="$c0" -v b="$(cpu_ns "$RD_PID")" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / n / 1000}')
-                a=$(rate_cpu "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" "$tsw" -t 2 -c "$CONNS" -s "$TMP/post.lua") || exit 1
+                a=$(rate_cpu "taskserver --fsync POST" "http://127.0.0.1:$TS_PORT_durable/tareas" "$tsw" -t 2 -c "$CONNS" -s "$POST_LUA") || exit 1
             fi
             read -r tp tc <<<"$a"
             ratios+=("$(div "$tp" "$rr")")
@@ -498,7 +485,7 @@ durable_section() {
         if [ "$w" = 2 ]; then
             local ws
             read -r -a ws <<<"$tsw"
-            strace_count "$TMP/durable.strace" "${ws[@]}" -- wrk_rate "strace" "http://127.0.0.1:$TS_PORT_durable/tareas" -t 2 -c "$CONNS" -s "$TMP/post.lua" >/dev/null
+            strace_count "$TMP/durable.strace" "${ws[@]}" -- wrk_rate "strace" "http://127.0.0.1:$TS_PORT_durable/tareas" -t 2 -c "$CONNS" -s "$POST_LUA" >/dev/null
             echo "taskserver --fsync system calls per POST (strace -c, $(wrk_requests) requests, slowed by strace): $(per_request "$TMP/durable.strace" "$(wrk_requests)")"
             record "durable POST vs redis RPUSH (2 workers)" ">=" 1.0 "${ratios[@]}"
         else

@@ -46,20 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cat >"$TMP/post.lua" <<'LUA'
--- POST /tareas, a distinct titulo per request: thread number and a per-thread count.
-local threads = 0
-function setup(thread)
-    threads = threads + 1
-    thread:set("tid", threads)
-end
-local n = 0
-request = function()
-    n = n + 1
-    local body = string.format('{"titulo":"wrk-%d-%d","cliente":"bench"}', tid, n)
-    return wrk.format("POST", "/tareas", {["Content-Type"] = "application/json"}, body)
-end
-LUA
+POST_LUA="$(cd "$(dirname "$0")" && pwd)/post.lua" # a distinct titulo per request
 
 # cpu_ns PID...: CPU time so far of the processes, all their threads (/proc/PID/task/*/schedstat).
 cpu_ns() {
@@ -86,7 +73,7 @@ run() {
     local pids c0 c1
     read -r -a pids <<<"$SERVER_PID $(pgrep -P "$SERVER_PID" | tr '\n' ' ')"
     c0=$(cpu_ns "${pids[@]}")
-    wrk -t 2 -c "$CONNS" -d "${SECS}s" -s "$TMP/post.lua" "http://127.0.0.1:$port" >"$dir/wrk.out" 2>&1
+    wrk -t 2 -c "$CONNS" -d "${SECS}s" -s "$POST_LUA" "http://127.0.0.1:$port" >"$dir/wrk.out" 2>&1
     c1=$(cpu_ns "${pids[@]}")
     stop_server
     if grep -qE 'Socket errors|Non-2xx' "$dir/wrk.out"; then
