@@ -187,6 +187,10 @@ static const struct {
     {"[{\"titulo\": \"a\"}, {\"titulo\": \"b\", \"id\": 7}]", 3, 1, "json.dump, one line"},
     {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\":3,\"titulo\":\"b\"}\n]\n", 3, 1,
      "our layout with an id skipped: renumbered"},
+    /* Its tail looks complete ("\n]\n" after a record) but is not this store's: not a torn
+     * tail to cut (that would cut nothing, and append behind it), a layout to rewrite. */
+    {"[\n{\"id\":1,\"titulo\":\"a\"},\n{\"id\": 2, \"titulo\": \"b\"}\n]\n", 3, 1,
+     "our layout but the last record spaced (an editor's reformat)"},
 };
 
 START_TEST(test_rewrite_at_run_time)
