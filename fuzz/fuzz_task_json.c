@@ -69,6 +69,7 @@ static void fuzz_round_trip(const struct task *t, uint64_t h)
     meta.id = 1 + h % (uint64_t)TASK_SEQ_MAX;
     meta.creada = (int64_t)(h * 2862933555777941757ULL);
     meta.pid = (long)((h >> 17) & 0x7fffffff);
+    meta.host = (h & 1) ? "server-1" : NULL; /* with several servers, and with one */
 
     long n = task_json_encode_record(t, &meta, line, TASK_JSON_RECORD_MAX);
     check(n > 0 && n <= TASK_JSON_RECORD_MAX);

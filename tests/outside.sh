@@ -95,16 +95,32 @@ ow_body_id() {
 }
 
 # ow_via PID COMMAND...: runs COMMAND while every other worker of $SERVER_PID is stopped,
-# so that its new connections can only be accepted by PID.
+# so that its new connections can only be accepted by PID. A worker is never stopped while it
+# holds a lock on the file (an idle one checks the file about once a second, and rewrites a
+# file in another layout under the write lock): PID would wait for it and answer 503.
 ow_via() {
-    local pid=$1 w others="" rc
+    local pid=$1 w others="" rc try held
     shift
     for w in $(children_of "$SERVER_PID"); do
         [ "$w" != "$pid" ] && others="$others $w"
     done
-    for w in $others; do
-        kill -STOP "$w" 2>/dev/null
+    for try in $(seq 1 100); do
+        for w in $others; do
+            kill -STOP "$w" 2>/dev/null
+        done
+        held=""
+        for w in $others; do
+            # /proc/locks: "N: POSIX ADVISORY WRITE PID MAJ:MIN:INODE START END" for a holder.
+            awk -v p="$w" '$2 == "POSIX" && $5 == p { found = 1 } END { exit !found }' \
+                /proc/locks && held=$w
+        done
+        [ -z "$held" ] && break
+        for w in $others; do
+            kill -CONT "$w" 2>/dev/null
+        done
+        sleep 0.05
     done
+    [ -z "$held" ] || fail "ow_via: worker $held still held a lock after $try tries"
     "$@"
     rc=$?
     for w in $others; do
