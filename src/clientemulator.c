@@ -8,6 +8,7 @@
 #include "client_verify.h"
 #include "log.h"
 #include "task_json.h"
+#include "task_store.h"
 #include "version.h"
 
 #include <curl/curl.h>
@@ -43,9 +44,10 @@ struct client_options {
     unsigned concurrency;
     double wait_s;
     double timeout_s;
-    int verify;      /* send, then check */
-    int verify_only; /* check seq 1..N without sending */
-    int health;      /* one GET /health */
+    int verify;              /* send, then check */
+    int verify_only;         /* check seq 1..N without sending */
+    const char *verify_file; /* --verify-file: check in this file, not over GET /tareas */
+    int health;              /* one GET /health */
     int json;
     int quiet;
     const char *metrics; /* --metrics URL: the server's lock waits before and after */
@@ -65,7 +67,8 @@ static void client_usage(FILE *out)
         "                      [--verify] [--wait S] [--timeout S] [--json] [--quiet]\n"
         "                      [--metrics URL]\n"
         "                      [--barrier DIR --clients K [--barrier-timeout S]] [--servers N]\n"
-        "       clientemulator --verify-only --id NAME --tasks N [--url URL]\n"
+        "                      [--verify-file FILE]\n"
+        "       clientemulator --verify-only --id NAME --tasks N [--url URL | --verify-file FILE]\n"
         "       clientemulator --health [--url URL] [--servers N]\n"
         "       clientemulator --help | --version\n"
         "\n"
@@ -84,6 +87,11 @@ static void client_usage(FILE *out)
         "  --id NAME          client id (default: the host name; env CLIENT_ID)\n"
         "  --verify           then GET /tareas and check each acknowledged task is stored once\n"
         "  --verify-only      only the check, counting seq 1..N as acknowledged\n"
+        "  --verify-file FILE check in FILE itself (the server's tasks.json, on this machine or\n"
+        "                     a shared volume) instead of GET /tareas: read under the read lock,\n"
+        "                     as taskctl verify does, it counts every record that can be read,\n"
+        "                     also when the server refuses to serve a damaged list (implies\n"
+        "                     --verify)\n"
         "  --wait S           wait up to S seconds for GET /health to answer 200 (default 30)\n"
         "  --timeout S        per-request timeout in seconds (default 30)\n"
         "  --json             print the summary as one JSON object\n"
@@ -190,7 +198,8 @@ enum {
     OPT_BARRIER_TIMEOUT,
     OPT_INTERVAL,
     OPT_BURST,
-    OPT_SERVERS
+    OPT_SERVERS,
+    OPT_VERIFY_FILE
 };
 static const struct option client_longopts[] = {
     {"url", required_argument, NULL, 'u'},
@@ -199,6 +208,7 @@ static const struct option client_longopts[] = {
     {"id", required_argument, NULL, 'i'},
     {"verify", no_argument, NULL, 'v'},
     {"verify-only", no_argument, NULL, OPT_VERIFY_ONLY},
+    {"verify-file", required_argument, NULL, OPT_VERIFY_FILE},
     {"wait", required_argument, NULL, 'w'},
     {"timeout", required_argument, NULL, 't'},
     {"json", no_argument, NULL, 'j'},
@@ -268,6 +278,14 @@ static int client_flags(struct client_options *o, struct client_settings *set, i
             break;
         case OPT_VERIFY_ONLY:
             o->verify = o->verify_only = 1;
+            break;
+        case OPT_VERIFY_FILE:
+            if (!*optarg) {
+                log_error("--verify-file: needs a file name");
+                return -1;
+            }
+            o->verify = 1;
+            o->verify_file = optarg;
             break;
         case 'w':
             if (client_parse_real("--wait", optarg, 0, 86400, "seconds", &o->wait_s) < 0)
@@ -380,6 +398,10 @@ static int client_apply(struct client_options *o, const struct client_settings *
                       "--health)");
             return -1;
         }
+    }
+    if (o->verify_file && o->health) {
+        log_error("--verify-file %s: not with --health", o->verify_file);
+        return -1;
     }
     return 0;
 }
@@ -626,6 +648,7 @@ struct client_run {
     char health_url[CLIENT_HTTP_URL_MAX], tareas_url[CLIENT_HTTP_URL_MAX];
     char metrics_url[CLIENT_HTTP_URL_MAX]; /* "" without --metrics */
     char note[64];                         /* "server locking=...", for the verdict */
+    const char *verify_where;              /* what --verify reads: tareas_url or the file */
     long timeout_ms;
     struct client_stats st;
     int stats_ready;
@@ -702,8 +725,45 @@ static int client_send(struct client_run *r)
     return 0;
 }
 
-/* --verify: GET /tareas, every byte through the verifier. Returns the exit
- * code rc becomes; r->v stays NULL when the list could not be read whole. */
+/* --verify-file: the file itself, under the read lock (task_store.h): no
+ * append is half done in what is read, and every record that can be read is
+ * counted, also where the server would refuse the list (503, 500) because it
+ * is damaged: the clients' count of lost tasks is then exact, not a bound.
+ * Returns 0, or -1 after the error was printed. */
+static int client_check_file(const char *path, struct client_verify *v)
+{
+    char err[1024];
+    static char buf[1 << 16];
+    int fd = task_store_reader_open(path, err, sizeof(err));
+    if (fd < 0) {
+        log_error("verify: %s", err);
+        return -1;
+    }
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            log_error("verify: read %s: %s", path, strerror(errno));
+            rc = -1;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (client_verify_feed(v, buf, (size_t)n) < 0) {
+            log_error("verify %s: out of memory for the id bitmap", path);
+            rc = -1;
+            break;
+        }
+    }
+    task_store_reader_close(fd);
+    return rc;
+}
+
+/* --verify: GET /tareas (or --verify-file), every byte through the verifier.
+ * Returns the exit code rc becomes; r->v stays NULL when the list could not be
+ * read whole. */
 static int client_check(struct client_run *r, int rc)
 {
     char err[1024];
@@ -712,17 +772,21 @@ static int client_check(struct client_run *r, int rc)
     struct client_verify *v = client_verify_new(r->o.id, r->o.num_tasks, r->acked,
                                                 r->o.verify_only ? 0 : r->st.min_acked_id);
     if (!v) {
-        log_error("verify %s: out of memory for %llu tasks", r->tareas_url,
+        log_error("verify %s: out of memory for %llu tasks", r->verify_where,
                   (unsigned long long)r->o.num_tasks);
         return CLIENT_EXIT_FAILED;
     }
-    if (client_http_get(r->tareas_url, r->timeout_ms, client_verify_body, v, &status, &code, err,
-                        sizeof(err)) < 0) {
+    if (r->o.verify_file) {
+        if (client_check_file(r->o.verify_file, v) < 0) {
+            client_verify_free(v);
+            return CLIENT_EXIT_FAILED;
+        }
+    } else if (client_http_get(r->tareas_url, r->timeout_ms, client_verify_body, v, &status, &code,
+                               err, sizeof(err)) < 0) {
         log_error("verify: %s", err);
         client_verify_free(v);
         return code == CURLE_COULDNT_CONNECT ? CLIENT_EXIT_UNREACHABLE : CLIENT_EXIT_FAILED;
-    }
-    if (status != 200) {
+    } else if (status != 200) {
         log_error("verify: GET %s answered HTTP %ld", r->tareas_url, status);
         client_verify_free(v);
         return CLIENT_EXIT_FAILED;
@@ -755,9 +819,11 @@ static void client_report_json(const struct client_run *r, int rc)
     else
         printf("null");
     printf(",\"verify\":");
-    if (r->v)
+    if (r->v) {
         client_verify_print_json(r->v, stdout);
-    else
+        printf(",\"verified_in\":");
+        client_print_json_string(stdout, r->verify_where);
+    } else
         printf("null");
     if (r->metrics_url[0]) {
         printf(",\"server_lock_waits\":");
@@ -785,7 +851,7 @@ static void client_report_text(const struct client_run *r)
             client_print_overlap(stdout, &r->barrier, &r->overlap);
     }
     if (r->v)
-        client_verify_print_text(r->v, stdout, r->tareas_url, r->note);
+        client_verify_print_text(r->v, stdout, r->verify_where, r->note[0] ? r->note : NULL);
 }
 
 /* The summary (JSON or text), the failures on stderr, the barrier's result file. */
@@ -804,7 +870,7 @@ static void client_report(const struct client_run *r, int rc)
         const struct client_verify_result *res = client_verify_result(r->v);
         log_error("verify %s: %llu of this client's acknowledged tasks lost, %llu doubled, "
                   "%llu duplicate ids, %llu damaged lines",
-                  r->tareas_url, (unsigned long long)res->num_missing,
+                  r->verify_where, (unsigned long long)res->num_missing,
                   (unsigned long long)res->num_doubled, (unsigned long long)res->num_dup_ids,
                   (unsigned long long)res->num_damaged_lines);
     }
@@ -837,6 +903,7 @@ static int client_prepare(struct client_run *r)
         return -1;
     }
     r->call.b = &r->barrier;
+    r->verify_where = o->verify_file ? o->verify_file : r->tareas_url;
     r->timeout_ms = (long)ceil(o->timeout_s * 1000);
     return 0;
 }
@@ -876,7 +943,8 @@ static int client_main(struct client_run *r)
     struct client_options *o = &r->o;
     if (o->health)
         return client_health(o, r->health_url);
-    int rc = client_reach(r);
+    /* Checking a file after others did the sending needs no server at all. */
+    int rc = o->verify_only && o->verify_file ? 0 : client_reach(r);
     if (rc != 0)
         return rc;
     if (o->concurrency > o->num_tasks && o->num_tasks > 0)

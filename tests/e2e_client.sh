@@ -249,6 +249,7 @@ args)
 --barrier $TMP/b --wait 0|--barrier $TMP/b: needs --clients K
 --barrier $TMP/b --clients 0 --wait 0|--clients .0.: expected a whole number
 --barrier $TMP/b --clients 2 --verify-only --wait 0|--barrier: only for a client that sends
+--health --verify-file $TMP/x --wait 0|--verify-file $TMP/x: not with --health
 --metrics http://127.0.0.1:1/$long/metrics --wait 0|--metrics: bad url .*: too long
 EOF2
     TASKS=zz ce c --wait 0
@@ -418,6 +419,40 @@ progress)
         fail "a progress bar with stdout captured"
     grep -q 'sent 50, acknowledged (201) 50' "$TMP/tty_pipe.summary" ||
         fail "no summary in the captured stdout"
+    ;;
+verify_file)
+    # --verify-file: the check reads the server's file itself. A clean run passes and says
+    # where it looked.
+    start_server
+    ce c --url "$URL" --id f --tasks 40 --concurrency 8 --verify-file "$FILE" --json
+    expect "exit code of --verify-file after a clean run" "$RC" 0
+    expect "verified_in" "$(json "$TMP/c.out" 'j["verified_in"]')" "$FILE"
+    expect "stored, --verify-file" "$(json "$TMP/c.out" 'j["verify"]["stored"]')" 40
+    # A file the server refuses to serve (bytes after its "]": GET /tareas answers 500 and
+    # /health 503) is still read, record by record: all 40 found, and the damage reported.
+    printf '{"id":41,"tit' >>"$FILE"
+    ce h --url "$URL" --id f --tasks 40 --verify-only --wait 1
+    expect "exit code of --verify-only over HTTP on a damaged file" "$RC" 3
+    ce d --url "$URL" --id f --tasks 40 --verify-only --verify-file "$FILE" --json
+    expect "exit code of --verify-file on a damaged file" "$RC" 1
+    expect "stored, damaged file" "$(json "$TMP/d.out" 'j["verify"]["stored"]')" 40
+    expect "missing, damaged file" "$(json "$TMP/d.out" 'j["verify"]["missing"]')" 0
+    expect "damaged lines" "$(json "$TMP/d.out" 'j["verify"]["damaged_lines"]')" 1
+    grep -q "verify $FILE: 0 of this client's acknowledged tasks lost" "$TMP/d.err" ||
+        fail "stderr does not name $FILE: $(cat "$TMP/d.err")"
+    stop_server
+    # A lost task, counted exactly with no server at all (port 1: nothing answers there).
+    grep -v '"seq":7,' "$FILE" >"$TMP/lost.json"
+    ce l --url http://127.0.0.1:1 --wait 0 --id f --tasks 40 --verify-only \
+        --verify-file "$TMP/lost.json" --json
+    expect "exit code of --verify-file with seq 7 gone" "$RC" 1
+    expect "missing, seq 7 gone" "$(json "$TMP/l.out" 'j["verify"]["missing"]')" 1
+    expect "missing_first, seq 7 gone" "$(json "$TMP/l.out" 'j["verify"]["missing_first"]')" "[7]"
+    # A file that is not there: exit 1, the message names it.
+    ce n --id f --tasks 4 --verify-only --verify-file "$TMP/none.json"
+    expect "exit code of --verify-file on a missing file" "$RC" 1
+    grep -q "$TMP/none.json: No such file or directory" "$TMP/n.err" ||
+        fail "the message does not name the file: $(cat "$TMP/n.err")"
     ;;
 verify_damaged)
     # The list a damaged unlocked store could serve: seq 3 and 5 missing, 2 doubled,

@@ -8,9 +8,8 @@
 #   locked    tools/stack-run --replicas 3 --clients 3 --tasks 200: exit 0; sent, acknowledged
 #             and stored 600, lost 0; every replica (server-1, -2, -3) stored a share > 0;
 #             stack-run removed the stack, its network and its volume
-#   unlocked  the same with --no-locking: exit 1, a FAIL verdict, the servers' locking=false
-#             (the lost count is printed: a lower bound when the file was damaged before the
-#             clients could check); cleaned up the same way
+#   unlocked  the same with --no-locking: exit 1, a FAIL verdict, the servers' locking=false,
+#             lost > 0 (the clients' exact count); cleaned up the same way
 #   usage     a bad flag: exit 2, nothing deployed
 #
 # Names of its own (stack tstswarm-PID-..., image tstswarmPID...img), so it never touches a
@@ -204,16 +203,17 @@ stack_run "$S" "$work/unlocked.log" --replicas 3 --clients 3 --tasks 200 --no-lo
 unlocked_s=$(($(date +%s) - t0))
 sent=$(line "$work/unlocked.log" 'stack-run: sent ')
 lost=$(printf '%s\n' "$sent" | sed -n 's/.*, lost \([0-9]*\)$/\1/p')
-# Exit 1 and a FAIL verdict of the unlocked servers. The number lost is a lower bound when
-# the replicas found the file damaged before the clients could check their tasks over GET
-# /tareas (then acknowledged - stored is all that is left, and may be 0): printed, not judged.
+# Exit 1, a FAIL verdict of the unlocked servers, and lost > 0 as an exact count: each client
+# checks its 201s in the file itself (clientemulator --verify-file), which it can read even
+# when the replicas refuse to serve the damaged list.
 if [ "$RC" = 1 ] && grep -aq '^stack-run: verdict: FAIL' "$work/unlocked.log" &&
-    grep -aq '^stack-run: servers: .*locking=false' "$work/unlocked.log"; then
-    pass "unlocked: exit 1, sent $sent (lost ${lost:-?}: at least that many)"
+    grep -aq '^stack-run: servers: .*locking=false' "$work/unlocked.log" &&
+    [[ "$lost" =~ ^[0-9]+$ ]] && [ "$lost" -gt 0 ]; then
+    pass "unlocked: exit 1, sent $sent"
 else
     show_log "$work/unlocked.log"
-    fail "unlocked: expected exit 1 and a FAIL verdict of servers with locking=false," \
-        "got exit $RC and 'sent $sent'"
+    fail "unlocked: expected exit 1, a FAIL verdict of servers with locking=false and an exact" \
+        "count of lost tasks > 0, got exit $RC and 'sent $sent'"
 fi
 if gone "$S"; then
     pass "unlocked: stack-run removed the stack, its network and its volume"
