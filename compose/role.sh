@@ -205,6 +205,10 @@ role_verifier() {
         done
     fi
     { echo "$run" >"$runs/.current.$$" && mv "$runs/.current.$$" "$runs/current"; } || exit 1
+    # The file this run is judged in (TASKS_FILE may name another, as compose.nolock.yaml
+    # does), for the clients to check their tasks in: the same file, whatever their own
+    # environment says.
+    printf '%s\n' "$file" >"$runs/$run/file" || exit 1
     # Healthy from now on: the clients start (the stack's wait for the file "open").
     { : >/tmp/run-ready && : >"$runs/$run/open"; } || exit 1
     say "run $run: $clients clients x $tasks tasks, waiting for them (at most $timeout s)"
@@ -324,8 +328,15 @@ client_run() {
     id="${CLIENT_ID:-$(cat /proc/sys/kernel/hostname)}@run$1"
     # The check reads the file itself (on the shared volume, under the read lock), not GET
     # /tareas: a server refuses to serve a list it finds damaged (500, 503), and the unlocked
-    # run damages it, yet every record that can still be read must be counted.
-    clientemulator --verify-file "$file" --id "$id" --barrier "$runs/$1" --clients "${CLIENTS:-2}"
+    # run damages it, yet every record that can still be read must be counted. The file is
+    # the one the verifier judges this run in.
+    f=$(cat "$runs/$1/file" 2>/dev/null) || f=
+    if [ -n "$f" ]; then
+        clientemulator --verify-file "$f" --id "$id" --barrier "$runs/$1" --clients "${CLIENTS:-2}"
+    else
+        log "run $1 names no file to check in ($runs/$1/file): checking over GET /tareas"
+        clientemulator --verify --id "$id" --barrier "$runs/$1" --clients "${CLIENTS:-2}"
+    fi
     rc=$?
     # clientemulator wrote its result file, unless it failed before it could.
     name=$(printf '%s' "$id" | tr -c 'A-Za-z0-9._@-' '_')
