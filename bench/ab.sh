@@ -14,11 +14,14 @@
 # mood, so the ratio is steadier than either rate. Not a test; needs wrk (apt-get install wrk).
 set -u
 ME=bench/ab.sh
-usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_options "$@"
+[ $# -ge 2 ] || {
+    bench_help >&2
     exit 2
 }
-[ $# -ge 2 ] || usage
 A=$1 B=$2
 shift 2
 SECS=5 ROUNDS=5 WORKERS=2
@@ -35,6 +38,7 @@ done
 [ "$SECS" -le 60 ] && [ "$ROUNDS" -le 30 ] || { echo "$ME: at most 60 s and 30 rounds" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "$ME: wrk not found (apt-get install wrk)" >&2; exit 1; }
 for b in "$A" "$B"; do
+    bench_build_dir "$b"
     [ -x "$b/src/taskserver" ] || { echo "$ME: $b/src/taskserver: not built" >&2; exit 1; }
 done
 

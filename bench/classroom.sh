@@ -18,6 +18,9 @@
 # It uses names of its own (project, container, images) and removes them at the end.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ME=bench/classroom.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 RUNS=20
 IMPL=v1
 SETTINGS=()
@@ -25,9 +28,10 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --runs) RUNS=${2:?}; shift 2 ;;
     --compose) IMPL=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,/^set -u$/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) bench_help; exit 0 ;;
     locked | unlocked | unlocked0 | unlocked-all) SETTINGS+=("$1"); shift ;;
-    *) echo "classroom.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    -*) bench_usage_error "unknown option $1" ;;
+    *) bench_usage_error "unknown setting '$1'" ;;
     esac
 done
 [ ${#SETTINGS[@]} -gt 0 ] || SETTINGS=(locked unlocked unlocked0)

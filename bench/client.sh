@@ -9,13 +9,18 @@
 # medians and the ratio clientemulator/wrk (the goal is >= 0.7). Not a test: numbers vary.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ME=bench/client.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_options "$@"
 BUILD=${1:-$ROOT/build}
 CONNS=${2:-50}
 TASKS=${3:-20000}
 REPEATS=${4:-3}
-command -v wrk >/dev/null || { echo "bench/client.sh: wrk not found (apt-get install wrk)" >&2; exit 1; }
+bench_build_dir "$BUILD"
+command -v wrk >/dev/null || { echo "$ME: wrk not found (apt-get install wrk)" >&2; exit 1; }
 for p in taskserver clientemulator; do
-    [ -x "$BUILD/src/$p" ] || { echo "bench/client.sh: $BUILD/src/$p: not built" >&2; exit 1; }
+    [ -x "$BUILD/src/$p" ] || { echo "$ME: $BUILD/src/$p: not built" >&2; exit 1; }
 done
 
 TMP=$(mktemp -d /tmp/bench-client.XXXXXX)

@@ -20,11 +20,10 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECS=${1:-6}
 ME=bench/fastpaths.sh
-case "${1:-}" in -h | --help)
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
-    exit 0
-    ;;
-esac
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_options "$@"
+[ $# -le 1 ] || bench_usage_error "one argument at most, SECONDS"
 case $SECS in '' | *[!0-9]* | 0) echo "$ME: SECONDS must be a positive integer" >&2; exit 2 ;; esac
 for t in git meson ninja valgrind wrk strace python3 curl; do
     command -v "$t" >/dev/null || { echo "$ME: $t not found (apt-get install $t)" >&2; exit 1; }

@@ -14,11 +14,15 @@
 # figures vary with the machine's load; everything stays on 127.0.0.1.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ME=bench/http.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_options "$@"
 BUILD=${1:-$ROOT/build}
 SECS=${2:-5}
 REPEATS=${3:-3}
 CONNS=${4:-32}
-ME=bench/http.sh
+bench_build_dir "$BUILD"
 
 for t in wrk nginx; do
     command -v "$t" >/dev/null || { echo "$ME: $t not found (apt-get install $t)" >&2; exit 1; }

@@ -22,13 +22,16 @@
 # Needs wrk (apt-get install wrk); not a test.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ME=bench/metrics.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_options "$@"
 ON=${1:-$ROOT/build}
 OFF=${2:-$ROOT/build-nometrics}
 SECS=${3:-5}
 ROUNDS=${4:-9}
 WORKERS=${5:-2}
 CONNS=${6:-32}
-ME=bench/metrics.sh
 
 command -v wrk >/dev/null || { echo "$ME: wrk not found (apt-get install wrk)" >&2; exit 1; }
 for v in "$SECS" "$ROUNDS" "$WORKERS" "$CONNS"; do
@@ -36,6 +39,7 @@ for v in "$SECS" "$ROUNDS" "$WORKERS" "$CONNS"; do
 done
 [ "$SECS" -le 60 ] && [ "$ROUNDS" -le 30 ] || { echo "$ME: at most 60 s and 30 rounds" >&2; exit 2; }
 for b in "$ON" "$OFF"; do
+    bench_build_dir "$b"
     [ -x "$b/src/taskserver" ] || { echo "$ME: $b/src/taskserver: not built" >&2; exit 1; }
     case $("$b/src/taskserver" --version 2>&1) in
     *"locking on"*) ;;

@@ -37,10 +37,9 @@
 set -u
 ME=bench/peers.sh
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-usage() {
-    sed -n '3,/^set -u$/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-}
 die() {
     echo "$ME: $*" >&2
     exit 1
@@ -64,8 +63,8 @@ while [ $# -gt 0 ]; do
     --conns) NCONNS=${2:?}; shift ;;
     --cache) CACHE=${2:?}; shift ;;
     --remove-cache) REMOVE_CACHE=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "$ME: unknown option $1 (see --help)" >&2; exit 2 ;;
+    -h | --help) bench_help; exit 0 ;;
+    *) bench_usage_error "unknown option $1" ;;
     esac
     shift
 done
@@ -74,6 +73,7 @@ for v in "$ROUNDS" "$SECS" "$CONNS" "$NCONNS"; do
 done
 [ "$ROUNDS" -le 20 ] && [ "$SECS" -le 60 ] && [ "$CONNS" -le 1000 ] && [ "$NCONNS" -le 30000 ] ||
     { echo "$ME: at most 20 rounds, 60 s, 1000 connections, --conns 30000" >&2; exit 2; }
+bench_build_dir "$BUILD"
 BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || die "no build directory (meson setup build && meson compile -C build)"
 CACHE=${CACHE:-$BUILD/bench-cache}
 if [ "$REMOVE_CACHE" = 1 ]; then

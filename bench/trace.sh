@@ -15,14 +15,17 @@
 # machine's load.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ME=bench/trace.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_options "$@"
 BUILD=${1:-$ROOT/build}
 SECS=${2:-5}
 ROUNDS=${3:-6}
 CONNS=${4:-32}
 WORKERS=${5:-2}
-ME=bench/trace.sh
 
-case "${1-}" in -h | --help) sed -n '2,/^set -u$/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
+bench_build_dir "$BUILD"
 command -v wrk >/dev/null || { echo "$ME: wrk not found (apt-get install wrk)" >&2; exit 1; }
 [ -x "$BUILD/src/taskserver" ] || { echo "$ME: $BUILD/src/taskserver: not built" >&2; exit 1; }
 for v in "$SECS" "$ROUNDS" "$CONNS" "$WORKERS"; do

@@ -120,13 +120,16 @@ static uint64_t client_load_tick(const struct client_load_config *cfg, uint64_t 
     return (seq - 1) / burst * cfg->interval_us;
 }
 
-/* Puts task seq into a free slot and hands it to the multi handle. */
+/* Puts task seq into a free slot and hands it to the multi handle. esc_id is the client id
+ * as a JSON string literal (task_json_escape: quotes included, no NUL), esc_len long; the
+ * title is the id inside those quotes with "-seq" appended. */
 static int client_load_start(CURLM *multi, struct client_spread *spread,
-                             struct client_load_slot *slot, const char *esc_id, uint64_t seq)
+                             struct client_load_slot *slot, const char *esc_id, int esc_len,
+                             uint64_t seq)
 {
     int n = snprintf(slot->body, sizeof(slot->body),
-                     "{\"titulo\":\"%s-%llu\",\"cliente\":\"%s\",\"seq\":%llu}", esc_id,
-                     (unsigned long long)seq, esc_id, (unsigned long long)seq);
+                     "{\"titulo\":\"%.*s-%llu\",\"cliente\":%.*s,\"seq\":%llu}", esc_len - 2,
+                     esc_id + 1, (unsigned long long)seq, esc_len, esc_id, (unsigned long long)seq);
     if (n < 0 || (size_t)n >= sizeof(slot->body))
         return -1; /* the id length was checked against the buffer in run() */
     /* POSTFIELDS points at slot->body (no copy); only its size changes. */
@@ -149,7 +152,9 @@ struct client_load_loop {
     struct client_stats *st;
     unsigned char *acked;
     unsigned c; /* slots: cfg->concurrency */
+    /* The id as a JSON string literal (quotes included, no NUL), esc_len bytes. */
     char esc_id[CLIENT_LOAD_ID_ESC_MAX];
+    int esc_len;
     struct curl_slist *headers;
     struct client_load_slot *slots;
     CURLM *multi;
@@ -194,11 +199,13 @@ static int client_load_setup_slot(struct client_load_loop *l, struct client_load
 static int client_load_setup(struct client_load_loop *l)
 {
     unsigned c = l->c;
-    if (client_load_json_escape(l->cfg->id, l->esc_id, sizeof(l->esc_id)) < 0) {
+    long esc_len = task_json_escape(l->cfg->id, strlen(l->cfg->id), l->esc_id, sizeof(l->esc_id));
+    if (esc_len < 0) {
         log_error("client id \"%.32s...\": too long to send", l->cfg->id);
         errno = EINVAL;
         return -1;
     }
+    l->esc_len = (int)esc_len;
     l->multi = curl_multi_init();
     l->slots = calloc(c, sizeof(*l->slots));
     l->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -238,7 +245,8 @@ static int client_load_fill(struct client_load_loop *l)
          * after the previous one, so that clients started together stay in step. */
         if (cfg->interval_us && now_us < l->start + client_load_tick(cfg, l->next_seq))
             break;
-        if (client_load_start(l->multi, cfg->spread, &l->slots[i], l->esc_id, l->next_seq) < 0) {
+        if (client_load_start(l->multi, cfg->spread, &l->slots[i], l->esc_id, l->esc_len,
+                              l->next_seq) < 0) {
             log_error("POST %s: could not start the request for seq %llu", cfg->url,
                       (unsigned long long)l->next_seq);
             return -1;

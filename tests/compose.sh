@@ -45,6 +45,8 @@
 set -u
 
 ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+# shellcheck source=tools/lib/docker.sh
+. "$ROOT/tools/lib/docker.sh" || exit 1
 BASE_IMAGE=${DOCKER_BASE_IMAGE:-debian:bookworm-slim}
 RUN_TIMEOUT_S=${COMPOSE_RUN_TIMEOUT_S:-900}
 MIN_SWITCHES=20
@@ -60,9 +62,9 @@ skip() {
 command -v docker >/dev/null 2>&1 || skip "docker is not installed (tools/test installs it)"
 timeout 20 docker info >/dev/null 2>&1 ||
     skip "no docker daemon answers (tools/test starts one: tools/lib/docker.sh)"
-# v2: the plugin, else the standalone binary tools/lib/docker.sh keeps; v1: docker-compose
-# only if it is 1.x (Debian trixie's docker-compose is a v2).
-v2_bin=${TASKSERVER_COMPOSE_V2:-${XDG_CACHE_HOME:-$HOME/.cache}/taskserver/docker-compose}
+# v2: the plugin, else the standalone binary tools/lib/docker.sh keeps ($TASKSERVER_COMPOSE_V2);
+# v1: docker-compose only if it is 1.x (Debian trixie's docker-compose is a v2).
+v2_bin=$TASKSERVER_COMPOSE_V2
 major() { # major COMMAND...: the major version of a compose command, or nothing
     "$@" version --short 2>/dev/null | sed -n 's/^v\{0,1\}\([0-9]*\)\..*/\1/p'
 }
@@ -102,20 +104,12 @@ declare -A files_of # project -> its compose files (-f arguments), one per line
 failures=0
 attached_pid=""
 
-# Images our Dockerfile labelled that no tag holds: the classic builder's build stages
-# (io.taskserver.stage=build), and runtime images (io.taskserver.locking) left untagged when
-# a tag moved: compose v2 builds one image per service (it labels each with the service),
-# so all but the last lose the shared tag; the stale-image check moves :locked too.
-build_stage_images() {
-    {
-        docker images -a -q --no-trunc --filter label=io.taskserver.stage=build
-        docker images -q --no-trunc --filter dangling=true --filter label=io.taskserver.locking
-    } | sort -u
-}
-images_before=$(build_stage_images)
+# The images our Dockerfile labelled that no tag holds, before we build (the stale-image
+# check below moves :locked, which leaves one more).
+images_before=$(docker_labelled_images)
 
 cleanup() {
-    local p f files=() id left=
+    local p f files=()
     if [ -n "$attached_pid" ]; then
         kill -KILL "$attached_pid" 2>/dev/null
         wait "$attached_pid" 2>/dev/null
@@ -129,16 +123,8 @@ cleanup() {
             down -v --remove-orphans -t 2 >>"$work/down.log" 2>&1) ||
             echo "compose: cleanup of project $p failed (see $work/down.log)" >&2
     done
-    for id in "$TASKSERVER_IMAGE:locked" "$TASKSERVER_IMAGE:unlocked"; do
-        if docker image inspect "$id" >/dev/null 2>&1; then
-            docker rmi -f "$id" >>"$work/down.log" 2>&1 || left="$left $id"
-        fi
-    done
-    for id in $(comm -13 <(echo "$images_before") <(build_stage_images)); do
-        docker rmi "$id" >>"$work/down.log" 2>&1 ||
-            { docker image inspect "$id" >/dev/null 2>&1 && left="$left $id"; }
-    done
-    [ -z "$left" ] || echo "compose: could not remove images:$left" >&2
+    docker_remove_images "$TASKSERVER_IMAGE" "$images_before" "$work/down.log" ||
+        echo "compose: could not remove images:$DOCKER_LEFT" >&2
     rm -rf "$work"
 }
 trap cleanup EXIT

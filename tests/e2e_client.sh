@@ -389,6 +389,22 @@ env)
         >"$TMP/h.out" 2>"$TMP/h.err"
     expect "exit code with the default id" "$?" 0
     expect "default id = host name" "$(json "$TMP/h.out" 'j["id"]')" "$host"
+    # An id JSON must escape (quote, backslash, tab, UTF-8) reaches the server as given, in
+    # each task's cliente and titulo, and --json prints it as given.
+    start_server
+    id=$'q"b\\s\tx\xc3\xa9'
+    ce q --url "$URL" --tasks 2 --concurrency 1 --id "$id" --wait 5 --json
+    expect "exit code with an id JSON must escape" "$RC" 0
+    ID=$id python3 - "$TMP/q.out" "$FILE" <<'PY' || fail "the escaped id did not come through"
+import json, os, sys
+want = os.environ["ID"]
+got = json.load(open(sys.argv[1]))["id"]
+if got != want:
+    sys.exit(f"--json id: expected {want!r}, got {got!r}")
+tasks = json.load(open(sys.argv[2]))
+if sorted((t["cliente"], t["titulo"]) for t in tasks) != [(want, f"{want}-{i}") for i in (1, 2)]:
+    sys.exit(f"stored: expected cliente {want!r} and titulo {want!r}-1, -2, got {tasks!r}")
+PY
     ;;
 progress)
     # The bar is drawn only when both stdout and stderr are a terminal, and not with --json.

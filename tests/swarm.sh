@@ -22,6 +22,8 @@
 set -u
 
 ROOT=${SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+# shellcheck source=tools/lib/docker.sh
+. "$ROOT/tools/lib/docker.sh" || exit 1
 BASE_IMAGE=${DOCKER_BASE_IMAGE:-debian:bookworm-slim}
 RUN_TIMEOUT_S=${SWARM_RUN_TIMEOUT_S:-900}
 
@@ -56,13 +58,7 @@ made_swarm=0
 gwbridge_before=0
 failures=0
 
-build_stage_images() {
-    {
-        docker images -a -q --no-trunc --filter label=io.taskserver.stage=build
-        docker images -q --no-trunc --filter dangling=true --filter label=io.taskserver.locking
-    } | sort -u
-}
-images_before=$(build_stage_images)
+images_before=$(docker_labelled_images)
 
 # gone STACK: nothing of the stack is left (services, containers, network, volume).
 gone() {
@@ -73,7 +69,7 @@ gone() {
 }
 
 cleanup() {
-    local rc=$? s id left='' _
+    local rc=$? s left='' _
     for s in "${stacks[@]}"; do
         gone "$s" && continue
         timeout 60 docker stack rm "$s" >>"$work/down.log" 2>&1
@@ -89,15 +85,7 @@ cleanup() {
         done
         gone "$s" || left="$left stack:$s"
     done
-    for id in "$IMAGE:locked" "$IMAGE:unlocked"; do
-        if docker image inspect "$id" >/dev/null 2>&1; then
-            docker rmi -f "$id" >>"$work/down.log" 2>&1 || left="$left $id"
-        fi
-    done
-    for id in $(comm -13 <(echo "$images_before") <(build_stage_images)); do
-        docker rmi "$id" >>"$work/down.log" 2>&1 ||
-            { docker image inspect "$id" >/dev/null 2>&1 && left="$left $id"; }
-    done
+    docker_remove_images "$IMAGE" "$images_before" "$work/down.log" || left="$left$DOCKER_LEFT"
     if [ "$made_swarm" = 1 ]; then
         timeout 60 docker swarm leave --force >>"$work/down.log" 2>&1 || left="$left swarm"
         if [ "$gwbridge_before" = 0 ] &&

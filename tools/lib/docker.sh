@@ -1,5 +1,5 @@
-# tools/lib/docker.sh - make Docker usable for the compose suite: tools, daemon, base image,
-# compose v2.
+# tools/lib/docker.sh - make Docker usable for the compose and swarm suites: tools, daemon,
+# base image, compose v2; and those suites' removal of the images they built.
 #
 # Sourced (never run) by tools/test before `meson test --suite compose`:
 #
@@ -12,8 +12,15 @@
 # docker_ensure = docker_ensure_tools, docker_ensure_daemon, docker_ensure_base_image;
 # docker_ensure_compose_v2 is separate (the compose-v1 test does not need it).
 # Each returns 0, or 1 with a lower-case reason in DOCKER_REASON (also printed on stderr).
-# Nothing here runs unless called: the compose suite itself never installs or starts
-# anything, it exits 77 when no daemon answers.
+# Nothing here runs unless called: the compose and swarm suites never install or start
+# anything, they exit 77 when no daemon answers.
+#
+# Also sourced by those suites (tests/compose.sh, tests/swarm.sh) for their clean-up, which
+# must remove what they built and nothing of anyone else's on a shared daemon:
+#
+#   images_before=$(docker_labelled_images)    # before the first build
+#   ...builds that tag NAME:locked and NAME:unlocked...
+#   docker_remove_images NAME "$images_before" LOG || echo "left:$DOCKER_LEFT"  # EXIT trap
 #
 # Docker is installed on demand, not listed in tools/packages.txt: the packages are large
 # and only this suite needs them. The compose files must work with both compose
@@ -25,9 +32,11 @@
 #       and unpacks only its binary there; nothing is installed system-wide. It runs as
 #       `docker compose` too once copied to ~/.docker/cli-plugins/docker-compose (Docker's
 #       place for a user's CLI plugins); we do not do that for the user.
+# shellcheck shell=bash
 
 DOCKER_REASON=
 DOCKER_STARTED_PID=
+DOCKER_LEFT=
 DOCKER_BASE_IMAGE=${DOCKER_BASE_IMAGE:-debian:bookworm-slim}
 DOCKER_LOG=${DOCKER_LOG:-/tmp/taskserver-dockerd.log}
 # dockerd usually answers within a few seconds; the first start initialises /var/lib/docker.
@@ -213,4 +222,35 @@ docker_release() {
         sleep 1
     done
     DOCKER_STARTED_PID=
+}
+
+# Images our Dockerfile labelled that no tag holds: the classic builder's build stages
+# (io.taskserver.stage=build), and runtime images (io.taskserver.locking) left untagged when
+# a tag moved: compose v2 builds one image per service (it labels each with the service),
+# so all but the last lose the shared tag; a suite may move a tag itself. One full id a line,
+# sorted, for comm(1).
+docker_labelled_images() {
+    {
+        docker images -a -q --no-trunc --filter label=io.taskserver.stage=build
+        docker images -q --no-trunc --filter dangling=true --filter label=io.taskserver.locking
+    } | sort -u
+}
+
+# docker_remove_images NAME BEFORE LOG: removes the images NAME:locked and NAME:unlocked,
+# and the labelled images (docker_labelled_images) that are not in BEFORE, the list taken
+# before the suite built anything; docker's output goes to LOG. Returns 1 when some are left,
+# named in DOCKER_LEFT (" ID ID ..."), else 0 with DOCKER_LEFT empty.
+docker_remove_images() {
+    local name=$1 before=$2 log=$3 id
+    DOCKER_LEFT=
+    for id in "$name:locked" "$name:unlocked"; do
+        if docker image inspect "$id" >/dev/null 2>&1; then
+            docker rmi -f "$id" >>"$log" 2>&1 || DOCKER_LEFT="$DOCKER_LEFT $id"
+        fi
+    done
+    for id in $(comm -13 <(echo "$before") <(docker_labelled_images)); do
+        docker rmi "$id" >>"$log" 2>&1 ||
+            { docker image inspect "$id" >/dev/null 2>&1 && DOCKER_LEFT="$DOCKER_LEFT $id"; }
+    done
+    [ -z "$DOCKER_LEFT" ]
 }
