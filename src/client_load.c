@@ -33,17 +33,6 @@ struct client_load_slot {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-long client_load_json_escape(const char *s, char *out, size_t cap)
-{
-    /* The one escaper writes the quotes too: strip them. */
-    long n = task_json_escape(s, strlen(s), out, cap);
-    if (n < 0)
-        return -1;
-    memmove(out, out + 1, (size_t)n - 2);
-    out[n - 2] = '\0';
-    return n - 2;
-}
-
 /* Keeps the first bytes of the answer, where a 201's body has the task's id. */
 static size_t client_load_answer(char *data, size_t size, size_t nmemb, void *arg)
 {

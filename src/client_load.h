@@ -56,10 +56,4 @@ struct client_load_config {
 int client_load_run(const struct client_load_config *cfg, struct client_stats *st,
                     unsigned char *acked);
 
-/* Writes s as the inside of a JSON string (quotes, backslashes, control
- * characters escaped by task_json_escape) into out, NUL-terminated. Returns its
- * length, or -1 if cap is too small: cap must hold the escaped string with its
- * two quotes (6 * strlen(s) + 2 always suffices). */
-long client_load_json_escape(const char *s, char *out, size_t cap);
-
 #endif

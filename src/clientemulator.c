@@ -427,10 +427,9 @@ static int client_verify_body(void *arg, long status, const char *data, size_t l
 
 static void client_print_json_string(FILE *out, const char *s)
 {
-    char buf[CLIENT_HTTP_URL_MAX * 6 + 1];
-    if (client_load_json_escape(s, buf, sizeof(buf)) < 0)
-        buf[0] = '\0';
-    fprintf(out, "\"%s\"", buf);
+    char buf[CLIENT_HTTP_URL_MAX * 6 + 2];
+    long n = task_json_escape(s, strlen(s), buf, sizeof(buf));
+    fprintf(out, "%.*s", n < 0 ? 2 : (int)n, n < 0 ? "\"\"" : buf);
 }
 
 /* --health --servers N: each answering address's /health, once N of them answer. */
