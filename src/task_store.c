@@ -173,7 +173,8 @@ void task_store_close(struct task_store *s)
 
 /* ---- append ---- */
 
-/* FNV-1a, to compare a line read before a write with the same line after it. */
+/* FNV-1a, to tell whether a snapshot's last line is still the file's
+ * (task_store_snapshot_intact), without keeping a copy of it. */
 uint64_t store_sum(const char *p, size_t n)
 {
     uint64_t h = 14695981039346656037ULL;
@@ -290,10 +291,14 @@ static size_t store_build_write(struct task_store *s, uint64_t first_id)
 /* Invariant I7: after the pwrite, the bytes from the start of the record
  * before ours (or the "[\n" at byte 0) to the end of ours must be exactly what
  * was read and written, and nothing may follow: one pread() of one byte more
- * than that (a regular file reads short only at its end). Returns 0, or -1
- * with errno ESTALE when another program changed the file meanwhile. */
-static int store_verify_append(struct task_store *s, const struct store_tail *ti,
-                               uint64_t before_sum, size_t len, off_t off)
+ * than that (a regular file reads short only at its end). The record before
+ * ours is compared byte for byte with ti->line, the copy the tail read left in
+ * the scratch's scan buffer: nothing reads into that buffer between the tail
+ * read and this call (store_commit_locked), so it still holds what was read
+ * then. Returns 0, or -1 with errno ESTALE when another program changed the
+ * file meanwhile. */
+static int store_verify_append(struct task_store *s, const struct store_tail *ti, size_t len,
+                               off_t off)
 {
     off_t from = ti->last_id > 0 ? ti->line_start : 0;
     size_t before = (size_t)(off - from);
@@ -307,7 +312,7 @@ static int store_verify_append(struct task_store *s, const struct store_tail *ti
         return -1;
     const char *b = s->vbuf;
     int same = (size_t)got == want && memcmp(b + before, s->wbuf, len) == 0 &&
-               (ti->last_id > 0 ? store_sum(b, (size_t)(ti->end - from)) == before_sum &&
+               (ti->last_id > 0 ? memcmp(b, ti->line, (size_t)(ti->end - from)) == 0 &&
                                       memcmp(b + (ti->end - from), ",\n", 2) == 0
                                 : memcmp(b, "[\n", 2) == 0);
     if (same)
@@ -384,8 +389,6 @@ static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *e
     if (store_sync_refused(s, err, err_len) < 0 || store_tail_for_write(s, &ti, err, err_len) < 0)
         return -1;
     uint64_t epoch = store_sync_epoch(s, ti.size);
-    /* The record before ours, as the tail read found it: compared again after the write. */
-    uint64_t before_sum = ti.last_id > 0 ? store_sum(ti.line, (size_t)(ti.end - ti.line_start)) : 0;
     off_t off = ti.last_id > 0 ? ti.size - 3 : 2;
     if (s->opts.observe != NULL) {
         struct task_store_event ev = {.kind = TASK_STORE_EV_TAIL_READ, .id = ti.last_id};
@@ -433,7 +436,7 @@ static int store_commit_locked(struct task_store *s, uint64_t *first_id, char *e
         store_undo_append(s, ti.size, ti.last_id);
         return 1;
     }
-    if (store_verify_append(s, &ti, before_sum, len, off) < 0) {
+    if (store_verify_append(s, &ti, len, off) < 0) {
         int e = errno;
         store_undo_hole(s, off, len);
         store_err(err, err_len,

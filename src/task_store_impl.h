@@ -240,7 +240,7 @@ struct task_store {
 
 /* ---- task_store.c ---- */
 
-/* FNV-1a: a line read before a write, compared with the same line after it. */
+/* FNV-1a: a snapshot's last line, compared with the file's later on. */
 uint64_t store_sum(const char *p, size_t n);
 /* Opens path read-write (read-only when that is all it allows) as a regular
  * file into f. Returns 0, or -1 with errno and err. */
