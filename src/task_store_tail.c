@@ -35,9 +35,9 @@ static int store_follows_record(const char *buf, off_t at, size_t j, uint64_t id
         return at > 0 ? -1 : 0;
     if (buf[j - 1] != '\n' || buf[j - 2] != ',' || buf[j - 3] != '}')
         return 0;
-    size_t k = j - 2; /* the ',' that ends the line before */
-    while (k > 0 && buf[k - 1] != '\n')
-        k--;
+    /* The start of the line before: just past the last newline before its ','. */
+    const char *nl = memrchr(buf, '\n', j - 2);
+    size_t k = nl != NULL ? (size_t)(nl - buf) + 1 : 0;
     if (k == 0 && at > 0)
         return -1;
     return task_json_line_id(buf + k, j - 2 - k) == id - 1;
@@ -89,9 +89,8 @@ static int store_fast_tail(int fd, struct store_scratch *sc, off_t size, struct 
         }
         if (memcmp(buf + want - 4, "}\n]\n", 4) != 0)
             return 0;
-        size_t j = want - 4;
-        while (j > 0 && buf[j - 1] != '\n')
-            j--;
+        const char *nl = memrchr(buf, '\n', want - 4); /* the last line starts past it */
+        size_t j = nl != NULL ? (size_t)(nl - buf) + 1 : 0;
         uint64_t id = 0;
         int follows;
         if (j == 0)
