@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -900,6 +902,22 @@ static int client_prepare(struct client_run *r)
                             (long)(o->barrier_timeout_s * 1000), err, sizeof(err)) < 0) {
         log_error("--barrier: %s", err);
         return -1;
+    }
+    /* A file that cannot be read is known now, before any task is sent to be
+     * checked in it. */
+    if (o->verify_file) {
+        int fd = open(o->verify_file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            log_error("--verify-file %s: %s", o->verify_file, strerror(errno));
+            return -1;
+        }
+        struct stat st;
+        int isreg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        close(fd);
+        if (!isreg) {
+            log_error("--verify-file %s: not a regular file", o->verify_file);
+            return -1;
+        }
     }
     r->call.b = &r->barrier;
     r->verify_where = o->verify_file ? o->verify_file : r->tareas_url;

@@ -464,11 +464,19 @@ verify_file)
     expect "exit code of --verify-file with seq 7 gone" "$RC" 1
     expect "missing, seq 7 gone" "$(json "$TMP/l.out" 'j["verify"]["missing"]')" 1
     expect "missing_first, seq 7 gone" "$(json "$TMP/l.out" 'j["verify"]["missing_first"]')" "[7]"
-    # A file that is not there: exit 1, the message names it.
-    ce n --id f --tasks 4 --verify-only --verify-file "$TMP/none.json"
-    expect "exit code of --verify-file on a missing file" "$RC" 1
+    # A file that is not there, or a folder: refused before anything is sent (exit 2), the
+    # message names it.
+    start_fake ok
+    ce n --url "$URL" --id f --tasks 4 --verify-file "$TMP/none.json"
+    expect "exit code of --verify-file on a missing file" "$RC" 2
     grep -q "$TMP/none.json: No such file or directory" "$TMP/n.err" ||
         fail "the message does not name the file: $(cat "$TMP/n.err")"
+    ce n --url "$URL" --id f --tasks 4 --verify-file "$TMP"
+    expect "exit code of --verify-file on a folder" "$RC" 2
+    grep -q "$TMP: not a regular file" "$TMP/n.err" ||
+        fail "the message does not say what is wrong: $(cat "$TMP/n.err")"
+    stop_fake
+    expect "POSTs sent with a --verify-file that cannot be read" "$POSTS" 0
     ;;
 verify_damaged)
     # The list a damaged unlocked store could serve: seq 3 and 5 missing, 2 doubled,
