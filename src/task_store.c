@@ -79,12 +79,16 @@ int store_open_file(const char *path, struct store_file *f, int *writable, char 
         store_err(err, err_len, "%s: %s", path, strerror(errno));
         return -1;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) < 0) {
         int e = errno;
-        if (e == 0 || !S_ISREG(st.st_mode))
-            e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         close(fd);
         errno = e;
+        store_err(err, err_len, "%s: fstat: %s", path, strerror(e));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         store_err(err, err_len, "%s: not a regular file", path);
         return -1;
     }
@@ -136,6 +140,7 @@ struct task_store *task_store_open(const char *path, const struct task_store_opt
         return NULL;
     }
     s->cur = f;
+    s->replaced.fd = -1;
     s->writable = writable;
     if (opts != NULL)
         s->opts = *opts;
@@ -161,6 +166,8 @@ void task_store_close(struct task_store *s)
     store_reregister(s->cur.dev, s->cur.ino, s->owner, 0, 0);
     for (unsigned i = 0; i < s->num_retired; i++)
         close(s->retired[i].fd);
+    if (s->replaced.fd >= 0)
+        close(s->replaced.fd);
     close(s->cur.fd); /* releases this process's locks on the file */
     free(s->hints);
     free(s->recs);

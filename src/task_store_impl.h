@@ -232,6 +232,15 @@ struct task_store {
     int64_t locked_at_ns;        /* when the lock now held was granted (observer only) */
     int64_t count_followed_ms;   /* task_store_count() last looked at the path */
     int check_whole;             /* a file adopted: check it whole before trusting its tail */
+    /* The file the path named before it was replaced (store_switch), held open
+     * until the new one has been checked whole: when the new one holds fewer
+     * tasks, the old one is copied beside the path (store_keep_replaced), so
+     * that a stale save (an editor's buffer read before tasks were added)
+     * loses nothing. fd -1: none. */
+    struct {
+        int fd;
+        uint64_t num_tasks;
+    } replaced;
     struct task_store_shared *own_shared; /* without opts.shared (store_shared()) */
     uint64_t commit_epoch;                /* the last commit: its epoch and end, for store_sync() */
     off_t commit_end;

@@ -79,6 +79,91 @@ static int store_create_file(struct task_store *s, struct store_file *f, int *wr
     return 0;
 }
 
+/* s->cur is being replaced at the path: keeps a descriptor of it, with its
+ * number of tasks (ids are positions: the last id of a tail this store can
+ * read), until the new file is checked (store_keep_replaced). A file whose
+ * tail cannot be read, or an empty list, has nothing to keep. Called with no
+ * lock held on s->cur: closing the kept descriptor later drops no lock. */
+static void store_note_replaced(struct task_store *s)
+{
+    struct store_tail ti;
+    if (s->replaced.fd >= 0)
+        close(s->replaced.fd);
+    s->replaced.fd = -1;
+    if (store_read_tail(s->cur.fd, s->path, &s->sc, NULL, &ti, NULL, 0) < 0 || ti.torn ||
+        ti.last_id == 0)
+        return;
+    s->replaced.fd = fcntl(s->cur.fd, F_DUPFD_CLOEXEC, 0);
+    s->replaced.num_tasks = ti.last_id;
+}
+
+/* Copies the replaced file (all of it, as it is) to kept. Returns 0, or -1
+ * with errno (kept then removed). */
+static int store_copy_replaced(struct task_store *s, const char *kept)
+{
+    int out = open(kept, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0)
+        return -1;
+    char *buf = s->sc.scan; /* free here: the tail read is done and read again after */
+    off_t at = 0;
+    ssize_t got;
+    int rc = 0;
+    while ((got = pread(s->replaced.fd, buf, STORE_SCAN_MAX, at)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 || store_pwrite_full(out, buf, (size_t)got, at) < 0) {
+            rc = -1;
+            break;
+        }
+        at += got;
+    }
+    if (rc == 0 && s->opts.fsync && fsync(out) < 0)
+        rc = -1;
+    int e = errno;
+    close(out);
+    if (rc == 0 && s->opts.fsync && store_fsync_dir(kept) < 0)
+        rc = -1, e = errno;
+    if (rc < 0) {
+        unlink(kept);
+        errno = e;
+    }
+    return rc;
+}
+
+/* The new file has been checked whole and holds num_tasks tasks (0: it is
+ * damaged). When the file it replaced held more, those tasks would be gone:
+ * the old file is copied beside the path, named after its inode and its last
+ * change, so that every worker that adopts the new file finds the copy made
+ * (O_EXCL) and only one makes it, and the loss is said loudly. */
+static void store_keep_replaced(struct task_store *s, uint64_t num_tasks)
+{
+    struct stat st;
+    char kept[sizeof(s->path) + 64];
+    if (s->replaced.fd < 0)
+        return;
+    if (num_tasks < s->replaced.num_tasks && fstat(s->replaced.fd, &st) == 0) {
+        struct tm tm;
+        char stamp[32];
+        gmtime_r(&st.st_ctim.tv_sec, &tm);
+        strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+        snprintf(kept, sizeof(kept), "%s.replaced-%s.%09ldZ-%llu", s->path, stamp,
+                 st.st_ctim.tv_nsec, (unsigned long long)st.st_ino);
+        if (store_copy_replaced(s, kept) == 0)
+            log_error("%s: replaced by a file with %llu tasks; the one it replaced had %llu (a "
+                      "stale save? an editor's buffer read before tasks were added): that list "
+                      "is kept as %s",
+                      s->path, (unsigned long long)num_tasks,
+                      (unsigned long long)s->replaced.num_tasks, kept);
+        else if (errno != EEXIST)
+            log_error("%s: replaced by a file with %llu tasks; the one it replaced had %llu, "
+                      "and keeping it as %s failed: %s",
+                      s->path, (unsigned long long)num_tasks,
+                      (unsigned long long)s->replaced.num_tasks, kept, strerror(errno));
+    }
+    close(s->replaced.fd);
+    s->replaced.fd = -1;
+}
+
 /* Makes s->cur the file now at the path (present: st; gone: NULL). A file we
  * put aside earlier (renamed away and back) is taken back, never opened twice. */
 static int store_switch(struct task_store *s, const struct stat *st, char *err, size_t err_len)
@@ -96,8 +181,14 @@ static int store_switch(struct task_store *s, const struct stat *st, char *err, 
                           : store_open_file(s->path, &f, &writable, err, err_len) < 0) {
         return -1;
     }
+    if (st != NULL)
+        store_note_replaced(s);
     struct store_file old = s->cur;
     if (store_retire(s) < 0) {
+        if (s->replaced.fd >= 0) { /* the file stays ours: nothing replaced it for us */
+            close(s->replaced.fd);
+            s->replaced.fd = -1;
+        }
         store_err(err, err_len, "%s: too many replaced files still being read", s->path);
         s->cur = old;
         close(f.fd);
@@ -233,7 +324,7 @@ static void store_damage_note(struct task_store *s, int error, const char *msg)
 static int store_examine(struct task_store *s, char *err, size_t err_len)
 {
     struct stat st;
-    struct task_store_report rep;
+    struct task_store_report rep = {0}; /* store_repair_locked() sets only what it finds */
     store_settle(s->cur.fd);
     if (fstat(s->cur.fd, &st) < 0) {
         store_err(err, err_len, "%s: fstat: %s", s->path, strerror(errno));
@@ -246,11 +337,15 @@ static int store_examine(struct task_store *s, char *err, size_t err_len)
     struct task_store_event ev = {.kind = TASK_STORE_EV_OUTSIDE};
     store_sync_shrunk(s); /* whatever happens below, earlier bytes may change */
     if (store_repair_locked(s->cur.fd, s->path, &s->sc, flags, &rep, err, err_len) == 0) {
+        store_keep_replaced(s, rep.num_tasks);
         ev.what = rep.canonicalized ? "rewritten" : rep.torn_cut ? "torn" : "emptied";
         store_emit(s, &ev);
         return 0;
     }
     int e = errno;
+    if (e == EBADMSG)
+        store_keep_replaced(s, 0); /* none of its tasks can be read: keep the old ones */
+    errno = e;
     if (e == EBADMSG) {
         log_error("%s (refusing to write behind it: fix the file, or taskctl reset)",
                   err != NULL ? err : s->path);

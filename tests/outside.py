@@ -7,6 +7,10 @@ the way people and tools make them, and the check of the file afterwards.
     outside.py editor FILE STAMPS     an editor's save: json.load, json.dump(indent=2) into a
                                       temp file beside FILE, os.rename over it
     outside.py pretty FILE STAMPS     json.dump(indent=2) into FILE itself (open 'w')
+    outside.py stale FILE STAMPS MS   a stale save: read FILE (again while the read catches an
+                                      append half-way), wait MS ms (the server appends
+                                      meanwhile), write what was read to a temp file beside
+                                      FILE, os.rename over it
     outside.py lock FILE READY SECS   hold an fcntl write lock (lockf) on FILE, touch READY,
                                       release on SIGTERM or after SECS
     outside.py nuls FILE              print the number of NUL bytes in FILE
@@ -14,7 +18,7 @@ the way people and tools make them, and the check of the file afterwards.
                                       breaks and the bytes around it
     outside.py health BODY PID TASKS  BODY (a /health answer) is 200's {"status":"ok"} from
                                       worker PID with TASKS tasks
-    outside.py check FILE ACKDIR [--after NS] [--expect N] [--canonical]
+    outside.py check FILE ACKDIR [--after NS] [--expect N] [--canonical] [--kept]
                                       judge FILE (below)
     outside.py fsync-dir TRACE FILE   strace -f output: after FILE (or a copy saved beside
                                       it) was created, the process fsync()ed the directory
@@ -32,6 +36,8 @@ tasks must be in it:
                       request in flight across that moment (sent before, answered after) may
                       be lost legitimately (the server acknowledged it before the change):
                       counted and reported, never a failure
+  --kept              every 201, whenever sent, must be in FILE or in a copy the server
+                      kept of a replaced file (FILE.replaced-*, JSON arrays)
 Prints one line; exit 0, or 1 with the reasons.
 """
 import fcntl, json, os, re, signal, subprocess, sys, tempfile, time
@@ -65,6 +71,31 @@ def cmd_editor(args):
     os.rename(tmp, path)
     stamp_file(stamps, before, time.monotonic_ns(), 0)
     print("%d tasks saved by rename" % len(tasks))
+    return 0
+
+
+def cmd_stale(args):
+    path, stamps, ms = args
+    for _ in range(50):
+        with open(path) as f:
+            text = f.read()
+        try:
+            json.loads(text)
+            break
+        except ValueError:
+            continue
+    else:
+        sys.exit("%s: no whole JSON list in 50 reads" % path)
+    time.sleep(int(ms) / 1000)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tasks.", suffix=".tmp", dir=d)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    before = time.monotonic_ns()
+    os.rename(tmp, path)
+    stamp_file(stamps, before, time.monotonic_ns(), 0)
+    print("a list of %d bytes read %s ms before, saved by rename" % (len(text), ms))
     return 0
 
 
@@ -134,6 +165,7 @@ def cmd_check(args):
     after = None
     expect = None
     canonical = False
+    kept = None
     rest = args[2:]
     while rest:
         opt = rest.pop(0)
@@ -143,6 +175,8 @@ def cmd_check(args):
             expect = int(rest.pop(0))
         elif opt == "--canonical":
             canonical = True
+        elif opt == "--kept":
+            kept = set()
         else:
             sys.exit("unknown option %s" % opt)
     text = open(path, "rb").read()
@@ -177,6 +211,17 @@ def cmd_check(args):
                 sys.exit("%s: cliente %r seq %r stored twice (ids %r and %r)"
                          % (path, k[0], k[1], seen[k], t.get("id")))
             seen[k] = t.get("id")
+    copies = 0
+    if kept is not None:
+        d = os.path.dirname(os.path.abspath(path))
+        base = os.path.basename(path) + ".replaced-"
+        for name in sorted(os.listdir(d)):
+            if name.startswith(base):
+                copies += 1
+                for t in json.load(open(os.path.join(d, name))):
+                    if "cliente" in t and "seq" in t:
+                        kept.add((t["cliente"], t["seq"]))
+    in_copies = 0
     must = missing = flight = flight_lost = before = other_stored = 0
     problems = []
     names = sorted(os.listdir(ackdir))
@@ -199,7 +244,12 @@ def cmd_check(args):
                 if status != 201:
                     other_stored += stored
                     continue
-                if after is None or sent >= after:
+                if kept is not None and not stored:
+                    if (cliente, seq) in kept:
+                        in_copies += 1
+                        continue
+                    required = True
+                elif after is None or sent >= after:
                     required = True
                 elif answered >= after:
                     flight += 1
@@ -218,6 +268,8 @@ def cmd_check(args):
                "across it (%d of them not stored); %d acknowledged before it; %d stored "
                "without a 201" % (len(tasks), must - missing, flight, flight_lost, before,
                                   other_stored))
+    if kept is not None:
+        summary += "; %d acknowledged and only in the %d kept copies" % (in_copies, copies)
     if missing:
         for p in problems:
             print(p)
@@ -282,7 +334,7 @@ def cmd_fsync_dir(args):
 
 
 def main():
-    cmds = {"run": cmd_run, "editor": cmd_editor, "pretty": cmd_pretty, "lock": cmd_lock,
+    cmds = {"run": cmd_run, "editor": cmd_editor, "stale": cmd_stale, "pretty": cmd_pretty, "lock": cmd_lock,
             "nuls": cmd_nuls, "describe": cmd_describe, "health": cmd_health, "check": cmd_check,
             "fsync-dir": cmd_fsync_dir}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:

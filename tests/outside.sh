@@ -17,6 +17,9 @@
 #   no_file_probes    a directory at the path while /health is probed like an orchestrator
 #                     would: the master exits 1 after --grace
 #   two_servers       two servers on one file, load through both, a rename in the middle
+#   stale_save        under load, the list read, then saved by rename 300 ms later (an
+#                     editor's stale buffer): every 201 is in the new file or in the copy
+#                     the server kept of the replaced one, and the log says so
 #   reset_under_load  taskctl reset during a load
 #   outside_lock      another program holds an fcntl write lock: 503 after --lock-timeout
 #   strict_json       seq 070, 1.0, 1e2, -0, 9007199254740990.9: 400; /tareas/01: 404
@@ -815,6 +818,36 @@ outside_two_servers() {
     ow_check "two servers, one rename" "$f" "$d/load" --after "$after" --canonical
 }
 
+# ---------------------------------------------------------------- stale_save
+
+outside_stale_save() {
+    fl_need_locking "the tasks the stale save drops are the ones the locked server stored"
+    local d="$E2E_DIR/stale" f="$E2E_DIR/stale/tasks.json" after n out
+    mkdir -p "$d"
+    ow_start "$f" --quiet || return
+    ow_load_start "$d/load" -c "$LOAD_CLIENTS" -d 20000 -t 8000
+    wait_until 10 ow_lines_ge "$d/load" 200 ||
+        fail "the load answered only $(ow_lines "$d/load") requests in 10 s"
+    out=$(ow stale "$f" "$d/stamps" 300 2>&1) || fail "the stale save failed: $out"
+    note "$out"
+    after=$(ow_after "$d/stamps")
+    wait_until 10 ow_lines_after_ge "$d/load" "$after" 200 ||
+        fail "after the save: $(ow_lines_after "$d/load" "$after") requests in 10 s"
+    ow_load_stop "$d/load"
+    check_eq "only 201s for requests sent after the save" yes \
+        "$(ow_statuses_since "$d/load" "$after" | grep -Eq '^201:[0-9]+$' && echo yes || echo no)"
+    n=$(fl_task_count "$f")
+    ow_health_all "after the stale save" "$n"
+    ow_stop
+    check_eq "one copy of the replaced file kept, however many workers adopted the new one" 1 \
+        "$(find "$d" -maxdepth 1 -name 'tasks.json.replaced-*' | wc -l)"
+    check_match "the log says how many tasks the new file lacks and where they are" \
+        "error: $f: replaced by a file with [0-9]+ tasks; the one it replaced had [0-9]+ .*kept as $f\.replaced-" \
+        "$(cat "$SERVER_LOG")"
+    ow_check "stale save: every 201 in the list or in the kept copy" "$f" "$d/load" \
+        --after "$after" --canonical --kept
+}
+
 # ---------------------------------------------------------------- reset_under_load
 
 outside_reset_under_load() {
@@ -1019,13 +1052,13 @@ outside_fsync_dir() {
 }
 
 case "$CASE" in
-echo_reset | rename_editor | rm | hand_line | pretty_in_place | cp_idle | cp_under_load | \
+echo_reset | rename_editor | rm | hand_line | pretty_in_place | cp_idle | cp_under_load | stale_save | \
     no_file | no_file_probes | two_servers | reset_under_load | outside_lock | strict_json | balance | fsync_dir)
     note "== outside: $CASE (LOCKING=$LOCKING)"
     "outside_$CASE"
     ;;
 *)
-    echo "usage: $0 echo_reset|rename_editor|rm|hand_line|pretty_in_place|cp_idle|cp_under_load|no_file|no_file_probes|two_servers|reset_under_load|outside_lock|strict_json|balance|fsync_dir" >&2
+    echo "usage: $0 echo_reset|rename_editor|rm|hand_line|pretty_in_place|cp_idle|cp_under_load|stale_save|no_file|no_file_probes|two_servers|reset_under_load|outside_lock|strict_json|balance|fsync_dir" >&2
     exit 2
     ;;
 esac

@@ -78,6 +78,44 @@ START_TEST(test_follow_rename)
     uint64_t num;
     ck_assert_int_eq(task_store_count(s, &num, NULL, 0), 0);
     ck_assert_uint_eq(num, 4);
+    /* The new file holds more tasks than the one it replaced: nothing to keep. */
+    ck_assert_int_eq(count_files("tasks.json.replaced-", NULL, 0), 0);
+    task_store_close(s);
+}
+END_TEST
+
+/* A stale save: an editor read the list with 2 tasks, the store added 3 more,
+ * the editor saved its buffer by rename. The new file is followed, and the
+ * replaced one, with the 3 tasks the new one lacks, is kept beside the path,
+ * byte for byte. */
+START_TEST(test_stale_save_kept)
+{
+    char kept[512];
+    write_file(tmp_file, "[\n]\n", 4);
+    struct task_store *s = open_store(&quiet_opts);
+    append_one(s, "uno", "c", 1);
+    append_one(s, "dos", "c", 2);
+    size_t stale_len;
+    char *stale = read_file(tmp_file, &stale_len); /* the editor's buffer */
+    append_one(s, "tres", "c", 3);
+    append_one(s, "cuatro", "c", 4);
+    append_one(s, "cinco", "c", 5);
+    size_t old_len;
+    char *old = read_file(tmp_file, &old_len);
+    write_file(other_file, stale, stale_len);
+    ck_assert_int_eq(rename(other_file, tmp_file), 0);
+    ck_assert_uint_eq(append_one(s, "seis", "c", 6), 3); /* positions of the new file */
+    ck_assert_int_eq(count_files("tasks.json.replaced-", kept, sizeof(kept)), 1);
+    size_t kept_len;
+    char *copy = read_file(kept, &kept_len);
+    ck_assert_msg(copy != NULL && kept_len == old_len && memcmp(copy, old, old_len) == 0,
+                  "%s is not the replaced file", kept);
+    /* Appends go on in the new file without another copy. */
+    ck_assert_uint_eq(append_one(s, "siete", "c", 7), 4);
+    ck_assert_int_eq(count_files("tasks.json.replaced-", NULL, 0), 1);
+    free(stale);
+    free(old);
+    free(copy);
     task_store_close(s);
 }
 END_TEST
@@ -478,6 +516,8 @@ START_TEST(test_adopted_body_checked)
     ck_assert_msg(len == strlen(damaged) && memcmp(now, damaged, len) == 0,
                   "the damaged file was written");
     free(now);
+    /* None of the new file's tasks can be read: the replaced one's task is kept. */
+    ck_assert_int_eq(count_files("tasks.json.replaced-", NULL, 0), 1);
     task_store_close(s);
 }
 END_TEST
@@ -532,6 +572,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown_dir);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_follow_rename);
+    tcase_add_test(tc, test_stale_save_kept);
     tcase_add_test(tc, test_snapshot_survives_rename);
     tcase_add_test(tc, test_rename_away_and_back);
     tcase_add_test(tc, test_follow_removed);
