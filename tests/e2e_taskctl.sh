@@ -418,9 +418,18 @@ expect_rc 0 "$T" -f torn.json repair
 expect_out "nothing to repair, 2 tasks"
 
 # ---- repair: "[]" and a pretty-printed file become canonical, originals kept ----
+# "[]" (`echo "[]" > tasks.json`, the documented reset) is a valid empty list in another
+# layout: verify passes it, notes the layout, and leaves the file alone.
 echo "[]" >brackets.json
-expect_rc 1 "$T" -f brackets.json verify
-expect_out 'the first line is not "["'
+expect_rc 0 "$T" -f brackets.json verify
+expect_out "layout: not the store's"
+expect_out "an empty JSON array"
+expect_out "verdict: OK: 0 tasks"
+expect_rc 0 "$T" -f brackets.json verify --expect 0
+expect_rc 1 "$T" -f brackets.json verify --expect 1
+expect_out "verdict: FAILED: count"
+checks=$((checks + 1))
+[ "$(cat brackets.json)" = "[]" ] || fail "verify modified [] into: $(cat brackets.json)"
 expect_rc 0 "$T" -f brackets.json repair
 expect_out "rewrote an empty list in the canonical layout"
 checks=$((checks + 1))
@@ -440,7 +449,15 @@ cat >pretty.json <<'JSON'
     {"id": 7, "titulo": "segunda \"con\" comillas", "cliente": "py", "seq": 1}
 ]
 JSON
-expect_rc 1 "$T" -f pretty.json verify
+# Valid JSON in another layout: verify judges the records the store will hold once it
+# rewrites the file (ids 1..n), and says so.
+expect_rc 0 "$T" -f pretty.json verify --expect 2
+expect_out "layout: not the store's"
+expect_out "a JSON array of 2 records (2 of them get a new id)"
+expect_out "records: 2 readable, ids 1..2"
+expect_out "verdict: OK: 2 tasks"
+checks=$((checks + 1))
+! grep -q '^damage' "$TMP/out" || fail "verify reported damage in a valid pretty-printed file"
 expect_rc 0 "$T" -f pretty.json repair
 expect_out "canonical layout, 2 tasks"
 ls pretty.json.orig-* >/dev/null 2>&1 || fail "repair of a pretty-printed file did not keep the original"
@@ -462,6 +479,32 @@ expect_out "file is empty (0 bytes)"
 expect_rc 0 "$T" -f zero.json add "en un archivo vacio"
 expect_out "added task 1: en un archivo vacio"
 expect_rc 0 "$T" -f zero.json verify --expect 1
+
+# Other layouts of valid JSON: several records on a line, python3 -m json.tool's output.
+printf '[{"titulo":"a"},\n{"titulo":"b"}]\n' >two.json
+expect_rc 0 "$T" -f two.json verify
+expect_out "a JSON array of 2 records"
+expect_out "verdict: OK: 2 tasks"
+python3 -m json.tool good.json >pp.json || fail "python3 -m json.tool good.json"
+expect_rc 0 "$T" -f pp.json verify --expect 5
+expect_out "a JSON array of 5 records (0 of them get a new id)"
+expect_out "seq: 2 clientes with seq, 2 complete"
+expect_out "verdict: OK: 5 tasks"
+# ... still judged: a gap in a cliente's seq fails.
+printf '[{"titulo":"a","cliente":"c","seq":1},{"titulo":"b","cliente":"c","seq":3}]\n' >oseq.json
+expect_rc 1 "$T" -f oseq.json verify
+expect_out 'cliente "c": seq 1..3: 1 missing: 2'
+expect_out "verdict: FAILED: seq"
+# Real damage in another layout stays damage: a line after "]", a torn end, garbage, no objects.
+for bad in '[]\nx\n' '[{"titulo":"a"},\n{"titulo":"b"' '[{"titulo":"a"} garbage]\n' '[1,2]\n'; do
+    printf "$bad" >bad.json
+    expect_rc 1 "$T" -f bad.json verify
+    expect_out "verdict: FAILED: damaged"
+    expect_out "json: not a valid JSON array of objects either"
+done
+printf '[{"titulo":"a"},\n{"titulo":"b"' >bad.json
+expect_rc 1 "$T" -f bad.json verify
+expect_out "torn tail"
 
 expect_rc 0 "$T" -f fresh.json repair
 expect_out "created an empty list"
