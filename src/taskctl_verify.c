@@ -577,7 +577,7 @@ static int cliente_cmp(const void *a, const void *b)
 static int verify_report(struct verify_state *st, const char *path, off_t size, uint64_t lines,
                          const struct taskctl_verify_options *opts, FILE *out)
 {
-    int bad_ids = 0, bad_count = 0;
+    int bad_ids = 0, bad_count = 0, no_match = 0;
     size_t bad_seq;
     fprintf(out, "file: %s (%lld bytes, %llu lines)\n", path, (long long)size,
             (unsigned long long)lines);
@@ -615,6 +615,15 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
         fprintf(out, "selected: %llu of %llu records, those whose cliente matches \"%s\"\n",
                 (unsigned long long)st->num_selected, (unsigned long long)st->num_records,
                 st->glob);
+    /* Nothing selected is a typo in the pattern far more often than an empty run: it fails,
+     * unless --expect 0 says that none is what is wanted. */
+    if (st->glob != NULL && st->num_selected == 0 && !(opts->has_expect && opts->expect == 0)) {
+        no_match = 1;
+        fprintf(out,
+                "selected: no record's cliente matches \"%s\" (a typo in the pattern? "
+                "--expect 0 if none should)\n",
+                st->glob);
+    }
     if (st->num_id_errors > 0) {
         bad_ids = 1;
         fprintf(out,
@@ -643,12 +652,13 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
         fprintf(out, "count: expected %llu, found %llu\n", (unsigned long long)opts->expect,
                 (unsigned long long)st->num_selected);
     }
-    if (st->num_damaged == 0 && !bad_ids && bad_seq == 0 && !bad_count) {
+    if (st->num_damaged == 0 && !bad_ids && bad_seq == 0 && !bad_count && !no_match) {
         fprintf(out, "verdict: OK: %llu tasks\n", (unsigned long long)st->num_selected);
         return 0;
     }
-    fprintf(out, "verdict: FAILED:%s%s%s%s\n", st->num_damaged ? " damaged" : "",
-            bad_ids ? " ids" : "", bad_seq ? " seq" : "", bad_count ? " count" : "");
+    fprintf(out, "verdict: FAILED:%s%s%s%s%s\n", st->num_damaged ? " damaged" : "",
+            bad_ids ? " ids" : "", bad_seq ? " seq" : "", bad_count ? " count" : "",
+            no_match ? " no match" : "");
     return 1;
 }
 

@@ -18,7 +18,8 @@
  *
  * With cliente_glob (an fnmatch(3) pattern, e.g. "*@run3"), only the records
  * whose cliente matches are judged for seq and counted for expect: the tasks
- * of one classroom run among earlier runs' in the same file. Layout, damage
+ * of one classroom run among earlier runs' in the same file; when none
+ * matches, verify fails (a typo in the pattern), unless expect is 0. Layout, damage
  * and ids are always judged for the whole file. Among the judged records, in
  * file order, verify also counts the switches between clientes (two adjacent
  * judged records of different clientes): how interleaved the clients' appends

@@ -318,6 +318,13 @@ checks=$((checks + 1))
 expect_rc 0 "$T" -f good.json verify
 checks=$((checks + 1))
 ! grep -q '^host' "$TMP/out" || fail "verify printed hosts for records that name none"
+# A pattern that matches no record (a typo in '*@run1') fails, unless --expect 0 says so.
+expect_rc 1 "$T" -f hosts.json verify --cliente '*@rnu1'
+expect_out "selected: 0 of 5 records"
+expect_out 'no record'"'"'s cliente matches "*@rnu1"'
+expect_out "verdict: FAILED: no match"
+expect_rc 0 "$T" -f hosts.json verify --cliente '*@rnu1' --expect 0
+expect_out "verdict: OK: 0 tasks"
 expect_rc 0 env COLUMNS=100 "$T" -f hosts.json list
 expect_out "pid  host"
 checks=$((checks + 1))
