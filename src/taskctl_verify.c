@@ -80,6 +80,7 @@ struct verify_state {
     int other_layout;    /* judged from the whole-file JSON parse, not line by line */
     uint64_t renumbered; /* other_layout: records whose id the store's rewrite changes */
     char other_why[256]; /* the line damage stands: why the whole-file parse did not help */
+    int other_too_large; /* ... as the file is over TASKCTL_VERIFY_PARSE_MAX: not parsed */
     uint64_t num_damaged;
     struct verify_damage damage[VERIFY_DAMAGE_LIST];
     int oom;
@@ -423,16 +424,14 @@ static ssize_t verify_pread_full(int fd, char *buf, size_t len)
  * any layout ("[]" from `echo "[]" >`, python3 -m json.tool's output) is no damage: the store
  * rewrites it in its own layout at its next request, ids renumbered 1..n. Then st is refilled
  * with the records the store will hold, and 1 returned; 0 when the file is not such an array
- * (or too large to parse whole: st->other_why says which; st keeps the line reader's
- * findings); -1 on a read error or out of memory (errno). */
+ * (st->other_why says why) or too large to parse whole (st->other_too_large), st keeping the
+ * line reader's findings; -1 on a read error or out of memory (errno). */
 static int verify_other_layout(struct verify_state *st, int fd, off_t size)
 {
     char jerr[160];
     size_t jerr_off = 0, renumbered = 0;
     if (size > TASKCTL_VERIFY_PARSE_MAX) {
-        snprintf(st->other_why, sizeof(st->other_why),
-                 "too large to parse whole: over %ld bytes, judged line by line only",
-                 TASKCTL_VERIFY_PARSE_MAX);
+        st->other_too_large = 1;
         return 0;
     }
     char *text = malloc((size_t)size + 1);
@@ -605,7 +604,13 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
                 (unsigned long long)st->last_id);
     else
         fprintf(out, "records: 0 readable\n");
-    if (st->num_damaged > 0)
+    if (st->num_damaged > 0 && st->other_too_large)
+        fprintf(out,
+                "json: not parsed whole, being over %ld bytes (the store refuses to rewrite "
+                "another layout that large too); the counts here are of the records readable "
+                "line by line\n",
+                TASKCTL_VERIFY_PARSE_MAX);
+    else if (st->num_damaged > 0)
         fprintf(out,
                 "json: not a valid JSON array of objects either (%s); the counts here are of the "
                 "records readable line by line (a JSON parser such as python3 -m json.tool reads "

@@ -512,6 +512,12 @@ done
 printf '[{"titulo":"a"},\n{"titulo":"b"' >bad.json
 expect_rc 1 "$T" -f bad.json verify
 expect_out "torn tail"
+# Over 64 MiB, another layout is not parsed whole (the store does not rewrite it either).
+{ printf '[ '; head -c $((64 * 1024 * 1024)) /dev/zero | tr '\0' ' '; printf ']\n'; } >huge.json
+expect_rc 1 "$T" -f huge.json verify
+expect_out "json: not parsed whole, being over 67108864 bytes"
+expect_out "verdict: FAILED: damaged"
+rm -f huge.json
 
 expect_rc 0 "$T" -f fresh.json repair
 expect_out "created an empty list"
