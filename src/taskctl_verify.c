@@ -422,9 +422,9 @@ static ssize_t verify_pread_full(int fd, char *buf, size_t len)
 
 /* The line reader found the file out of the store's layout. A valid JSON array of objects in
  * any layout ("[]" from `echo "[]" >`, python3 -m json.tool's output) is no damage: the store
- * rewrites it in its own layout at its next request, ids renumbered 1..n. Then st is refilled
- * with the records the store will hold, and 1 returned; 0 when the file is not such an array
- * (st->other_why says why) or too large to parse whole (st->other_too_large), st keeping the
+ * rewrites it in its own layout at its next request or start, ids renumbered 1..n. Then st is
+ * refilled with the records the store will hold, and 1 returned; 0 when the file is not such an
+ * array (st->other_why says why) or too large to parse whole (st->other_too_large), st keeping the
  * line reader's findings; -1 on a read error or out of memory (errno). */
 static int verify_other_layout(struct verify_state *st, int fd, off_t size)
 {
@@ -584,13 +584,15 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
         fputs("file is empty (0 bytes): the store reads it as an empty list\n", out);
     if (st->other_layout && st->num_records == 0)
         fputs("layout: not the store's (\"[\", one record per line, \"]\"): an empty JSON "
-              "array, which the store rewrites as \"[\\n]\\n\" at its next request\n",
+              "array, which the server rewrites as \"[\\n]\\n\" at its next request or start "
+              "(taskctl add and repair too)\n",
               out);
     else if (st->other_layout)
         fprintf(out,
                 "layout: not the store's (\"[\", one record per line, \"]\"): a JSON array of "
-                "%llu records (%llu of them get a new id), which the store rewrites in its "
-                "layout at its next request, ids 1..%llu; judged as it will hold them\n",
+                "%llu records (%llu of them get a new id), which the server rewrites in the "
+                "store's layout, ids 1..%llu, at its next request or start (taskctl add and "
+                "repair too, keeping the original beside it); judged as it will hold them\n",
                 (unsigned long long)st->num_records, (unsigned long long)st->renumbered,
                 (unsigned long long)st->num_records);
     for (uint64_t i = 0; i < st->num_damaged && i < VERIFY_DAMAGE_LIST; i++)

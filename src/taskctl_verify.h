@@ -13,7 +13,7 @@
  * present exactly once, and the number of tasks equal to expect if given.
  * A valid JSON array of objects in another layout ("[]" from `echo "[]" >`,
  * pretty-printed) passes too, with a note: the store rewrites it in its own
- * layout at its next request, ids 1..n, and verify judges those records (it
+ * layout at its next request or start, ids 1..n, and verify judges those records (it
  * then reads the file whole, up to TASKCTL_VERIFY_PARSE_MAX bytes).
  *
  * With cliente_glob (an fnmatch(3) pattern, e.g. "*@run3"), only the records
