@@ -20,10 +20,14 @@
 
 #define API_REOPEN_MS 500 /* a worker without a usable file tries again this often */
 
+#define API_LOG_TEXT_MAX 200 /* bytes of a titulo or cliente shown in a log line */
+/* Escaped (6 bytes per byte at most), its quotes, "..." when cut, the NUL. */
+#define API_LOG_TEXT_BUF (6 * API_LOG_TEXT_MAX + 2 + 3 + 1)
+
 /* A POST waiting in the batch: what its log line says. */
 struct api_queued {
-    char titulo[201];
-    char cliente[201];
+    char titulo[API_LOG_TEXT_BUF];
+    char cliente[API_LOG_TEXT_BUF];
 };
 
 /* A GET /tareas being streamed: the snapshot it came from, whose descriptor
@@ -327,17 +331,34 @@ static void api_no_file(struct api *api, struct api_response *resp)
     api_add_header(resp, "Retry-After: 1\r\n");
 }
 
-/* Copies s for a log line: at most 200 bytes, control characters as '?', so
- * a titulo cannot forge or split log lines. */
-static const char *api_log_text(const char *s, size_t len, char *out, size_t out_len)
+/* Writes s into out (API_LOG_TEXT_BUF bytes) for a log line: its first
+ * API_LOG_TEXT_MAX bytes (cut at a UTF-8 boundary, then "..."), as a JSON
+ * string, so that a titulo can neither split nor forge log lines and reads
+ * back unambiguously; quoted 0: without the quotes (the cliente ends the line). */
+static void api_log_text(const char *s, size_t len, int quoted, char *out)
 {
-    size_t n = len < out_len - 1 ? len : out_len - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c == 0x7f || c == '"') ? '?' : (char)c;
+    size_t n = len;
+    int cut = 0;
+    if (n > API_LOG_TEXT_MAX) {
+        n = API_LOG_TEXT_MAX;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+        cut = 1;
     }
-    out[n] = '\0';
-    return out;
+    long m = task_json_escape(s, n, out, API_LOG_TEXT_BUF - 4); /* cannot fail: 6 * n + 2 */
+    if (m < 2) {
+        strcpy(out, "?");
+        return;
+    }
+    if (!quoted) {
+        memmove(out, out + 1, (size_t)m - 2);
+        m -= 2;
+    }
+    if (cut) {
+        memcpy(out + m, "...", 3);
+        m += 3;
+    }
+    out[m] = '\0';
 }
 
 /* The answer to a stored task: 201, the record as stored, its Location. */
@@ -397,9 +418,9 @@ int api_queue_task(struct api *api, const char *body, size_t body_len, struct ap
     }
     struct api_queued *q = &api->queued[api->num_queued++];
     if (!api->cfg->quiet) {
-        api_log_text(api->task.titulo, api->task.titulo_len, q->titulo, sizeof(q->titulo));
+        api_log_text(api->task.titulo, api->task.titulo_len, 1, q->titulo);
         if (api->task.has_cliente)
-            api_log_text(api->task.cliente, api->task.cliente_len, q->cliente, sizeof(q->cliente));
+            api_log_text(api->task.cliente, api->task.cliente_len, 0, q->cliente);
         else
             strcpy(q->cliente, "-");
     }
@@ -431,7 +452,7 @@ void api_flush(struct api *api, struct api_response *resp)
         size_t len;
         const char *line = task_store_line(api->store, i, &len);
         api_created(&resp[i], &metas[i], line, len);
-        log_task("worker %ld: stored task %" PRIu64 " \"%s\" from %s", api->pid, metas[i].id,
+        log_task("worker %ld: stored task %" PRIu64 " %s from %s", api->pid, metas[i].id,
                  api->queued[i].titulo, api->queued[i].cliente);
     }
 }

@@ -535,12 +535,18 @@ static int take_request_line(const char *buf, size_t ls, size_t le, struct http_
     t = ++i;
     while (i < le && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
         i++;
-    if (i == t || i == le || buf[i] != ' ')
+    if (i == le) /* "GET /x" or "GET ": HTTP/0.9's form, which this server does not serve */
+        return fail(req, 400,
+                    i == t ? "request line without target and http version"
+                           : "request line without http version");
+    if (i == t || buf[i] != ' ')
         return fail(req, 400, bad_byte_reason(buf, i, le, "invalid request target"));
     if (take_target(buf + t, i - t, req) < 0)
         return -1;
 
     i++;
+    if (i == le)
+        return fail(req, 400, "request line without http version");
     v = buf + i;
     if (le - i != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
         v[7] < '0' || v[7] > '9')
@@ -638,6 +644,11 @@ static int reject_bad_byte(const char *buf, const struct framing *fr, size_t max
     memset(&m, 0, sizeof(m));
     if (take_lines(buf, fr->rl, fr->bad_at, max_headers, &m, req) < 0)
         return -1;
+    /* The line ends (or a CR that may end it) where the SP after the method belongs: what
+     * "hello" or "GET" typed into nc sends. Said so, whatever the byte after the CR, so that
+     * the answer does not depend on how the bytes arrive. */
+    if (fr->bad_method && (c == '\r' || c == '\n'))
+        return fail(req, 400, "request line without target and http version");
     if (c == '\0')
         return fail(req, 400, "nul byte in request head");
     if (c == '\r')

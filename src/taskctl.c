@@ -50,7 +50,8 @@ static const struct taskctl_option verify_options[] = {
     {"--cliente", 0, TASKCTL_OPT_TEXT, TASKCTL_FIELD(cliente), 0, "PATTERN",
      "judge only the tasks whose cliente matches PATTERN (a shell\n"
      "pattern: \"*@run3\" is run 3 of the classroom); layout, damage\n"
-     "and ids are still judged for the whole file"},
+     "and ids are still judged for the whole file; none matching\n"
+     "fails (a typo?), unless --expect 0"},
 };
 
 static const struct taskctl_option reset_options[] = {

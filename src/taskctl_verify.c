@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "task_json.h"
 #include "task_store.h"
@@ -75,7 +76,11 @@ struct verify_state {
     uint64_t num_hosted;     /* judged records that name their host */
     uint64_t num_host_other; /* ... whose host is past the first VERIFY_HOSTS_MAX */
 
-    int last_closes; /* the last line ends with ']' (another layout's end) */
+    int last_closes;     /* the last line ends with ']' (another layout's end) */
+    int other_layout;    /* judged from the whole-file JSON parse, not line by line */
+    uint64_t renumbered; /* other_layout: records whose id the store's rewrite changes */
+    char other_why[256]; /* the line damage stands: why the whole-file parse did not help */
+    int other_too_large; /* ... as the file is over TASKCTL_VERIFY_PARSE_MAX: not parsed */
     uint64_t num_damaged;
     struct verify_damage damage[VERIFY_DAMAGE_LIST];
     int oom;
@@ -368,6 +373,104 @@ static void verify_line(struct verify_state *st, const struct taskctl_line *l)
     }
 }
 
+static void verify_release(struct verify_state *st)
+{
+    for (size_t i = 0; i < st->num_clientes; i++) {
+        free(st->clientes[i]->seen);
+        free(st->clientes[i]->doubled);
+        free(st->clientes[i]);
+    }
+    free(st->clientes);
+    free(st->slots);
+}
+
+static void verify_state_init(struct verify_state *st, const char *glob)
+{
+    memset(st, 0, sizeof(*st));
+    st->glob = glob;
+    st->prev_has_cliente = -1;
+}
+
+/* One element of a file in another layout, re-encoded on one line by task_json_canonicalize()
+ * with the id the store will give it. */
+static int verify_other_emit(void *arg, const char *line, size_t len)
+{
+    static struct task_record rec; /* 5 KiB: keep it off the stack */
+    struct verify_state *st = arg;
+    char err[160];
+    if (task_json_decode_record(line, len, &rec, NULL, err, sizeof(err)) < 0)
+        return -1; /* cannot happen: canonicalize writes {"id":n first */
+    verify_record(st, &rec, 0);
+    return st->oom ? -1 : 0;
+}
+
+static ssize_t verify_pread_full(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* The line reader found the file out of the store's layout. A valid JSON array of objects in
+ * any layout ("[]" from `echo "[]" >`, python3 -m json.tool's output) is no damage: the store
+ * rewrites it in its own layout at its next request or start, ids renumbered 1..n. Then st is
+ * refilled with the records the store will hold, and 1 returned; 0 when the file is not such an
+ * array (st->other_why says why) or too large to parse whole (st->other_too_large), st keeping the
+ * line reader's findings; -1 on a read error or out of memory (errno). */
+static int verify_other_layout(struct verify_state *st, int fd, off_t size)
+{
+    char jerr[160];
+    size_t jerr_off = 0, renumbered = 0;
+    if (size > TASKCTL_VERIFY_PARSE_MAX) {
+        st->other_too_large = 1;
+        return 0;
+    }
+    char *text = malloc((size_t)size + 1);
+    if (text == NULL)
+        return -1;
+    ssize_t n = verify_pread_full(fd, text, (size_t)size);
+    if (n < 0) {
+        free(text);
+        return -1;
+    }
+    struct verify_state *whole = malloc(sizeof(*whole));
+    if (whole == NULL) {
+        free(text);
+        return -1;
+    }
+    verify_state_init(whole, st->glob);
+    long count = task_json_canonicalize(text, (size_t)n, verify_other_emit, whole, jerr,
+                                        sizeof(jerr), &jerr_off, &renumbered);
+    free(text);
+    if (whole->oom) {
+        verify_release(whole);
+        free(whole);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (count < 0) {
+        snprintf(st->other_why, sizeof(st->other_why), "byte %zu: %s", jerr_off, jerr);
+        verify_release(whole);
+        free(whole);
+        return 0;
+    }
+    verify_release(st);
+    *st = *whole;
+    free(whole);
+    st->other_layout = 1;
+    st->renumbered = renumbered;
+    return 1;
+}
+
 /* Prints up to TASKCTL_VERIFY_LIST_MAX of c's missing (or, with doubled, doubled) seq numbers. */
 static void print_seq_list(FILE *out, const struct verify_cliente *c, int doubled)
 {
@@ -473,12 +576,25 @@ static int cliente_cmp(const void *a, const void *b)
 static int verify_report(struct verify_state *st, const char *path, off_t size, uint64_t lines,
                          const struct taskctl_verify_options *opts, FILE *out)
 {
-    int bad_ids = 0, bad_count = 0;
+    int bad_ids = 0, bad_count = 0, no_match = 0;
     size_t bad_seq;
     fprintf(out, "file: %s (%lld bytes, %llu lines)\n", path, (long long)size,
             (unsigned long long)lines);
     if (size == 0)
         fputs("file is empty (0 bytes): the store reads it as an empty list\n", out);
+    if (st->other_layout && st->num_records == 0)
+        fputs("layout: not the store's (\"[\", one record per line, \"]\"): an empty JSON "
+              "array, which the server rewrites as \"[\\n]\\n\" at its next request or start "
+              "(taskctl add and repair too)\n",
+              out);
+    else if (st->other_layout)
+        fprintf(out,
+                "layout: not the store's (\"[\", one record per line, \"]\"): a JSON array of "
+                "%llu records (%llu of them get a new id), which the server rewrites in the "
+                "store's layout, ids 1..%llu, at its next request or start (taskctl add and "
+                "repair too, keeping the original beside it); judged as it will hold them\n",
+                (unsigned long long)st->num_records, (unsigned long long)st->renumbered,
+                (unsigned long long)st->num_records);
     for (uint64_t i = 0; i < st->num_damaged && i < VERIFY_DAMAGE_LIST; i++)
         fprintf(out, "damage: byte %lld, line %llu: %s\n", (long long)st->damage[i].offset,
                 (unsigned long long)st->damage[i].line, st->damage[i].reason);
@@ -490,15 +606,31 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
                 (unsigned long long)st->last_id);
     else
         fprintf(out, "records: 0 readable\n");
-    if (st->num_damaged > 0)
-        fputs("json: the file is not a JSON array of one record per line; the counts here are "
-              "of the records readable line by line (a JSON parser such as python3 -m json.tool "
-              "reads none of them when the damage breaks the JSON)\n",
-              out);
+    if (st->num_damaged > 0 && st->other_too_large)
+        fprintf(out,
+                "json: not parsed whole, being over %ld bytes (the store refuses to rewrite "
+                "another layout that large too); the counts here are of the records readable "
+                "line by line\n",
+                TASKCTL_VERIFY_PARSE_MAX);
+    else if (st->num_damaged > 0)
+        fprintf(out,
+                "json: not a valid JSON array of objects either (%s); the counts here are of the "
+                "records readable line by line (a JSON parser such as python3 -m json.tool reads "
+                "none of them when the damage breaks the JSON)\n",
+                st->other_why);
     if (st->glob != NULL)
         fprintf(out, "selected: %llu of %llu records, those whose cliente matches \"%s\"\n",
                 (unsigned long long)st->num_selected, (unsigned long long)st->num_records,
                 st->glob);
+    /* Nothing selected is a typo in the pattern far more often than an empty run: it fails,
+     * unless --expect 0 says that none is what is wanted. */
+    if (st->glob != NULL && st->num_selected == 0 && !(opts->has_expect && opts->expect == 0)) {
+        no_match = 1;
+        fprintf(out,
+                "selected: no record's cliente matches \"%s\" (a typo in the pattern? "
+                "--expect 0 if none should)\n",
+                st->glob);
+    }
     if (st->num_id_errors > 0) {
         bad_ids = 1;
         fprintf(out,
@@ -527,24 +659,14 @@ static int verify_report(struct verify_state *st, const char *path, off_t size, 
         fprintf(out, "count: expected %llu, found %llu\n", (unsigned long long)opts->expect,
                 (unsigned long long)st->num_selected);
     }
-    if (st->num_damaged == 0 && !bad_ids && bad_seq == 0 && !bad_count) {
+    if (st->num_damaged == 0 && !bad_ids && bad_seq == 0 && !bad_count && !no_match) {
         fprintf(out, "verdict: OK: %llu tasks\n", (unsigned long long)st->num_selected);
         return 0;
     }
-    fprintf(out, "verdict: FAILED:%s%s%s%s\n", st->num_damaged ? " damaged" : "",
-            bad_ids ? " ids" : "", bad_seq ? " seq" : "", bad_count ? " count" : "");
+    fprintf(out, "verdict: FAILED:%s%s%s%s%s\n", st->num_damaged ? " damaged" : "",
+            bad_ids ? " ids" : "", bad_seq ? " seq" : "", bad_count ? " count" : "",
+            no_match ? " no match" : "");
     return 1;
-}
-
-static void verify_release(struct verify_state *st)
-{
-    for (size_t i = 0; i < st->num_clientes; i++) {
-        free(st->clientes[i]->seen);
-        free(st->clientes[i]->doubled);
-        free(st->clientes[i]);
-    }
-    free(st->clientes);
-    free(st->slots);
 }
 
 int taskctl_verify(const char *path, const struct taskctl_verify_options *opts, FILE *out,
@@ -555,9 +677,7 @@ int taskctl_verify(const char *path, const struct taskctl_verify_options *opts, 
     struct taskctl_line line;
     int rc = -1, fd, saved;
 
-    memset(&st, 0, sizeof(st));
-    st.glob = opts->cliente_glob;
-    st.prev_has_cliente = -1;
+    verify_state_init(&st, opts->cliente_glob);
     /* Under the read lock for the whole reading, so that no append is half
      * done in what we see (writers wait meanwhile: about 0.7 s per million
      * tasks). */
@@ -586,6 +706,11 @@ int taskctl_verify(const char *path, const struct taskctl_verify_options *opts, 
     if (size > 0 && st.layout != VERIFY_AFTER_CLOSE && !st.last_closes)
         verify_damage(&st, size, reader.number,
                       "no closing \"]\": the file ends inside the list (a torn tail)");
+    if (st.num_damaged > 0 && verify_other_layout(&st, fd, size) < 0) {
+        snprintf(err, err_len, "verify %s: reading it whole as JSON: %s", path, strerror(errno));
+        rc = -1;
+        goto out_release;
+    }
     rc = verify_report(&st, path, size, reader.number, opts, out);
 out_release:
     taskctl_lines_release(&reader);

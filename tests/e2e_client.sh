@@ -710,6 +710,9 @@ demo_refusing)
             "$TMP/demo.out" || fail "$kind: summary: $(grep '^summary:' "$TMP/demo.out")"
         grep -q 'LOCKED build did not store every task' "$TMP/demo.err" ||
             fail "$kind: no error on stderr: $(cat "$TMP/demo.err")"
+        # The port poll may run before the background server's stderr file exists: silently.
+        ! grep -E "sed:|can't read|No such file" "$TMP/demo.err" ||
+            fail "$kind: the demo's port poll complained on stderr (above)"
     done
     ;;
 demo_interrupt)

@@ -251,7 +251,7 @@ print(n)' "$SERVER_LOG" 2>&1)
     check_match "json logs: the start-up line, as JSON" '"msg":"taskserver [0-9.]+: listening on 127\.0\.0\.1:' \
         "$(cat "$SERVER_LOG")"
     check_match "json logs: the per-task line, its quotes escaped" \
-        '"msg":"worker [0-9]+: stored task 1 \\"uno \?citado\?\\" from e2e"' "$(cat "$SERVER_LOG")"
+        '"msg":"worker [0-9]+: stored task 1 \\"uno \\\\\\"citado\\\\\\"\\" from e2e"' "$(cat "$SERVER_LOG")"
     n=$(wc -l <"$acc")
     check_eq "access log: one line per request (4 and the start-up health checks)" yes \
         "$([ "$n" -ge 4 ] && echo yes || echo "no ($n lines)")"

@@ -359,8 +359,9 @@ EOF
     check_match "GET /health counts 3 tasks" '"tasks": *3[,}]' "$code"
 
     # One log line per stored task: 'worker PID: stored task ID "titulo" from
-    # CLIENTE', PID a worker; a quote or control character in the text is
-    # shown as '?', a task without cliente as "-".
+    # CLIENTE', PID a worker; the titulo is a JSON string (quotes, backslashes and
+    # control characters escaped: one line, unambiguous), the cliente its inside,
+    # a task without cliente "-".
     local log_line wpid
     log_line=$(grep 'stored task 1 ' "$SERVER_LOG")
     check_match "per-task log line format" \
@@ -369,8 +370,8 @@ EOF
     wpid=$(printf '%s\n' "$log_line" | sed -n 's/.*: worker \([0-9]*\): stored.*/\1/p')
     check_eq "per-task log line: PID $wpid is a worker of the master" yes \
         "$(children_of "$SERVER_PID" | grep -qx "$wpid" && echo yes || echo "no (workers: $(children_of "$SERVER_PID" | tr '\n' ' '))")"
-    check_match "per-task log line: quotes shown as ?" \
-        ': stored task 2 "segunda .* \?citada\?" from api$' "$(cat "$SERVER_LOG")"
+    check_match "per-task log line: quotes escaped" \
+        ': stored task 2 "segunda ñ \\"citada\\"" from api$' "$(cat "$SERVER_LOG")"
     check_eq "one per-task log line per stored task" 3 "$(grep -c 'stored task' "$SERVER_LOG")"
     code=$(post_task "$base" '{"titulo":"sin cliente"}' "$d/p4")
     check_eq "POST without cliente status" 201 "$code"
@@ -379,11 +380,31 @@ EOF
     else
         fail "per-task log line without cliente: expected 'stored task 4 \"sin cliente\" from -', got: $(grep 'stored task 4' "$SERVER_LOG")"
     fi
+    code=$(post_task "$base" '{"titulo":"dos\nlineas \\ y \"","cliente":"c\"q\t"}' "$d/p5")
+    check_eq "POST with a newline in titulo status" 201 "$code"
+    if wait_until 3 grep -q 'stored task 5 ' "$SERVER_LOG"; then
+        check_eq "per-task log line: newline, backslash and quotes escaped" \
+            'stored task 5 "dos\nlineas \\ y \"" from c\"q\t' \
+            "$(grep -o 'stored task 5 .*' "$SERVER_LOG")"
+    else
+        fail "no per-task log line for task 5: $(tail -3 "$SERVER_LOG")"
+    fi
+    # Over 200 bytes: cut before the 2-byte "ñ" that would cross byte 200, then "...".
+    local a199
+    a199=$(printf 'a%.0s' $(seq 1 199))
+    code=$(post_task "$base" "{\"titulo\":\"${a199}\u00f1b\"}" "$d/p6")
+    check_eq "POST with a 202-byte titulo status" 201 "$code"
+    if wait_until 3 grep -q 'stored task 6 ' "$SERVER_LOG"; then
+        check_eq "per-task log line: a long titulo cut at a character boundary" \
+            "stored task 6 \"$a199\"... from -" "$(grep -o 'stored task 6 .*' "$SERVER_LOG")"
+    else
+        fail "no per-task log line for task 6: $(tail -3 "$SERVER_LOG")"
+    fi
 
     stop_server TERM 15
     check_eq "SIGTERM on an idle server: exit status" 0 "$SERVER_STATUS"
-    check_store "$f" "$d" 4
-    check_taskctl_verify "$f" 4
+    check_store "$f" "$d" 6
+    check_taskctl_verify "$f" 6
 }
 
 # ---------------------------------------------------------------- http: raw sockets

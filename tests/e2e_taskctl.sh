@@ -318,6 +318,13 @@ checks=$((checks + 1))
 expect_rc 0 "$T" -f good.json verify
 checks=$((checks + 1))
 ! grep -q '^host' "$TMP/out" || fail "verify printed hosts for records that name none"
+# A pattern that matches no record (a typo in '*@run1') fails, unless --expect 0 says so.
+expect_rc 1 "$T" -f hosts.json verify --cliente '*@rnu1'
+expect_out "selected: 0 of 5 records"
+expect_out 'no record'"'"'s cliente matches "*@rnu1"'
+expect_out "verdict: FAILED: no match"
+expect_rc 0 "$T" -f hosts.json verify --cliente '*@rnu1' --expect 0
+expect_out "verdict: OK: 0 tasks"
 expect_rc 0 env COLUMNS=100 "$T" -f hosts.json list
 expect_out "pid  host"
 checks=$((checks + 1))
@@ -418,9 +425,18 @@ expect_rc 0 "$T" -f torn.json repair
 expect_out "nothing to repair, 2 tasks"
 
 # ---- repair: "[]" and a pretty-printed file become canonical, originals kept ----
+# "[]" (`echo "[]" > tasks.json`, the documented reset) is a valid empty list in another
+# layout: verify passes it, notes the layout, and leaves the file alone.
 echo "[]" >brackets.json
-expect_rc 1 "$T" -f brackets.json verify
-expect_out 'the first line is not "["'
+expect_rc 0 "$T" -f brackets.json verify
+expect_out "layout: not the store's"
+expect_out "an empty JSON array"
+expect_out "verdict: OK: 0 tasks"
+expect_rc 0 "$T" -f brackets.json verify --expect 0
+expect_rc 1 "$T" -f brackets.json verify --expect 1
+expect_out "verdict: FAILED: count"
+checks=$((checks + 1))
+[ "$(cat brackets.json)" = "[]" ] || fail "verify modified [] into: $(cat brackets.json)"
 expect_rc 0 "$T" -f brackets.json repair
 expect_out "rewrote an empty list in the canonical layout"
 checks=$((checks + 1))
@@ -440,7 +456,15 @@ cat >pretty.json <<'JSON'
     {"id": 7, "titulo": "segunda \"con\" comillas", "cliente": "py", "seq": 1}
 ]
 JSON
-expect_rc 1 "$T" -f pretty.json verify
+# Valid JSON in another layout: verify judges the records the store will hold once it
+# rewrites the file (ids 1..n), and says so.
+expect_rc 0 "$T" -f pretty.json verify --expect 2
+expect_out "layout: not the store's"
+expect_out "a JSON array of 2 records (2 of them get a new id)"
+expect_out "records: 2 readable, ids 1..2"
+expect_out "verdict: OK: 2 tasks"
+checks=$((checks + 1))
+! grep -q '^damage' "$TMP/out" || fail "verify reported damage in a valid pretty-printed file"
 expect_rc 0 "$T" -f pretty.json repair
 expect_out "canonical layout, 2 tasks"
 ls pretty.json.orig-* >/dev/null 2>&1 || fail "repair of a pretty-printed file did not keep the original"
@@ -462,6 +486,38 @@ expect_out "file is empty (0 bytes)"
 expect_rc 0 "$T" -f zero.json add "en un archivo vacio"
 expect_out "added task 1: en un archivo vacio"
 expect_rc 0 "$T" -f zero.json verify --expect 1
+
+# Other layouts of valid JSON: several records on a line, python3 -m json.tool's output.
+printf '[{"titulo":"a"},\n{"titulo":"b"}]\n' >two.json
+expect_rc 0 "$T" -f two.json verify
+expect_out "a JSON array of 2 records"
+expect_out "verdict: OK: 2 tasks"
+python3 -m json.tool good.json >pp.json || fail "python3 -m json.tool good.json"
+expect_rc 0 "$T" -f pp.json verify --expect 5
+expect_out "a JSON array of 5 records (0 of them get a new id)"
+expect_out "seq: 2 clientes with seq, 2 complete"
+expect_out "verdict: OK: 5 tasks"
+# ... still judged: a gap in a cliente's seq fails.
+printf '[{"titulo":"a","cliente":"c","seq":1},{"titulo":"b","cliente":"c","seq":3}]\n' >oseq.json
+expect_rc 1 "$T" -f oseq.json verify
+expect_out 'cliente "c": seq 1..3: 1 missing: 2'
+expect_out "verdict: FAILED: seq"
+# Real damage in another layout stays damage: a line after "]", a torn end, garbage, no objects.
+for bad in '[]\nx\n' '[{"titulo":"a"},\n{"titulo":"b"' '[{"titulo":"a"} garbage]\n' '[1,2]\n'; do
+    printf "$bad" >bad.json
+    expect_rc 1 "$T" -f bad.json verify
+    expect_out "verdict: FAILED: damaged"
+    expect_out "json: not a valid JSON array of objects either"
+done
+printf '[{"titulo":"a"},\n{"titulo":"b"' >bad.json
+expect_rc 1 "$T" -f bad.json verify
+expect_out "torn tail"
+# Over 64 MiB, another layout is not parsed whole (the store does not rewrite it either).
+{ printf '[ '; head -c $((64 * 1024 * 1024)) /dev/zero | tr '\0' ' '; printf ']\n'; } >huge.json
+expect_rc 1 "$T" -f huge.json verify
+expect_out "json: not parsed whole, being over 67108864 bytes"
+expect_out "verdict: FAILED: damaged"
+rm -f huge.json
 
 expect_rc 0 "$T" -f fresh.json repair
 expect_out "created an empty list"

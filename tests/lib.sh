@@ -222,6 +222,7 @@ start_server() {
     E2E_NSERVERS=$((${E2E_NSERVERS:-0} + 1))
     SERVER_LOG="$E2E_DIR/server.$E2E_NSERVERS.log"
     PORT=""
+    : >"$SERVER_LOG" # the poll below may run before the background job opens it
     "$TASKSERVER" --port 0 --bind 127.0.0.1 --workers 4 --file "$file" "$@" \
         >"$SERVER_LOG.out" 2>"$SERVER_LOG" &
     SERVER_PID=$!

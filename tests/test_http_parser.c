@@ -46,7 +46,8 @@ struct head_case {
     int keep_alive;
     int expect_continue;
     int expect_unsupported;
-    const char *host; /* NULL: absent */
+    const char *host;  /* NULL: absent */
+    const char *error; /* with status: the reason expected; NULL: not checked */
 };
 
 #define GET11(rest) "GET / HTTP/1.1\r\nHost: h\r\n" rest "\r\n"
@@ -198,8 +199,35 @@ static const struct head_case head_cases[] = {
     {"del in target", IN("GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
     {"raw utf-8 in target", IN("GET /\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
     {"nul in target", IN("GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
-    {"bare cr in request line", IN("GET /\r HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
-    {"bare cr before request line", IN("\rGET / HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
+    {"bare cr in request line", IN("GET /\r HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400,
+     .error = "bare cr in request head"},
+    {"bare cr before request line", IN("\rGET / HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400,
+     .error = "bare cr in request head"},
+    {"bare cr after the method", IN("GET\rX / HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
+    {"control char in method", IN("GE\x01T / HTTP/1.1\r\n\r\n"), .status = 400,
+     .error = "control character in request head"},
+
+    /* request lines cut short (what a person types into nc): the reason says what is missing */
+    {"method only", IN("hello\r\n\r\n"), .status = 400,
+     .error = "request line without target and http version"},
+    {"method only, bare lf", IN("hello\n\n"), .status = 400,
+     .error = "request line without target and http version"},
+    {"get only", IN("GET\r\nHost: h\r\n\r\n"), .status = 400,
+     .error = "request line without target and http version"},
+    {"no version", IN("GET /health\r\n\r\n"), .status = 400,
+     .error = "request line without http version"},
+    {"no version, bare lf", IN("GET /health\n\n"), .status = 400,
+     .error = "request line without http version"},
+    {"no version, a field follows", IN("GET /health\r\nHost: h\r\n\r\n"), .status = 400,
+     .error = "request line without http version"},
+    {"empty version", IN("GET /health \r\n\r\n"), .status = 400,
+     .error = "request line without http version"},
+    {"method and space only", IN("GET \r\n\r\n"), .status = 400,
+     .error = "request line without target and http version"},
+    {"version not last", IN("GET / HTTP/1.1 x\r\n\r\n"), .status = 400,
+     .error = "invalid http version"},
+    {"two spaces before the target", IN("GET  / HTTP/1.1\r\n\r\n"), .status = 400,
+     .error = "invalid request target"},
 
     /* version: 505 */
     {"http/2.0", IN("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), .status = 505},
@@ -353,6 +381,9 @@ static void check_head(const struct head_case *c, const char *how, int n,
         ck_assert_msg(req->error_status == c->status && req->error != NULL,
                       "%s (%s): expected status %d, got %d (%s)", c->desc, how, c->status,
                       req->error_status, req->error ? req->error : "no reason");
+        ck_assert_msg(c->error == NULL || strcmp(req->error, c->error) == 0,
+                      "%s (%s): expected reason \"%s\", got \"%s\"", c->desc, how, c->error,
+                      req->error);
         return;
     }
     if (n < 0)
