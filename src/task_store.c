@@ -166,8 +166,7 @@ void task_store_close(struct task_store *s)
     store_reregister(s->cur.dev, s->cur.ino, s->owner, 0, 0);
     for (unsigned i = 0; i < s->num_retired; i++)
         close(s->retired[i].fd);
-    if (s->replaced.fd >= 0)
-        close(s->replaced.fd);
+    store_drop_replaced(s);
     close(s->cur.fd); /* releases this process's locks on the file */
     free(s->hints);
     free(s->recs);

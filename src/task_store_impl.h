@@ -156,6 +156,8 @@ void store_body_verdict(struct task_store_shared *sh, ino_t ino, int ok, const c
 /* 1 when the path names s->cur, 0 when it names another file (*st) or none
  * (*gone), -1 when it cannot be looked at (errno). */
 int store_same_file(const struct task_store *s, struct stat *st, int *gone);
+/* Closes the descriptor of a replaced file kept for store_keep_replaced, if any. */
+void store_drop_replaced(struct task_store *s);
 /* Invariant I4: with a lock of type held (F_UNLCK: none) on s->cur, makes
  * sure s->cur is the file at the path, moving to it (and the lock with it)
  * when it is not. Returns 0 with the lock held on s->cur, or -1 with errno and
@@ -240,7 +242,7 @@ struct task_store {
     struct {
         int fd;
         uint64_t num_tasks;
-    } replaced;
+    } replaced;                           /* closed by store_drop_replaced() */
     struct task_store_shared *own_shared; /* without opts.shared (store_shared()) */
     uint64_t commit_epoch;                /* the last commit: its epoch and end, for store_sync() */
     off_t commit_end;

@@ -84,12 +84,17 @@ static int store_create_file(struct task_store *s, struct store_file *f, int *wr
  * read), until the new file is checked (store_keep_replaced). A file whose
  * tail cannot be read, or an empty list, has nothing to keep. Called with no
  * lock held on s->cur: closing the kept descriptor later drops no lock. */
-static void store_note_replaced(struct task_store *s)
+void store_drop_replaced(struct task_store *s)
 {
-    struct store_tail ti;
     if (s->replaced.fd >= 0)
         close(s->replaced.fd);
     s->replaced.fd = -1;
+}
+
+static void store_note_replaced(struct task_store *s)
+{
+    struct store_tail ti;
+    store_drop_replaced(s);
     if (store_read_tail(s->cur.fd, s->path, &s->sc, NULL, &ti, NULL, 0) < 0 || ti.torn ||
         ti.last_id == 0)
         return;
@@ -160,8 +165,7 @@ static void store_keep_replaced(struct task_store *s, uint64_t num_tasks)
                       s->path, (unsigned long long)num_tasks,
                       (unsigned long long)s->replaced.num_tasks, kept, strerror(errno));
     }
-    close(s->replaced.fd);
-    s->replaced.fd = -1;
+    store_drop_replaced(s);
 }
 
 /* Makes s->cur the file now at the path (present: st; gone: NULL). A file we
@@ -185,10 +189,7 @@ static int store_switch(struct task_store *s, const struct stat *st, char *err, 
         store_note_replaced(s);
     struct store_file old = s->cur;
     if (store_retire(s) < 0) {
-        if (s->replaced.fd >= 0) { /* the file stays ours: nothing replaced it for us */
-            close(s->replaced.fd);
-            s->replaced.fd = -1;
-        }
+        store_drop_replaced(s); /* the file stays ours: nothing replaced it for us */
         store_err(err, err_len, "%s: too many replaced files still being read", s->path);
         s->cur = old;
         close(f.fd);
